@@ -1,0 +1,472 @@
+"""Interop suite: the real NVIDIA ``tritonclient`` (HTTP + gRPC) against ballast.
+
+Every output is compared with onnxruntime (CPUExecutionProvider) run locally
+on the same model file the server serves.
+
+Environment (all required except the repository):
+
+    BALLAST_HTTP_URL          host:port of the HTTP endpoint, no scheme (127.0.0.1:8000)
+    BALLAST_GRPC_URL          host:port of the gRPC endpoint (127.0.0.1:8001)
+    BALLAST_MODEL_REPOSITORY  model repository the server was started with
+                              (default: examples/models, relative to the cwd
+                              or to the repository root)
+
+Run:
+
+    pip install -r tests/interop/requirements.txt
+    BALLAST_HTTP_URL=127.0.0.1:8000 BALLAST_GRPC_URL=127.0.0.1:8001 \
+        python -m pytest tests/interop -v
+
+Nothing is skipped: missing variables or an empty repository make the run fail
+with a message saying what to set.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+FLOAT_RTOL = 1e-5
+FLOAT_ATOL = 1e-6
+BATCH = 3          # value used for the first (batch) -1 dimension
+OTHER_DYN = 5      # value used for every other -1 dimension
+UNKNOWN_MODEL = "ballast_interop_no_such_model"
+
+ONNX_TO_OIP = {
+    onnx.TensorProto.FLOAT: "FP32",
+    onnx.TensorProto.DOUBLE: "FP64",
+    onnx.TensorProto.INT32: "INT32",
+    onnx.TensorProto.INT64: "INT64",
+    onnx.TensorProto.BOOL: "BOOL",
+    onnx.TensorProto.INT8: "INT8",
+    onnx.TensorProto.INT16: "INT16",
+    onnx.TensorProto.UINT8: "UINT8",
+    onnx.TensorProto.UINT16: "UINT16",
+    onnx.TensorProto.UINT32: "UINT32",
+    onnx.TensorProto.UINT64: "UINT64",
+    onnx.TensorProto.FLOAT16: "FP16",
+}
+OIP_TO_NP = {
+    "FP32": np.float32, "FP64": np.float64, "FP16": np.float16,
+    "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
+    "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
+    "BOOL": np.bool_,
+}
+# A datatype that is *not* the declared one, for the wrong-dtype tests.
+WRONG_DTYPE = {
+    "FP32": "FP64", "FP64": "FP32", "FP16": "FP32",
+    "INT32": "INT64", "INT64": "INT32", "INT8": "INT32", "INT16": "INT32",
+    "UINT8": "INT32", "UINT16": "INT32", "UINT32": "INT64", "UINT64": "INT64",
+    "BOOL": "INT32",
+}
+
+
+# --------------------------------------------------------------------------
+# Model repository (read at collection time, so every case gets a name)
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    datatype: str
+    shape: tuple[int, ...]  # -1 for dynamic dims
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    model: str
+    version: str
+    path: Path
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+
+def _specs(value_infos) -> tuple[TensorSpec, ...]:
+    out = []
+    for vi in value_infos:
+        tt = vi.type.tensor_type
+        dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim)
+        out.append(TensorSpec(vi.name, ONNX_TO_OIP[tt.elem_type], dims))
+    return tuple(out)
+
+
+def _repository_dir() -> Path:
+    raw = os.environ.get("BALLAST_MODEL_REPOSITORY", "examples/models")
+    p = Path(raw)
+    if not p.is_absolute() and not p.exists():
+        p = REPO_ROOT / raw
+    return p
+
+
+def _discover() -> dict[str, dict[str, ModelVersion]]:
+    repo = _repository_dir()
+    models: dict[str, dict[str, ModelVersion]] = {}
+    if not repo.is_dir():
+        return models
+    for mdir in sorted(repo.iterdir()):
+        if not mdir.is_dir():
+            continue
+        versions = {}
+        for vdir in mdir.iterdir():
+            f = vdir / "model.onnx"
+            if vdir.is_dir() and vdir.name.isdigit() and f.is_file():
+                m = onnx.load(str(f))
+                init_names = {i.name for i in m.graph.initializer}
+                graph_inputs = [i for i in m.graph.input if i.name not in init_names]
+                versions[vdir.name] = ModelVersion(
+                    mdir.name, vdir.name, f, _specs(graph_inputs), _specs(m.graph.output)
+                )
+        if versions:
+            models[mdir.name] = dict(sorted(versions.items(), key=lambda kv: int(kv[0])))
+    return models
+
+
+MODELS = _discover()
+if not MODELS:
+    pytest.fail(
+        f"no models found in model repository {_repository_dir()} "
+        "(expected <model>/<version>/model.onnx; set BALLAST_MODEL_REPOSITORY or run "
+        "`python examples/make_models.py`)",
+        pytrace=False,
+    )
+
+
+def latest(model: str) -> ModelVersion:
+    return MODELS[model][max(MODELS[model], key=int)]
+
+
+MODEL_NAMES = sorted(MODELS)
+ALL_VERSIONS = [(m, v) for m in MODEL_NAMES for v in MODELS[m]]
+SINGLE_OUTPUTS = [(m, o.name) for m in MODEL_NAMES for o in latest(m).outputs]
+
+
+# --------------------------------------------------------------------------
+# Fixtures: server addresses and clients
+# --------------------------------------------------------------------------
+
+def _env_url(var: str, example: str) -> str:
+    url = os.environ.get(var, "").strip()
+    if not url:
+        pytest.fail(
+            f"{var} is not set. Start a ballast server on the model repository "
+            f"{_repository_dir()} and export {var}={example} (host:port, no scheme).",
+            pytrace=False,
+        )
+    if "://" in url:
+        pytest.fail(f"{var}={url!r}: give host:port without a scheme, as tritonclient expects",
+                    pytrace=False)
+    return url
+
+
+@pytest.fixture(scope="session")
+def http_url() -> str:
+    return _env_url("BALLAST_HTTP_URL", "127.0.0.1:8000")
+
+
+@pytest.fixture(scope="session")
+def grpc_url() -> str:
+    return _env_url("BALLAST_GRPC_URL", "127.0.0.1:8001")
+
+
+@pytest.fixture(scope="session")
+def http(http_url):
+    client = httpclient.InferenceServerClient(url=http_url, connection_timeout=10.0, network_timeout=60.0)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def grpc(grpc_url):
+    client = grpcclient.InferenceServerClient(url=grpc_url)
+    yield client
+    client.close()
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _session(path: Path) -> ort.InferenceSession:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _concrete_shape(shape: tuple[int, ...]) -> list[int]:
+    return [(BATCH if i == 0 else OTHER_DYN) if d == -1 else d for i, d in enumerate(shape)]
+
+
+def random_inputs(mv: ModelVersion, salt: str) -> dict[str, np.ndarray]:
+    """Random values of the right dtype for every input; deterministic per (model, salt)."""
+    rng = np.random.default_rng(zlib.crc32(f"{mv.model}/{salt}".encode()))
+    out = {}
+    for spec in mv.inputs:
+        shape = _concrete_shape(spec.shape)
+        dt = np.dtype(OIP_TO_NP[spec.datatype])
+        if dt == np.bool_:
+            arr = rng.random(shape) < 0.5
+        elif dt.kind == "f":
+            arr = rng.normal(0.0, 2.0, shape).astype(dt)
+        elif dt.kind == "u":
+            arr = rng.integers(0, 1000, shape, dtype=dt)
+        elif dt == np.int64:
+            arr = rng.integers(-(2 ** 40), 2 ** 40, shape, dtype=dt)
+        else:
+            arr = rng.integers(-1000, 1000, shape, dtype=dt)
+        out[spec.name] = arr
+    return out
+
+
+def reference(mv: ModelVersion, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    sess = _session(mv.path)
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, inputs)))
+
+
+def assert_same(model: str, name: str, got, want: np.ndarray) -> None:
+    assert got is not None, f"{model}: output {name!r} missing from the response"
+    got = np.asarray(got)
+    assert got.dtype == want.dtype, f"{model}.{name}: dtype {got.dtype}, expected {want.dtype}"
+    assert got.shape == want.shape, f"{model}.{name}: shape {got.shape}, expected {want.shape}"
+    if want.dtype.kind in "fc":
+        np.testing.assert_allclose(got, want, rtol=FLOAT_RTOL, atol=FLOAT_ATOL, err_msg=f"{model}.{name}")
+    else:
+        np.testing.assert_array_equal(got, want, err_msg=f"{model}.{name}")
+
+
+# HTTP transports: (binary inputs, binary outputs); None outputs = no
+# "outputs" in the request at all (tritonclient's default: everything binary).
+HTTP_MODES = {
+    "http_default": (True, None),
+    "http_binary": (True, True),
+    "http_json": (False, False),
+    "http_json_in_binary_out": (False, True),
+    "http_binary_in_json_out": (True, False),
+}
+MODES = list(HTTP_MODES) + ["grpc"]
+
+
+def infer(http, grpc, mode: str, mv: ModelVersion, inputs: dict[str, np.ndarray],
+          outputs: list[str] | None, model_version: str = ""):
+    """Runs one inference; returns ({output name: ndarray}, raw response)."""
+    wanted = outputs if outputs is not None else [o.name for o in mv.outputs]
+    if mode == "grpc":
+        ins = []
+        for spec in mv.inputs:
+            arr = inputs[spec.name]
+            t = grpcclient.InferInput(spec.name, list(arr.shape), spec.datatype)
+            t.set_data_from_numpy(arr)
+            ins.append(t)
+        outs = None if outputs is None else [grpcclient.InferRequestedOutput(n) for n in outputs]
+        res = grpc.infer(mv.model, ins, model_version=model_version, outputs=outs)
+        resp = res.get_response()
+        got_names = [o.name for o in resp.outputs]
+    else:
+        bin_in, bin_out = HTTP_MODES[mode]
+        ins = []
+        for spec in mv.inputs:
+            arr = inputs[spec.name]
+            t = httpclient.InferInput(spec.name, list(arr.shape), spec.datatype)
+            t.set_data_from_numpy(arr, binary_data=bin_in)
+            ins.append(t)
+        if outputs is None and bin_out is None:
+            outs = None
+        else:
+            outs = [httpclient.InferRequestedOutput(n, binary_data=bool(bin_out)) for n in wanted]
+        res = http.infer(mv.model, ins, model_version=model_version, outputs=outs)
+        resp = res.get_response()
+        got_names = [o["name"] for o in resp.get("outputs", [])]
+        for o in resp.get("outputs", []):
+            is_binary = "binary_data_size" in (o.get("parameters") or {})
+            expect_binary = bin_out is None or bin_out
+            assert is_binary == expect_binary, (
+                f"{mv.model}.{o['name']}: output returned as {'binary' if is_binary else 'JSON'}, "
+                f"requested {'binary' if expect_binary else 'JSON'} ({mode})")
+            if not is_binary:
+                assert "data" in o, f"{mv.model}.{o['name']}: JSON output without 'data'"
+    assert sorted(got_names) == sorted(wanted), (
+        f"{mv.model} ({mode}): response outputs {got_names}, requested {wanted}")
+    return {n: res.as_numpy(n) for n in wanted}, resp
+
+
+def _check_response_header(mode: str, resp, model: str, version: str | None) -> None:
+    name = resp.model_name if mode == "grpc" else resp.get("model_name")
+    assert name == model, f"response model_name {name!r}, expected {model!r}"
+    got_version = resp.model_version if mode == "grpc" else resp.get("model_version", "")
+    if version is not None and got_version:
+        assert got_version == version, f"response model_version {got_version!r}, expected {version!r}"
+
+
+def _metadata(http, grpc, transport: str, model: str, version: str = ""):
+    """Returns (name, versions, inputs, outputs) as plain Python, for either transport."""
+    if transport == "http":
+        md = http.get_model_metadata(model, model_version=version)
+        conv = lambda ts: [TensorSpec(t["name"], t["datatype"], tuple(int(d) for d in t["shape"])) for t in ts]
+        return md["name"], list(md.get("versions", [])), conv(md["inputs"]), conv(md["outputs"])
+    md = grpc.get_model_metadata(model, model_version=version)
+    conv = lambda ts: [TensorSpec(t.name, t.datatype, tuple(int(d) for d in t.shape)) for t in ts]
+    return md.name, list(md.versions), conv(md.inputs), conv(md.outputs)
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, InferenceServerException):
+        return f"{exc.message()} {exc.status() or ''} {exc.debug_details() or ''}"
+    return str(exc)
+
+
+# --------------------------------------------------------------------------
+# Tests
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_server_live_and_ready(http, grpc, transport):
+    client = http if transport == "http" else grpc
+    assert client.is_server_live(), f"{transport}: server not live"
+    assert client.is_server_ready(), f"{transport}: server not ready"
+
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_server_metadata(http, grpc, transport):
+    if transport == "http":
+        md = http.get_server_metadata()
+        name = md["name"]
+    else:
+        name = grpc.get_server_metadata().name
+    assert name, f"{transport}: empty server name in server metadata"
+
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+@pytest.mark.parametrize("model,version", ALL_VERSIONS)
+def test_model_ready(http, grpc, transport, model, version):
+    client = http if transport == "http" else grpc
+    assert client.is_model_ready(model), f"{transport}: model {model} not ready"
+    assert client.is_model_ready(model, model_version=version), f"{transport}: {model}/{version} not ready"
+
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+@pytest.mark.parametrize(
+    "model,version",
+    ALL_VERSIONS + [pytest.param(m, "", id=f"{m}-default") for m in MODEL_NAMES],
+)
+def test_model_metadata(http, grpc, transport, model, version):
+    mv = MODELS[model][version] if version else latest(model)
+    name, versions, inputs, outputs = _metadata(http, grpc, transport, model, version)
+    assert name == model
+    if versions:
+        assert all(isinstance(v, str) for v in versions), versions
+        assert set(versions) <= set(MODELS[model]), f"versions {versions} not in repository {list(MODELS[model])}"
+        assert mv.version in versions, f"version {mv.version} missing from metadata versions {versions}"
+    want_in = {t.name: t for t in mv.inputs}
+    want_out = {t.name: t for t in mv.outputs}
+    assert {t.name: t for t in inputs} == want_in, f"{transport} inputs {inputs}, expected {list(want_in.values())}"
+    assert {t.name: t for t in outputs} == want_out, f"{transport} outputs {outputs}, expected {list(want_out.values())}"
+    # The first (batch) dimension of every tensor is dynamic.
+    for t in inputs + outputs:
+        assert t.shape and t.shape[0] == -1, f"{t.name}: batch dimension should be -1, got {t.shape}"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_infer_matches_onnxruntime(http, grpc, model, mode):
+    mv = latest(model)
+    inputs = random_inputs(mv, mode)
+    want = reference(mv, inputs)
+    outputs = None if mode in ("http_default", "grpc") else [o.name for o in mv.outputs]
+    got, resp = infer(http, grpc, mode, mv, inputs, outputs)
+    _check_response_header(mode, resp, model, mv.version)
+    for name, arr in want.items():
+        assert_same(model, name, got[name], arr)
+
+
+@pytest.mark.parametrize("mode", ["http_binary", "http_json", "grpc"])
+@pytest.mark.parametrize("model,version", ALL_VERSIONS)
+def test_infer_explicit_version(http, grpc, model, version, mode):
+    mv = MODELS[model][version]
+    inputs = random_inputs(mv, f"v{version}/{mode}")
+    want = reference(mv, inputs)
+    got, resp = infer(http, grpc, mode, mv, inputs, [o.name for o in mv.outputs], model_version=version)
+    _check_response_header(mode, resp, model, version)
+    for name, arr in want.items():
+        assert_same(model, name, got[name], arr)
+    # Where versions compute different things, the answer must be this version's.
+    for other_v, other in MODELS[model].items():
+        if other_v == version:
+            continue
+        other_out = reference(other, inputs)
+        differs = [n for n in want if want[n].dtype.kind == "f"
+                   and not np.allclose(want[n], other_out[n], rtol=FLOAT_RTOL, atol=FLOAT_ATOL)]
+        for n in differs:
+            assert not np.allclose(got[n], other_out[n], rtol=FLOAT_RTOL, atol=FLOAT_ATOL), (
+                f"{model}: asked for version {version}, output {n} matches version {other_v}")
+
+
+@pytest.mark.parametrize("mode", ["http_binary", "http_json", "grpc"])
+@pytest.mark.parametrize("model,output", SINGLE_OUTPUTS)
+def test_infer_single_output(http, grpc, model, output, mode):
+    mv = latest(model)
+    inputs = random_inputs(mv, f"single/{output}/{mode}")
+    want = reference(mv, inputs)
+    got, resp = infer(http, grpc, mode, mv, inputs, [output])  # also checks only `output` came back
+    assert_same(model, output, got[output], want[output])
+
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_unknown_model(http, grpc, transport):
+    client_mod = httpclient if transport == "http" else grpcclient
+    client = http if transport == "http" else grpc
+    t = client_mod.InferInput("x", [1, 1], "FP32")
+    t.set_data_from_numpy(np.zeros((1, 1), np.float32))
+    with pytest.raises(InferenceServerException) as ei:
+        client.infer(UNKNOWN_MODEL, [t])
+    assert UNKNOWN_MODEL in _message(ei.value), f"error does not name the model: {_message(ei.value)!r}"
+
+    with pytest.raises(InferenceServerException) as ei:
+        client.get_model_metadata(UNKNOWN_MODEL)
+    assert UNKNOWN_MODEL in _message(ei.value), f"error does not name the model: {_message(ei.value)!r}"
+
+    # Either "not ready" or an error is an acceptable answer for a model that does not exist.
+    try:
+        ready = client.is_model_ready(UNKNOWN_MODEL)
+    except InferenceServerException:
+        ready = False
+    assert not ready, f"{transport}: unknown model reported ready"
+
+
+@pytest.mark.parametrize("mode", ["http_binary", "http_json", "grpc"])
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_wrong_input_datatype(http, grpc, model, mode):
+    mv = latest(model)
+    inputs = random_inputs(mv, f"wrong/{mode}")
+    bad = mv.inputs[0]
+    bad_dt = WRONG_DTYPE[bad.datatype]
+    mod = grpcclient if mode == "grpc" else httpclient
+    ins = []
+    for spec in mv.inputs:
+        arr = inputs[spec.name]
+        dt = spec.datatype
+        if spec.name == bad.name:
+            dt = bad_dt
+            arr = arr.astype(OIP_TO_NP[bad_dt])
+        t = mod.InferInput(spec.name, list(arr.shape), dt)
+        if mode == "grpc":
+            t.set_data_from_numpy(arr)
+        else:
+            t.set_data_from_numpy(arr, binary_data=(mode == "http_binary"))
+        ins.append(t)
+    client = grpc if mode == "grpc" else http
+    with pytest.raises(InferenceServerException) as ei:
+        client.infer(model, ins)
+    msg = _message(ei.value)
+    assert bad.name in msg, f"error for {bad.name} sent as {bad_dt} (expects {bad.datatype}) does not name it: {msg!r}"
