@@ -44,3 +44,19 @@ pub trait Backend: Send + Sync + 'static {
     /// output in the signature's output order.
     fn infer(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, BackendError>;
 }
+
+/// Model file names, in the order an engine is chosen for a version directory.
+pub const MODEL_FILES: &[&str] = &["model.onnx"];
+
+/// Opens the model in a version directory (`<repo>/<model>/<version>/`) with the engine its
+/// file calls for.
+pub fn open(version_dir: &std::path::Path) -> Result<std::sync::Arc<dyn Backend>, BackendError> {
+    let onnx = version_dir.join("model.onnx");
+    if onnx.is_file() {
+        return Ok(std::sync::Arc::new(tract::TractBackend::load(&onnx)?));
+    }
+    Err(BackendError::Load {
+        path: version_dir.display().to_string(),
+        reason: format!("no model file found; expected one of: {}", MODEL_FILES.join(", ")),
+    })
+}

@@ -1,0 +1,175 @@
+//! Binding, serving and draining both front ends. The listeners bind before models load, so
+//! liveness answers during a slow start while readiness stays off until every model is warm.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use ballast_core::Error;
+use ballast_serve::ModelRepository;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// 32 MiB: a 1,000-row batch of 4,096 FP64 features, with room for JSON's overhead.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+/// 30 s: Kubernetes' default termination grace period.
+pub const DEFAULT_DRAIN_GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    /// Largest accepted request body (HTTP) or message (gRPC), enforced while streaming.
+    pub max_request_bytes: usize,
+    pub drain_grace: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 8001)),
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            drain_grace: DEFAULT_DRAIN_GRACE,
+        }
+    }
+}
+
+/// Shared by every handler of both front ends.
+#[derive(Clone)]
+pub struct ApiState {
+    repository: Arc<OnceLock<Arc<ModelRepository>>>,
+    pub config: Arc<ApiConfig>,
+}
+
+impl ApiState {
+    /// The repository, or UNAVAILABLE while models are still loading.
+    pub fn repository(&self) -> Result<&Arc<ModelRepository>, Error> {
+        self.repository
+            .get()
+            .ok_or_else(|| Error::unavailable("models are still loading; the server is not ready"))
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.repository.get().is_some_and(|r| r.is_ready())
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.repository.get().is_some_and(|r| r.is_draining())
+    }
+}
+
+pub struct Server {
+    http: TcpListener,
+    grpc: TcpListener,
+    state: ApiState,
+}
+
+/// Addresses and controls of a running server.
+#[derive(Clone)]
+pub struct ServerHandle {
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    pub state: ApiState,
+    pub shutdown: CancellationToken,
+}
+
+impl ServerHandle {
+    /// Makes the loaded models servable; readiness turns on.
+    pub fn set_repository(&self, repo: Arc<ModelRepository>) {
+        if self.state.repository.set(repo).is_err() {
+            tracing::warn!("a model repository was already set; keeping the first");
+        }
+    }
+}
+
+impl Server {
+    pub async fn bind(config: ApiConfig) -> std::io::Result<Self> {
+        let http = TcpListener::bind(config.http_addr).await?;
+        let grpc = TcpListener::bind(config.grpc_addr).await?;
+        // Install the recorder before any model registers its metrics.
+        crate::telemetry::prometheus();
+        Ok(Self {
+            http,
+            grpc,
+            state: ApiState {
+                repository: Arc::new(OnceLock::new()),
+                config: Arc::new(config),
+            },
+        })
+    }
+
+    pub fn handle(&self, shutdown: CancellationToken) -> std::io::Result<ServerHandle> {
+        Ok(ServerHandle {
+            http_addr: self.http.local_addr()?,
+            grpc_addr: self.grpc.local_addr()?,
+            state: self.state.clone(),
+            shutdown,
+        })
+    }
+
+    /// Serves until `shutdown` fires, then drains: readiness off, listeners closed, in-flight
+    /// requests finish within the grace period. Returns how many requests were still in flight
+    /// when the grace period ended.
+    pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<usize> {
+        let state = self.state.clone();
+        let grace = state.config.drain_grace;
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<ballast_proto::inference::grpc_inference_service_server::GrpcInferenceServiceServer<crate::grpc::Inference>>()
+            .await;
+
+        let router = crate::http::router(state.clone());
+        let http_stop = shutdown.clone();
+        let http = axum::serve(self.http, router).with_graceful_shutdown(async move {
+            http_stop.cancelled().await;
+        });
+
+        let grpc_stop = shutdown.clone();
+        let grpc = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(crate::grpc::service(state.clone()))
+            .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(self.grpc), async move {
+                grpc_stop.cancelled().await;
+            });
+
+        let drain_state = state.clone();
+        let drain_stop = shutdown.clone();
+        let reporter = health_reporter.clone();
+        let drain = async move {
+            drain_stop.cancelled().await;
+            tracing::info!("shutdown requested: readiness off, draining in-flight requests");
+            if let Ok(repo) = drain_state.repository() {
+                repo.start_draining();
+            }
+            reporter
+                .set_not_serving::<ballast_proto::inference::grpc_inference_service_server::GrpcInferenceServiceServer<crate::grpc::Inference>>()
+                .await;
+        };
+
+        let serve_all = async {
+            let (http_result, grpc_result, ()) = tokio::join!(
+                async { http.await },
+                async { grpc.await.map_err(std::io::Error::other) },
+                drain
+            );
+            http_result?;
+            grpc_result
+        };
+        tokio::pin!(serve_all);
+        tokio::select! {
+            result = &mut serve_all => result?,
+            () = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(?grace, "drain grace period over; closing remaining connections");
+            }
+        }
+        let left = match state.repository() {
+            Ok(repo) => repo.wait_idle(Duration::ZERO).await,
+            Err(_) => 0,
+        };
+        Ok(left)
+    }
+}

@@ -1,0 +1,175 @@
+//! Every metric ballast exports: names, help text, units and histogram buckets live here, and
+//! the serving path records through the typed [`ModelMetrics`] handles created at model load.
+//! Labels are bounded: model, version, outcome code or rejection reason — never request data.
+
+use ballast_core::ErrorCode;
+use metrics::{Counter, Gauge, Histogram, Unit};
+
+pub const REQUESTS_TOTAL: &str = "ballast_inference_requests_total";
+pub const REQUEST_DURATION: &str = "ballast_inference_request_duration_seconds";
+pub const QUEUE_DURATION: &str = "ballast_inference_queue_duration_seconds";
+pub const COMPUTE_DURATION: &str = "ballast_inference_compute_duration_seconds";
+pub const BATCH_SIZE: &str = "ballast_inference_batch_size";
+pub const QUEUE_DEPTH: &str = "ballast_queue_depth";
+pub const IN_FLIGHT: &str = "ballast_inflight_requests";
+pub const CONCURRENCY_LIMIT: &str = "ballast_concurrency_limit";
+pub const REJECTIONS_TOTAL: &str = "ballast_rejections_total";
+pub const MODEL_READY: &str = "ballast_model_ready";
+pub const BUILD_INFO: &str = "ballast_build_info";
+
+/// Latency buckets from 50 µs to 10 s: the fast end resolves tabular models, the slow end
+/// catches stalls.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
+];
+/// Batch sizes in powers of two up to 1024 rows.
+pub const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+
+/// Histogram metric names and their buckets, for the exporter.
+pub fn histogram_buckets() -> [(&'static str, &'static [f64]); 4] {
+    [
+        (REQUEST_DURATION, LATENCY_BUCKETS),
+        (QUEUE_DURATION, LATENCY_BUCKETS),
+        (COMPUTE_DURATION, LATENCY_BUCKETS),
+        (BATCH_SIZE, BATCH_BUCKETS),
+    ]
+}
+
+/// Registers help text and units so the exposition carries HELP and TYPE lines.
+pub fn describe() {
+    metrics::describe_counter!(
+        REQUESTS_TOTAL,
+        "Inference requests by model, version and outcome (ok or an error code)."
+    );
+    metrics::describe_histogram!(
+        REQUEST_DURATION,
+        Unit::Seconds,
+        "Time from admission to response for inference requests."
+    );
+    metrics::describe_histogram!(
+        QUEUE_DURATION,
+        Unit::Seconds,
+        "Time requests waited in the model queue before their batch started."
+    );
+    metrics::describe_histogram!(
+        COMPUTE_DURATION,
+        Unit::Seconds,
+        "Engine time per batch."
+    );
+    metrics::describe_histogram!(BATCH_SIZE, "Rows per engine call.");
+    metrics::describe_gauge!(QUEUE_DEPTH, "Requests waiting in the model queue.");
+    metrics::describe_gauge!(IN_FLIGHT, "Requests admitted and not yet answered.");
+    metrics::describe_gauge!(
+        CONCURRENCY_LIMIT,
+        "Current adaptive limit on admitted requests per model version."
+    );
+    metrics::describe_counter!(
+        REJECTIONS_TOTAL,
+        "Requests refused without compute, by reason."
+    );
+    metrics::describe_gauge!(MODEL_READY, "1 when the model version is loaded, warm and serving.");
+    metrics::describe_gauge!(BUILD_INFO, "Build information; the value is always 1.");
+}
+
+/// Why a request was refused before compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    ConcurrencyLimit,
+    QueueFull,
+    DeadlineExpired,
+    Cancelled,
+    Draining,
+}
+
+impl Rejection {
+    pub const ALL: [Rejection; 5] = [
+        Rejection::ConcurrencyLimit,
+        Rejection::QueueFull,
+        Rejection::DeadlineExpired,
+        Rejection::Cancelled,
+        Rejection::Draining,
+    ];
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Rejection::ConcurrencyLimit => "concurrency_limit",
+            Rejection::QueueFull => "queue_full",
+            Rejection::DeadlineExpired => "deadline_expired",
+            Rejection::Cancelled => "cancelled",
+            Rejection::Draining => "draining",
+        }
+    }
+}
+
+/// Outcome labels are pre-registered so the hot path never formats a label.
+const OUTCOMES: [Option<ErrorCode>; 11] = [
+    None,
+    Some(ErrorCode::InvalidArgument),
+    Some(ErrorCode::NotFound),
+    Some(ErrorCode::Unauthenticated),
+    Some(ErrorCode::PermissionDenied),
+    Some(ErrorCode::ResourceExhausted),
+    Some(ErrorCode::Unavailable),
+    Some(ErrorCode::DeadlineExceeded),
+    Some(ErrorCode::Unimplemented),
+    Some(ErrorCode::PayloadTooLarge),
+    Some(ErrorCode::Internal),
+];
+
+/// Metric handles for one model version.
+#[derive(Clone)]
+pub struct ModelMetrics {
+    outcomes: Vec<Counter>,
+    rejections: Vec<Counter>,
+    pub request_duration: Histogram,
+    pub queue_duration: Histogram,
+    pub compute_duration: Histogram,
+    pub batch_size: Histogram,
+    pub queue_depth: Gauge,
+    pub in_flight: Gauge,
+    pub concurrency_limit: Gauge,
+    pub ready: Gauge,
+}
+
+impl ModelMetrics {
+    pub fn new(model: &str, version: &str) -> Self {
+        let labels = [("model", model.to_string()), ("version", version.to_string())];
+        let outcomes = OUTCOMES
+            .iter()
+            .map(|o| {
+                let outcome = o.map_or("ok", ErrorCode::as_str);
+                metrics::counter!(REQUESTS_TOTAL, "model" => model.to_string(), "version" => version.to_string(), "outcome" => outcome)
+            })
+            .collect();
+        let rejections = Rejection::ALL
+            .iter()
+            .map(|r| {
+                metrics::counter!(REJECTIONS_TOTAL, "model" => model.to_string(), "version" => version.to_string(), "reason" => r.as_str())
+            })
+            .collect();
+        Self {
+            outcomes,
+            rejections,
+            request_duration: metrics::histogram!(REQUEST_DURATION, &labels),
+            queue_duration: metrics::histogram!(QUEUE_DURATION, &labels),
+            compute_duration: metrics::histogram!(COMPUTE_DURATION, &labels),
+            batch_size: metrics::histogram!(BATCH_SIZE, &labels),
+            queue_depth: metrics::gauge!(QUEUE_DEPTH, &labels),
+            in_flight: metrics::gauge!(IN_FLIGHT, &labels),
+            concurrency_limit: metrics::gauge!(CONCURRENCY_LIMIT, &labels),
+            ready: metrics::gauge!(MODEL_READY, &labels),
+        }
+    }
+
+    pub fn outcome(&self, outcome: Option<ErrorCode>) {
+        let idx = OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(0);
+        self.outcomes[idx].increment(1);
+    }
+
+    pub fn rejected(&self, reason: Rejection) {
+        let idx = Rejection::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+        self.rejections[idx].increment(1);
+    }
+}

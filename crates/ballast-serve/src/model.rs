@@ -1,0 +1,277 @@
+//! One served model version: the signature and config it was loaded with, its scheduler, and
+//! the request path from admission to the selected outputs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ballast_core::validate::{RequestLimits, validate_inputs};
+use ballast_core::{Error, ErrorCode, ModelConfig, ModelSignature, Tensor, TensorData};
+use ballast_engine::Backend;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::metrics::{ModelMetrics, Rejection};
+use crate::request::{InferRequest, InferResponse};
+use crate::scheduler::Scheduler;
+use crate::scheduler::batcher::Entry;
+use crate::scheduler::limiter::Permit;
+
+pub struct ModelVersion {
+    pub name: Arc<str>,
+    pub version: u64,
+    pub version_label: Arc<str>,
+    pub signature: ModelSignature,
+    pub config: ModelConfig,
+    pub engine: &'static str,
+    scheduler: Scheduler,
+    /// Shared with the repository: set when the server drains.
+    draining: Arc<AtomicBool>,
+    metrics: ModelMetrics,
+}
+
+/// A request admitted past the concurrency limit; it holds the slot until dropped.
+pub struct Admission {
+    _permit: Permit,
+    started: Instant,
+}
+
+impl ModelVersion {
+    pub(crate) fn start(
+        name: &str,
+        version: u64,
+        backend: Arc<dyn Backend>,
+        config: ModelConfig,
+        draining: Arc<AtomicBool>,
+    ) -> Result<Self, Error> {
+        let mut signature = backend.signature().clone();
+        ModelConfig::apply_overrides(&config.inputs, &mut signature.inputs, "input")?;
+        ModelConfig::apply_overrides(&config.outputs, &mut signature.outputs, "output")?;
+        let mut config = config;
+        if config.max_batch_size > 0 && !signature.supports_batching() {
+            tracing::info!(
+                model = name,
+                version,
+                "not every input and output has a variable first dimension; batching disabled"
+            );
+            config.max_batch_size = 0;
+        }
+        let name: Arc<str> = Arc::from(name);
+        let version_label: Arc<str> = Arc::from(version.to_string());
+        let metrics = ModelMetrics::new(&name, &version_label);
+        let scheduler = Scheduler::start(name.clone(), backend.clone(), &config, metrics.clone())?;
+        Ok(Self {
+            name,
+            version,
+            version_label,
+            signature,
+            config,
+            engine: backend.engine(),
+            scheduler,
+            draining,
+            metrics,
+        })
+    }
+
+    pub fn is_ready(&self) -> bool {
+        !self.draining.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_ready_metric(&self, ready: bool) {
+        self.metrics.ready.set(if ready { 1.0 } else { 0.0 });
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.scheduler.in_flight()
+    }
+
+    pub fn concurrency_limit(&self) -> usize {
+        self.scheduler.concurrency_limit()
+    }
+
+    pub fn queue_depth(&self) -> usize {
+        self.scheduler.queue_depth()
+    }
+
+    /// Admission before any work: cheap, never waits. Refusals are counted here.
+    pub fn admit(&self) -> Result<Admission, Error> {
+        if self.draining.load(Ordering::Acquire) {
+            self.metrics.rejected(Rejection::Draining);
+            self.metrics.outcome(Some(ErrorCode::Unavailable));
+            return Err(Error::unavailable(format!(
+                "model '{}' is not accepting requests: the server is draining",
+                self.name
+            )));
+        }
+        match self.scheduler.admit(&self.name) {
+            Ok(permit) => Ok(Admission {
+                _permit: permit,
+                started: Instant::now(),
+            }),
+            Err(e) => {
+                self.metrics.outcome(Some(e.code));
+                Err(e)
+            }
+        }
+    }
+
+    /// Records the outcome of an admitted request that failed before reaching [`Self::infer`]
+    /// (for example a body that did not decode) and passes the error through.
+    pub fn reject_admitted(&self, admission: Admission, err: Error) -> Error {
+        drop(admission);
+        self.metrics.outcome(Some(err.code));
+        err
+    }
+
+    /// Validates, queues and awaits one request. Dropping the future cancels it: a request
+    /// whose caller has gone is never computed.
+    pub async fn infer(
+        &self,
+        admission: Admission,
+        request: InferRequest,
+    ) -> Result<InferResponse, Error> {
+        let started = admission.started;
+        let result = self.infer_inner(request).await;
+        drop(admission);
+        self.metrics
+            .request_duration
+            .record(started.elapsed().as_secs_f64());
+        self.metrics.outcome(result.as_ref().err().map(|e| e.code));
+        result
+    }
+
+    async fn infer_inner(&self, request: InferRequest) -> Result<InferResponse, Error> {
+        let selected = self.select_outputs(&request.outputs)?;
+        let inputs = validate_inputs(
+            &self.name,
+            &self.signature,
+            request.inputs,
+            RequestLimits {
+                max_batch_size: self.config.max_batch_size,
+                allow_non_finite: self.config.allow_non_finite,
+            },
+        )?;
+        let now = Instant::now();
+        let deadline = match (request.deadline, self.config.default_timeout) {
+            (Some(d), _) => Some(d),
+            (None, Some(t)) => Some(now + t),
+            (None, None) => None,
+        };
+        if deadline.is_some_and(|d| d <= now) {
+            self.metrics.rejected(Rejection::DeadlineExpired);
+            return Err(Error::new(
+                ErrorCode::DeadlineExceeded,
+                "the request's deadline had passed on arrival; no inference was run",
+            ));
+        }
+        let rows = if self.config.max_batch_size > 0 {
+            inputs.first().map_or(1, Tensor::rows)
+        } else {
+            1
+        };
+        let (tx, rx) = oneshot::channel();
+        self.scheduler.submit(
+            &self.name,
+            Entry {
+                inputs,
+                rows,
+                enqueued: now,
+                deadline,
+                reply: tx,
+                span: tracing::Span::current(),
+            },
+        )?;
+        let reply = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, rx).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(Error::new(
+                        ErrorCode::DeadlineExceeded,
+                        format!(
+                            "deadline exceeded after {:.1} ms waiting for model '{}'",
+                            now.elapsed().as_secs_f64() * 1000.0,
+                            self.name
+                        ),
+                    ));
+                }
+            },
+            None => rx.await,
+        };
+        let (outputs, timing) = reply
+            .map_err(|_| Error::internal("the engine thread dropped the request"))??;
+        let outputs = match selected {
+            None => outputs,
+            Some(indices) => {
+                let mut slots: Vec<Option<Tensor>> = outputs.into_iter().map(Some).collect();
+                indices
+                    .into_iter()
+                    .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+                    .collect()
+            }
+        };
+        Ok(InferResponse {
+            model: self.name.clone(),
+            version: self.version_label.clone(),
+            id: request.id,
+            outputs,
+            timing,
+        })
+    }
+
+    /// Maps requested output names to signature indices; `None` means all outputs.
+    fn select_outputs(&self, names: &[String]) -> Result<Option<Vec<usize>>, Error> {
+        if names.is_empty() {
+            return Ok(None);
+        }
+        let mut indices = Vec::with_capacity(names.len());
+        for name in names {
+            let Some((i, _)) = self.signature.output(name) else {
+                return Err(Error::invalid(format!(
+                    "unknown output '{name}' requested from model '{}'; expected one of: {}",
+                    self.name,
+                    self.signature.output_names()
+                )));
+            };
+            if indices.contains(&i) {
+                return Err(Error::invalid(format!(
+                    "output '{name}' is requested more than once"
+                )));
+            }
+            indices.push(i);
+        }
+        Ok(Some(indices))
+    }
+
+    /// A request of one row of zeros (empty strings for BYTES) for warm-up.
+    pub fn warmup_request(&self) -> InferRequest {
+        let inputs = self
+            .signature
+            .inputs
+            .iter()
+            .map(|spec| {
+                let shape: Vec<usize> = spec
+                    .shape
+                    .iter()
+                    .map(|&d| if d < 0 { 1 } else { d as usize })
+                    .collect();
+                let n: usize = shape.iter().product();
+                let data = match spec.dtype {
+                    ballast_core::DataType::Bool => TensorData::Bool(vec![false; n]),
+                    ballast_core::DataType::I32 => TensorData::I32(vec![0; n]),
+                    ballast_core::DataType::I64 => TensorData::I64(vec![0; n]),
+                    ballast_core::DataType::F32 => TensorData::F32(vec![0.0; n]),
+                    ballast_core::DataType::F64 => TensorData::F64(vec![0.0; n]),
+                    ballast_core::DataType::Bytes => TensorData::Bytes(vec![Vec::new(); n]),
+                };
+                Tensor {
+                    name: spec.name.clone(),
+                    shape,
+                    data,
+                }
+            })
+            .collect();
+        InferRequest {
+            inputs,
+            ..InferRequest::default()
+        }
+    }
+}
