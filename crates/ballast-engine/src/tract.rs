@@ -26,9 +26,10 @@ impl TractBackend {
             path: path.display().to_string(),
             reason,
         };
-        let model = tract_onnx::onnx()
+        let mut model = tract_onnx::onnx()
             .model_for_path(path)
             .map_err(|e| load_err(format!("{e:#}")))?;
+        dedupe_node_names(&mut model);
         let typed = model
             .into_optimized()
             .map_err(|e| load_err(format!("tract cannot optimise this graph: {e:#}")))?;
@@ -37,6 +38,22 @@ impl TractBackend {
             .into_runnable()
             .map_err(|e| load_err(format!("tract cannot plan this graph: {e:#}")))?;
         Ok(Self { plan, signature })
+    }
+}
+
+/// ONNX keeps node names and tensor names in separate namespaces, so a node may share its
+/// name with an initializer; tract names constants after their tensors and then refuses the
+/// duplicate. Renaming colliding nodes keeps such (valid) models loadable.
+fn dedupe_node_names(model: &mut tract_onnx::prelude::InferenceModel) {
+    let mut seen = std::collections::HashSet::new();
+    for node in model.nodes.iter_mut() {
+        if !seen.insert(node.name.clone()) {
+            let mut n = 1;
+            while !seen.insert(format!("{}.{n}", node.name)) {
+                n += 1;
+            }
+            node.name = format!("{}.{n}", node.name);
+        }
     }
 }
 

@@ -1,0 +1,242 @@
+//! End-to-end protocol tests: a real server on 127.0.0.1:0 serving the example repository,
+//! called over HTTP (reqwest) and gRPC (tonic). Outputs are checked against onnxruntime's
+//! results committed in `examples/fixtures/expected.json`.
+
+mod common;
+
+use std::collections::HashMap;
+
+use ballast_proto::inference::{
+    InferTensorContents, ModelInferRequest, ModelMetadataRequest, ServerReadyRequest,
+    model_infer_request::{InferInputTensor, InferRequestedOutputTensor},
+};
+use common::*;
+use serde_json::{Value, json};
+
+fn fixtures() -> Vec<Value> {
+    let text = std::fs::read_to_string(examples_dir().join("fixtures/expected.json")).expect("fixtures");
+    serde_json::from_str::<Vec<Value>>(&text).expect("fixture json")
+}
+
+fn as_f64s(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| match x {
+            Value::Bool(b) => f64::from(u8::from(*b)),
+            other => other.as_f64().expect("number"),
+        })
+        .collect()
+}
+
+fn assert_close(name: &str, got: &[f64], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{name}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let tol = 1e-6 + 1e-5 * w.abs();
+        assert!((g - w).abs() <= tol, "{name}[{i}]: got {g}, onnxruntime {w}");
+    }
+}
+
+/// Decodes raw little-endian tensor bytes into f64 for comparison.
+fn raw_to_f64s(dtype: &str, raw: &[u8]) -> Vec<f64> {
+    match dtype {
+        "FP32" => raw.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap()))).collect(),
+        "FP64" => raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
+        "INT32" => raw.chunks_exact(4).map(|c| f64::from(i32::from_le_bytes(c.try_into().unwrap()))).collect(),
+        "INT64" => raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+        "BOOL" => raw.iter().map(|b| f64::from(*b)).collect(),
+        other => panic!("unexpected dtype {other}"),
+    }
+}
+
+fn encode_raw(dtype: &str, data: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    for x in data.as_array().unwrap() {
+        match dtype {
+            "FP32" => out.extend_from_slice(&(x.as_f64().unwrap() as f32).to_le_bytes()),
+            "FP64" => out.extend_from_slice(&x.as_f64().unwrap().to_le_bytes()),
+            "INT32" => out.extend_from_slice(&(x.as_i64().unwrap() as i32).to_le_bytes()),
+            "INT64" => out.extend_from_slice(&x.as_i64().unwrap().to_le_bytes()),
+            "BOOL" => out.push(u8::from(x.as_bool().unwrap())),
+            other => panic!("unexpected dtype {other}"),
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_protocol_matches_onnxruntime_on_the_example_models() {
+    let server = start_repo(&examples_dir().join("models")).await;
+    let http = reqwest::Client::new();
+    let mut grpc = server.grpc_client().await;
+    for case in fixtures() {
+        let model = case["model"].as_str().unwrap();
+        let version = case["version"].as_str().unwrap();
+        let url = server.url(&format!("/v2/models/{model}/versions/{version}/infer"));
+        let want: HashMap<String, Vec<f64>> = case["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| (o["name"].as_str().unwrap().to_string(), as_f64s(&o["data"])))
+            .collect();
+
+        // JSON in, JSON out.
+        let body = json!({ "id": "fixture", "inputs": case["inputs"] });
+        let resp = http.post(&url).body(body.to_string()).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{model}: {}", resp.text().await.unwrap());
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["model_name"], model);
+        assert_eq!(v["model_version"], version);
+        assert_eq!(v["id"], "fixture");
+        for out in v["outputs"].as_array().unwrap() {
+            let name = out["name"].as_str().unwrap();
+            assert_close(&format!("{model}/json/{name}"), &as_f64s(&out["data"]), &want[name]);
+        }
+
+        // Binary in, binary out (what tritonclient sends by default).
+        let mut inputs = Vec::new();
+        let mut binary = Vec::new();
+        for input in case["inputs"].as_array().unwrap() {
+            let raw = encode_raw(input["datatype"].as_str().unwrap(), &input["data"]);
+            inputs.push(json!({
+                "name": input["name"], "datatype": input["datatype"], "shape": input["shape"],
+                "parameters": { "binary_data_size": raw.len() }
+            }));
+            binary.extend_from_slice(&raw);
+        }
+        let header = json!({ "inputs": inputs, "parameters": { "binary_data_output": true } }).to_string();
+        let mut body = header.clone().into_bytes();
+        body.extend_from_slice(&binary);
+        let resp = http
+            .post(&url)
+            .header("Inference-Header-Content-Length", header.len())
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let json_len: usize = resp.headers()["inference-header-content-length"].to_str().unwrap().parse().unwrap();
+        let bytes = resp.bytes().await.unwrap();
+        let v: Value = serde_json::from_slice(&bytes[..json_len]).unwrap();
+        let mut offset = json_len;
+        for out in v["outputs"].as_array().unwrap() {
+            let size = out["parameters"]["binary_data_size"].as_u64().unwrap() as usize;
+            let got = raw_to_f64s(out["datatype"].as_str().unwrap(), &bytes[offset..offset + size]);
+            offset += size;
+            assert_close(&format!("{model}/binary/{}", out["name"]), &got, &want[out["name"].as_str().unwrap()]);
+        }
+        assert_eq!(offset, bytes.len());
+
+        // gRPC with raw contents.
+        let request = ModelInferRequest {
+            model_name: model.into(),
+            model_version: version.into(),
+            inputs: case["inputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| InferInputTensor {
+                    name: i["name"].as_str().unwrap().into(),
+                    datatype: i["datatype"].as_str().unwrap().into(),
+                    shape: i["shape"].as_array().unwrap().iter().map(|d| d.as_i64().unwrap()).collect(),
+                    parameters: HashMap::new(),
+                    contents: None,
+                })
+                .collect(),
+            raw_input_contents: case["inputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| encode_raw(i["datatype"].as_str().unwrap(), &i["data"]).into())
+                .collect(),
+            ..Default::default()
+        };
+        let resp = grpc.model_infer(request).await.expect("grpc infer").into_inner();
+        assert_eq!(resp.outputs.len(), resp.raw_output_contents.len());
+        for (out, raw) in resp.outputs.iter().zip(&resp.raw_output_contents) {
+            assert_close(&format!("{model}/grpc/{}", out.name), &raw_to_f64s(&out.datatype, raw), &want[&out.name]);
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_health_and_output_selection() {
+    let server = start_repo(&examples_dir().join("models")).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(server.url(path)).send();
+
+    assert_eq!(get("/v2/health/live").await.unwrap().status(), 200);
+    assert_eq!(get("/v2/health/ready").await.unwrap().status(), 200);
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
+    let v: Value = get("/v2").await.unwrap().json().await.unwrap();
+    assert_eq!(v["name"], "ballast");
+    assert!(v["extensions"].as_array().unwrap().contains(&json!("binary_tensor_data")));
+
+    let v: Value = get("/v2/models/fraud").await.unwrap().json().await.unwrap();
+    assert_eq!(v["versions"], json!(["1", "2"]));
+    assert_eq!(v["inputs"][0], json!({"name": "features", "datatype": "FP32", "shape": [-1, 12]}));
+    assert_eq!(get("/v2/models/fraud/versions/1/ready").await.unwrap().status(), 200);
+    let cfg: Value = get("/v2/models/fraud/config").await.unwrap().json().await.unwrap();
+    assert_eq!(cfg["engine"], "tract");
+    assert_eq!(cfg["max_batch_size"], 64);
+
+    // Only the requested output comes back, in JSON when asked.
+    let body = json!({
+        "inputs": [{"name": "features", "shape": [2, 12], "datatype": "FP32", "data": vec![0.5f32; 24]}],
+        "outputs": [{"name": "is_fraud", "parameters": {"binary_data": false}}]
+    });
+    let v: Value = http.post(server.url("/v2/models/fraud/infer")).json(&body).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["model_version"], "2", "the highest version is the default");
+    assert_eq!(v["outputs"].as_array().unwrap().len(), 1);
+    assert_eq!(v["outputs"][0]["name"], "is_fraud");
+    assert_eq!(v["outputs"][0]["datatype"], "BOOL");
+    assert_eq!(v["outputs"][0]["shape"], json!([2, 1]));
+
+    let mut grpc = server.grpc_client().await;
+    assert!(grpc.server_ready(ServerReadyRequest {}).await.unwrap().into_inner().ready);
+    let md = grpc
+        .model_metadata(ModelMetadataRequest { name: "dtypes".into(), version: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
+    let dtypes: Vec<&str> = md.inputs.iter().map(|t| t.datatype.as_str()).collect();
+    for want in ["FP64", "INT32", "INT64", "BOOL", "FP32"] {
+        assert!(dtypes.contains(&want), "{dtypes:?} lacks {want}");
+    }
+
+    // Typed gRPC contents work too, and output selection applies.
+    let resp = grpc
+        .model_infer(ModelInferRequest {
+            model_name: "seqmean".into(),
+            inputs: vec![InferInputTensor {
+                name: "tokens".into(),
+                datatype: "FP32".into(),
+                shape: vec![1, 4],
+                parameters: HashMap::new(),
+                contents: Some(InferTensorContents { fp32_contents: vec![1.0, 2.0, 3.0, 6.0], ..Default::default() }),
+            }],
+            outputs: vec![InferRequestedOutputTensor { name: "mean".into(), parameters: HashMap::new() }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.outputs.len(), 1);
+    assert_eq!(raw_to_f64s("FP32", &resp.raw_output_contents[0]), vec![3.0]);
+
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    for name in [
+        "ballast_inference_requests_total",
+        "ballast_inference_request_duration_seconds_bucket",
+        "ballast_inference_queue_duration_seconds_bucket",
+        "ballast_inference_compute_duration_seconds_bucket",
+        "ballast_inference_batch_size_bucket",
+        "ballast_concurrency_limit",
+        "ballast_build_info",
+    ] {
+        assert!(metrics.contains(name), "metrics lack {name}");
+    }
+    assert!(metrics.contains(r#"model="fraud",version="2",outcome="ok""#));
+    server.stop().await;
+}

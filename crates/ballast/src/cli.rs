@@ -1,0 +1,117 @@
+//! The command line. Every `serve` flag can also come from a `BALLAST_*` environment variable
+//! or the config file (see `config`); flags win.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::LogFormat;
+
+#[derive(Parser, Debug)]
+#[command(name = "ballast", version, about = "Serve ML models under real load.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve every model in a model repository over HTTP and gRPC (Open Inference Protocol v2).
+    Serve(ServeArgs),
+    /// Serve the bundled example models and drive realistic traffic at them.
+    Demo(DemoArgs),
+    /// Load generator: open or closed loop over HTTP or gRPC, HDR percentiles.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// Configuration file (TOML); env BALLAST_CONFIG.
+    #[arg(long, env = "BALLAST_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Model repository: DIR/<model>/<version>/model.onnx [+ DIR/<model>/config.toml].
+    #[arg(long)]
+    pub model_repository: Option<PathBuf>,
+    #[arg(long)]
+    pub host: Option<String>,
+    #[arg(long)]
+    pub http_port: Option<u16>,
+    #[arg(long)]
+    pub grpc_port: Option<u16>,
+    /// Largest request body / gRPC message in bytes.
+    #[arg(long)]
+    pub max_request_bytes: Option<usize>,
+    /// Seconds to let in-flight requests finish after SIGTERM.
+    #[arg(long)]
+    pub drain_grace_secs: Option<f64>,
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Default log filter when RUST_LOG is unset (e.g. info, debug, ballast_serve=debug).
+    #[arg(long)]
+    pub log_level: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Seconds of each traffic phase.
+    #[arg(long, default_value_t = 8.0)]
+    pub phase_secs: f64,
+    /// Exit after the traffic phases instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub no_serve: bool,
+    #[arg(long, default_value_t = 8000)]
+    pub http_port: u16,
+    #[arg(long, default_value_t = 8001)]
+    pub grpc_port: u16,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Server HTTP base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    pub http_url: String,
+    /// Server gRPC URL.
+    #[arg(long, default_value = "http://127.0.0.1:8001")]
+    pub grpc_url: String,
+    #[arg(long)]
+    pub model: String,
+    #[arg(long)]
+    pub model_version: Option<String>,
+    #[arg(long, value_enum, default_value_t = crate::bench::ProtocolArg::Http)]
+    pub protocol: crate::bench::ProtocolArg,
+    /// Open loop: requests per second (latency from the intended send time).
+    #[arg(long, conflicts_with = "concurrency")]
+    pub rate: Option<f64>,
+    /// Closed loop: concurrent clients (default 16 when --rate is not given).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds sent but not measured, before the measured part.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Rows per request.
+    #[arg(long, default_value_t = 1)]
+    pub rows: usize,
+    /// Use JSON tensors over HTTP instead of the binary tensor extension.
+    #[arg(long)]
+    pub json_tensors: bool,
+    /// Client timeout per request, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout: f64,
+    /// gRPC channels.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Instead of a server: time the engine in-process on this model repository.
+    #[arg(long)]
+    pub in_process: Option<PathBuf>,
+    /// Batch sizes for --in-process (comma separated).
+    #[arg(long, default_value = "1,64")]
+    pub batch_sizes: String,
+}
