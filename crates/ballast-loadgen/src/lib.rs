@@ -16,6 +16,9 @@
 //! (one request over HTTP or gRPC, classified), `runner` (the loops), [`stats`] (histograms
 //! and the report), [`progress`] (a terminal progress bar).
 
+// Tests may unwrap: a panic is how they fail.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 use std::time::Duration;
 
 mod client;

@@ -133,11 +133,11 @@ impl Backend for SlowDoubler {
     }
 }
 
-pub async fn start_slow(backend: Arc<SlowDoubler>, config: ModelConfig, api: ApiConfig) -> TestServer {
+pub async fn start_slow(name: &str, backend: Arc<SlowDoubler>, config: ModelConfig, api: ApiConfig) -> TestServer {
     let server = Server::bind(api).await.expect("bind");
     let repo = ModelRepository::from_specs(
         vec![ModelSpec {
-            name: "slow".into(),
+            name: name.into(),
             version: 1,
             backend,
             config,
@@ -158,6 +158,7 @@ pub async fn start_slow(backend: Arc<SlowDoubler>, config: ModelConfig, api: Api
     }
 }
 
+/// Model names must differ between tests: metrics are process-wide.
 pub fn slow_body(x: f32) -> String {
     format!(r#"{{"inputs":[{{"name":"x","shape":[1,1],"datatype":"FP32","data":[{x}]}}]}}"#)
 }

@@ -12,8 +12,9 @@
 //! - `new = gradient · limit + headroom`, `headroom = √limit` only when the window saw at
 //!   least half the limit in flight (an app-limited server must not inflate its limit);
 //! - decreases apply at once (overload needs a fast answer), increases are smoothed (×0.2);
-//! - the limit stays within `[min, max]`; `min` covers one full batch per engine thread so the
-//!   engine is never starved by the limiter itself.
+//! - the limit stays within `[min, max]`; `min` covers two full batches per engine thread (one
+//!   computing, one waiting) so the limiter itself never starves the engine.
+//! - it starts at `max(2·min, 20)` (Gradient2's initial 20), so a cold server admits a burst.
 //!
 //! Admission is a single compare-and-swap on the in-flight counter: refusing is as cheap as
 //! accepting.
@@ -35,6 +36,8 @@ pub struct LimiterConfig {
     pub target_queue_delay: Duration,
     pub min_limit: usize,
     pub max_limit: usize,
+    /// Where the limit starts before any measurement (clamped to `[min, max]`).
+    pub initial_limit: usize,
 }
 
 #[derive(Debug)]
@@ -69,17 +72,19 @@ impl Drop for Permit {
 impl ConcurrencyLimiter {
     pub fn new(config: LimiterConfig) -> Arc<Self> {
         let min = config.min_limit.max(1);
+        let max = config.max_limit.max(min);
         let config = LimiterConfig {
             min_limit: min,
-            max_limit: config.max_limit.max(min),
+            max_limit: max,
+            initial_limit: config.initial_limit.clamp(min, max),
             ..config
         };
         Arc::new(Self {
             config,
             in_flight: AtomicUsize::new(0),
-            limit: AtomicUsize::new(min),
+            limit: AtomicUsize::new(config.initial_limit),
             state: Mutex::new((
-                min as f64,
+                config.initial_limit as f64,
                 Window {
                     started: Instant::now(),
                     samples: 0,
@@ -172,6 +177,7 @@ mod tests {
             target_queue_delay: Duration::from_millis(5),
             min_limit: min,
             max_limit: max,
+            initial_limit: min,
         })
     }
 

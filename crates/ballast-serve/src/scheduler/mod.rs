@@ -41,7 +41,7 @@ impl Scheduler {
         let per_call = config.max_batch_size.max(1);
         let min_limit = config
             .min_concurrency
-            .unwrap_or(per_call * config.instances);
+            .unwrap_or(2 * per_call * config.instances);
         let max_limit = config
             .max_concurrency
             .unwrap_or(config.max_queue_size + per_call * config.instances);
@@ -51,6 +51,7 @@ impl Scheduler {
             target_queue_delay: target,
             min_limit,
             max_limit,
+            initial_limit: (2 * min_limit).max(20),
         });
         metrics.concurrency_limit.set(limiter.limit() as f64);
 

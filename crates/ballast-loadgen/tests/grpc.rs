@@ -1,0 +1,232 @@
+//! The load generator against a minimal in-test tonic `GRPCInferenceService` on port 0, which
+//! decodes every `ModelInferRequest` with the generated (prost) types and checks it.
+
+#![allow(clippy::unwrap_used)] // tests fail by panicking
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ballast_loadgen::{
+    LiveStats, Mode, ModelMeta, Payloads, Protocol, Report, RunConfig, Target, TensorMeta, fp32_row_payloads,
+    random_payloads, run,
+};
+use ballast_proto::inference::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
+use ballast_proto::inference::*;
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+
+#[derive(Clone, Copy)]
+enum Behaviour {
+    EveryFifthRejected,
+    /// OK, RESOURCE_EXHAUSTED, UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL in turn.
+    StatusCycle,
+    Sleep(Duration),
+}
+
+struct Service {
+    behaviour: Behaviour,
+    version: &'static str,
+    requests: AtomicU64,
+    bad: AtomicU64,
+}
+
+/// The trait is foreign, so it is implemented on a local handle around the shared state.
+struct Handle(Arc<Service>);
+
+#[tonic::async_trait]
+impl GrpcInferenceService for Handle {
+    async fn server_live(&self, _: Request<ServerLiveRequest>) -> Result<Response<ServerLiveResponse>, Status> {
+        Ok(Response::new(ServerLiveResponse { live: true }))
+    }
+    async fn server_ready(&self, _: Request<ServerReadyRequest>) -> Result<Response<ServerReadyResponse>, Status> {
+        Ok(Response::new(ServerReadyResponse { ready: true }))
+    }
+    async fn model_ready(&self, _: Request<ModelReadyRequest>) -> Result<Response<ModelReadyResponse>, Status> {
+        Ok(Response::new(ModelReadyResponse { ready: true }))
+    }
+    async fn server_metadata(
+        &self,
+        _: Request<ServerMetadataRequest>,
+    ) -> Result<Response<ServerMetadataResponse>, Status> {
+        Err(Status::unimplemented("not in this test"))
+    }
+    async fn model_metadata(
+        &self,
+        _: Request<ModelMetadataRequest>,
+    ) -> Result<Response<ModelMetadataResponse>, Status> {
+        Err(Status::unimplemented("not in this test"))
+    }
+
+    async fn model_infer(&self, request: Request<ModelInferRequest>) -> Result<Response<ModelInferResponse>, Status> {
+        let s = &self.0;
+        let has_timeout = request.metadata().get("grpc-timeout").is_some();
+        let r = request.into_inner();
+        let well_formed = r.model_name == "m"
+            && r.model_version == s.version
+            && !r.inputs.is_empty()
+            && r.inputs.len() == r.raw_input_contents.len()
+            && r.raw_input_contents.iter().all(|c| !c.is_empty())
+            && has_timeout;
+        if !well_formed {
+            s.bad.fetch_add(1, Ordering::Relaxed);
+            return Err(Status::invalid_argument(format!("malformed request for {:?}", r.model_name)));
+        }
+        let n = s.requests.fetch_add(1, Ordering::Relaxed);
+        let ok = || {
+            Ok(Response::new(ModelInferResponse {
+                model_name: "m".into(),
+                outputs: vec![model_infer_response::InferOutputTensor {
+                    name: "y".into(),
+                    datatype: "FP32".into(),
+                    shape: vec![1],
+                    ..Default::default()
+                }],
+                raw_output_contents: vec![bytes::Bytes::from_static(&[0, 0, 128, 63])],
+                ..Default::default()
+            }))
+        };
+        match s.behaviour {
+            Behaviour::EveryFifthRejected if n % 5 == 4 => Err(Status::resource_exhausted("queue full")),
+            Behaviour::EveryFifthRejected => ok(),
+            Behaviour::StatusCycle => match n % 5 {
+                0 => ok(),
+                1 => Err(Status::resource_exhausted("queue full")),
+                2 => Err(Status::unavailable("draining")),
+                3 => Err(Status::deadline_exceeded("too late")),
+                _ => Err(Status::internal("boom")),
+            },
+            Behaviour::Sleep(d) => {
+                tokio::time::sleep(d).await;
+                ok()
+            }
+        }
+    }
+}
+
+async fn serve(behaviour: Behaviour, version: &'static str) -> (Arc<Service>, Target) {
+    let service = Arc::new(Service { behaviour, version, requests: AtomicU64::new(0), bad: AtomicU64::new(0) });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = Server::builder().add_service(GrpcInferenceServiceServer::new(Handle(Arc::clone(&service))));
+    tokio::spawn(async move { router.serve_with_incoming(TcpIncoming::from(listener)).await.unwrap() });
+    (service, target(addr))
+}
+
+fn target(addr: SocketAddr) -> Target {
+    Target { http_url: format!("http://{addr}"), grpc_url: format!("http://{addr}"), model: "m".into(), version: None }
+}
+
+fn payloads() -> Payloads {
+    let meta = ModelMeta {
+        name: "ignored".into(),
+        inputs: vec![
+            TensorMeta { name: "x".into(), datatype: "FP32".into(), shape: vec![-1, 4] },
+            TensorMeta { name: "b".into(), datatype: "BOOL".into(), shape: vec![-1] },
+        ],
+        outputs: vec![],
+    };
+    random_payloads(&meta, 2, 8, true, 5).unwrap()
+}
+
+fn config(mode: Mode, duration_ms: u64, connections: usize) -> RunConfig {
+    RunConfig {
+        protocol: Protocol::Grpc,
+        mode,
+        duration: Duration::from_millis(duration_ms),
+        warmup: Duration::ZERO,
+        request_timeout: Duration::from_secs(5),
+        connections,
+    }
+}
+
+async fn quiet_run(target: &Target, config: &RunConfig, payloads: &Payloads) -> Report {
+    run(target, config, payloads, |_: &LiveStats| {}).await.unwrap()
+}
+
+fn assert_outcomes_add_up(r: &Report) {
+    assert_eq!(r.sent, r.ok + r.rejected + r.unavailable + r.timeouts + r.errors, "{r:?}");
+    assert_eq!(r.latency_ok.count, r.ok, "{r:?}");
+    assert_eq!(r.latency_rejected.count, r.rejected, "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_loop_counts_ok_and_resource_exhausted_exactly() {
+    let (service, target) = serve(Behaviour::EveryFifthRejected, "").await;
+    let r = quiet_run(&target, &config(Mode::Closed { concurrency: 4 }, 1_000, 2), &payloads()).await;
+    let served = service.requests.load(Ordering::Relaxed);
+    assert_eq!(service.bad.load(Ordering::Relaxed), 0, "{r:?}");
+    assert!(served > 20, "only {served} requests in a second");
+    assert_eq!(r.sent, served);
+    assert_eq!(r.rejected, served / 5, "{r:?}");
+    assert_eq!(r.ok, served - served / 5);
+    assert_eq!((r.unavailable, r.timeouts, r.errors), (0, 0, 0));
+    assert_outcomes_add_up(&r);
+    assert_eq!(r.protocol, "grpc");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_payloads_and_versions_reach_the_server() {
+    let (service, mut target) = serve(Behaviour::EveryFifthRejected, "3").await;
+    target.version = Some("3".into());
+    let rows: Vec<Vec<f32>> = (0..10).map(|i| vec![i as f32; 6]).collect();
+    let p = fp32_row_payloads("x", &rows, 4, true).unwrap();
+    let r = quiet_run(&target, &config(Mode::Closed { concurrency: 2 }, 300, 1), &p).await;
+    assert_eq!(service.bad.load(Ordering::Relaxed), 0, "{r:?}");
+    assert!(r.ok > 0 && r.errors == 0, "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_sends_rate_times_duration() {
+    let (service, target) = serve(Behaviour::EveryFifthRejected, "").await;
+    let r = quiet_run(&target, &config(Mode::Open { rate: 200.0 }, 2_000, 2), &payloads()).await;
+    assert!((280..=520).contains(&r.sent), "{r:?}");
+    assert_eq!(r.sent + r.client_dropped, 400, "{r:?}");
+    assert_eq!(service.requests.load(Ordering::Relaxed), r.sent);
+    assert_eq!(r.rejected, r.sent / 5);
+    assert_outcomes_add_up(&r);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_codes_map_to_outcomes() {
+    let (service, target) = serve(Behaviour::StatusCycle, "").await;
+    let r = quiet_run(&target, &config(Mode::Closed { concurrency: 1 }, 500, 1), &payloads()).await;
+    let t = service.requests.load(Ordering::Relaxed);
+    let expect = |k: u64| (t + 4 - k) / 5;
+    assert_eq!(r.sent, t);
+    assert_eq!(
+        (r.ok, r.rejected, r.unavailable, r.timeouts, r.errors),
+        (expect(0), expect(1), expect(2), expect(3), expect(4)),
+        "{r:?}"
+    );
+    let e = r.first_error.unwrap();
+    assert!(e.contains("Internal") && e.contains("boom"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_are_counted_as_timeouts() {
+    let (_service, target) = serve(Behaviour::Sleep(Duration::from_secs(30)), "").await;
+    let mut c = config(Mode::Closed { concurrency: 2 }, 500, 1);
+    c.request_timeout = Duration::from_millis(100);
+    let started = Instant::now();
+    let r = quiet_run(&target, &c, &payloads()).await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(r.timeouts >= 4 && r.ok == 0 && r.timeouts == r.sent, "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_server_gives_errors_not_a_failed_run() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = target(listener.local_addr().unwrap());
+    drop(listener);
+    let started = Instant::now();
+    let r = quiet_run(&target, &config(Mode::Closed { concurrency: 2 }, 300, 2), &payloads()).await;
+    assert!(r.errors > 0 && r.ok == 0 && r.sent == r.errors, "{r:?}");
+    assert!(r.first_error.is_some());
+    let r = quiet_run(&target, &config(Mode::Open { rate: 100.0 }, 300, 2), &payloads()).await;
+    assert_eq!((r.sent, r.errors), (30, 30), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
