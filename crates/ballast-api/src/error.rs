@@ -25,9 +25,18 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({ "error": self.0.message }).to_string();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if matches!(self.0.code, ErrorCode::ResourceExhausted | ErrorCode::Unavailable) {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if matches!(
+            self.0.code,
+            ErrorCode::ResourceExhausted | ErrorCode::Unavailable
+        ) {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
         }
         response
     }
@@ -37,9 +46,10 @@ impl IntoResponse for ApiError {
 pub fn to_status(e: Error) -> tonic::Status {
     let mut status = tonic::Status::new(tonic::Code::from_i32(e.code.grpc_code()), e.message);
     if e.code == ErrorCode::ResourceExhausted {
-        status
-            .metadata_mut()
-            .insert("retry-after", tonic::metadata::MetadataValue::from_static(RETRY_AFTER_SECS));
+        status.metadata_mut().insert(
+            "retry-after",
+            tonic::metadata::MetadataValue::from_static(RETRY_AFTER_SECS),
+        );
     }
     status
 }

@@ -3,11 +3,14 @@
 
 use std::time::Duration;
 
-use ballast_proto::inference::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
+use ballast_proto::inference::grpc_inference_service_server::{
+    GrpcInferenceService, GrpcInferenceServiceServer,
+};
 use ballast_proto::inference::{
-    ModelInferRequest, ModelInferResponse, ModelMetadataRequest, ModelMetadataResponse, ModelReadyRequest,
-    ModelReadyResponse, ServerLiveRequest, ServerLiveResponse, ServerMetadataRequest, ServerMetadataResponse,
-    ServerReadyRequest, ServerReadyResponse, model_metadata_response,
+    ModelInferRequest, ModelInferResponse, ModelMetadataRequest, ModelMetadataResponse,
+    ModelReadyRequest, ModelReadyResponse, ServerLiveRequest, ServerLiveResponse,
+    ServerMetadataRequest, ServerMetadataResponse, ServerReadyRequest, ServerReadyResponse,
+    model_metadata_response,
 };
 use tonic::{Request, Response, Status};
 
@@ -44,7 +47,9 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
-fn spec_metadata(specs: &[ballast_core::TensorSpec]) -> Vec<model_metadata_response::TensorMetadata> {
+fn spec_metadata(
+    specs: &[ballast_core::TensorSpec],
+) -> Vec<model_metadata_response::TensorMetadata> {
     specs
         .iter()
         .map(|s| model_metadata_response::TensorMetadata {
@@ -61,21 +66,34 @@ fn version_arg(v: &str) -> Option<&str> {
 
 #[tonic::async_trait]
 impl GrpcInferenceService for Inference {
-    async fn server_live(&self, _: Request<ServerLiveRequest>) -> Result<Response<ServerLiveResponse>, Status> {
+    async fn server_live(
+        &self,
+        _: Request<ServerLiveRequest>,
+    ) -> Result<Response<ServerLiveResponse>, Status> {
         Ok(Response::new(ServerLiveResponse { live: true }))
     }
 
-    async fn server_ready(&self, _: Request<ServerReadyRequest>) -> Result<Response<ServerReadyResponse>, Status> {
+    async fn server_ready(
+        &self,
+        _: Request<ServerReadyRequest>,
+    ) -> Result<Response<ServerReadyResponse>, Status> {
         Ok(Response::new(ServerReadyResponse {
             ready: self.state.is_ready(),
         }))
     }
 
-    async fn model_ready(&self, req: Request<ModelReadyRequest>) -> Result<Response<ModelReadyResponse>, Status> {
+    async fn model_ready(
+        &self,
+        req: Request<ModelReadyRequest>,
+    ) -> Result<Response<ModelReadyResponse>, Status> {
         let req = req.into_inner();
         let repo = self.state.repository().map_err(to_status)?;
-        let mv = repo.get(&req.name, version_arg(&req.version)).map_err(to_status)?;
-        Ok(Response::new(ModelReadyResponse { ready: mv.is_ready() }))
+        let mv = repo
+            .get(&req.name, version_arg(&req.version))
+            .map_err(to_status)?;
+        Ok(Response::new(ModelReadyResponse {
+            ready: mv.is_ready(),
+        }))
     }
 
     async fn server_metadata(
@@ -85,7 +103,10 @@ impl GrpcInferenceService for Inference {
         Ok(Response::new(ServerMetadataResponse {
             name: "ballast".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            extensions: crate::http::metadata::EXTENSIONS.iter().map(|s| s.to_string()).collect(),
+            extensions: crate::http::metadata::EXTENSIONS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }))
     }
 
@@ -95,7 +116,9 @@ impl GrpcInferenceService for Inference {
     ) -> Result<Response<ModelMetadataResponse>, Status> {
         let req = req.into_inner();
         let repo = self.state.repository().map_err(to_status)?;
-        let mv = repo.get(&req.name, version_arg(&req.version)).map_err(to_status)?;
+        let mv = repo
+            .get(&req.name, version_arg(&req.version))
+            .map_err(to_status)?;
         let versions = match version_arg(&req.version) {
             Some(_) => vec![mv.version_label.to_string()],
             None => repo
@@ -115,7 +138,10 @@ impl GrpcInferenceService for Inference {
         }))
     }
 
-    async fn model_infer(&self, req: Request<ModelInferRequest>) -> Result<Response<ModelInferResponse>, Status> {
+    async fn model_infer(
+        &self,
+        req: Request<ModelInferRequest>,
+    ) -> Result<Response<ModelInferResponse>, Status> {
         let grpc_timeout = req
             .metadata()
             .get("grpc-timeout")
@@ -136,11 +162,13 @@ impl GrpcInferenceService for Inference {
             (a, b) => a.or(b),
         };
         decoded.request.deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-        let response = mv.infer(admission, decoded.request).await.map_err(to_status)?;
+        let response = mv
+            .infer(admission, decoded.request)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(encode_response(response)))
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -129,9 +129,12 @@ impl Server {
         let grpc = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(crate::grpc::service(state.clone()))
-            .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(self.grpc), async move {
-                grpc_stop.cancelled().await;
-            });
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(self.grpc),
+                async move {
+                    grpc_stop.cancelled().await;
+                },
+            );
 
         let drain_state = state.clone();
         let drain_stop = shutdown.clone();

@@ -149,40 +149,80 @@ async fn http_bad_inputs_get_4xx_naming_the_field() {
         }
         let resp = req.send().await.unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(resp.status().as_u16(), status, "{what}");
-        let v: serde_json::Value = resp.json().await.unwrap_or_else(|e| panic!("{what}: body is not JSON: {e}"));
-        let msg = v["error"].as_str().unwrap_or_else(|| panic!("{what}: no error field in {v}"));
+        let v: serde_json::Value = resp
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: body is not JSON: {e}"));
+        let msg = v["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: no error field in {v}"));
         for f in fragments {
             assert!(msg.contains(f), "{what}: message {msg:?} lacks {f:?}");
         }
     }
 
     // The server is still healthy and answers good requests.
-    let ok = http.post(&infer).json(&json!({"inputs": [features(1)]})).send().await.unwrap();
+    let ok = http
+        .post(&infer)
+        .json(&json!({"inputs": [features(1)]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
-    let metrics = http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains(r#"model="fraud",version="2",outcome="invalid_argument""#));
     server.stop().await;
 }
 
-fn grpc_input(name: &str, dtype: &str, shape: Vec<i64>, contents: Option<InferTensorContents>) -> InferInputTensor {
-    InferInputTensor { name: name.into(), datatype: dtype.into(), shape, parameters: HashMap::new(), contents }
+fn grpc_input(
+    name: &str,
+    dtype: &str,
+    shape: Vec<i64>,
+    contents: Option<InferTensorContents>,
+) -> InferInputTensor {
+    InferInputTensor {
+        name: name.into(),
+        datatype: dtype.into(),
+        shape,
+        parameters: HashMap::new(),
+        contents,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_bad_inputs_get_invalid_argument_or_not_found() {
     let server = start_repo(&examples_dir().join("models")).await;
     let mut grpc = server.grpc_client().await;
-    let fp32 = |n: usize| Some(InferTensorContents { fp32_contents: vec![0.5; n], ..Default::default() });
+    let fp32 = |n: usize| {
+        Some(InferTensorContents {
+            fp32_contents: vec![0.5; n],
+            ..Default::default()
+        })
+    };
     let cases: Vec<(&str, ModelInferRequest, tonic::Code, Vec<&str>)> = vec![
         (
             "unknown model",
-            ModelInferRequest { model_name: "nope".into(), ..Default::default() },
+            ModelInferRequest {
+                model_name: "nope".into(),
+                ..Default::default()
+            },
             tonic::Code::NotFound,
             vec!["unknown model 'nope'"],
         ),
         (
             "unknown version",
-            ModelInferRequest { model_name: "fraud".into(), model_version: "7".into(), ..Default::default() },
+            ModelInferRequest {
+                model_name: "fraud".into(),
+                model_version: "7".into(),
+                ..Default::default()
+            },
             tonic::Code::NotFound,
             vec!["no version '7'"],
         ),
@@ -190,7 +230,15 @@ async fn grpc_bad_inputs_get_invalid_argument_or_not_found() {
             "wrong dtype",
             ModelInferRequest {
                 model_name: "fraud".into(),
-                inputs: vec![grpc_input("features", "FP64", vec![1, 12], Some(InferTensorContents { fp64_contents: vec![0.0; 12], ..Default::default() }))],
+                inputs: vec![grpc_input(
+                    "features",
+                    "FP64",
+                    vec![1, 12],
+                    Some(InferTensorContents {
+                        fp64_contents: vec![0.0; 12],
+                        ..Default::default()
+                    }),
+                )],
                 ..Default::default()
             },
             tonic::Code::InvalidArgument,
@@ -200,7 +248,15 @@ async fn grpc_bad_inputs_get_invalid_argument_or_not_found() {
             "wrong contents field",
             ModelInferRequest {
                 model_name: "fraud".into(),
-                inputs: vec![grpc_input("features", "FP32", vec![1, 12], Some(InferTensorContents { int64_contents: vec![0; 12], ..Default::default() }))],
+                inputs: vec![grpc_input(
+                    "features",
+                    "FP32",
+                    vec![1, 12],
+                    Some(InferTensorContents {
+                        int64_contents: vec![0; 12],
+                        ..Default::default()
+                    }),
+                )],
                 ..Default::default()
             },
             tonic::Code::InvalidArgument,
@@ -246,7 +302,10 @@ async fn grpc_bad_inputs_get_invalid_argument_or_not_found() {
                     "features",
                     "FP32",
                     vec![1, 12],
-                    Some(InferTensorContents { fp32_contents: [vec![f32::INFINITY], vec![0.0; 11]].concat(), ..Default::default() }),
+                    Some(InferTensorContents {
+                        fp32_contents: [vec![f32::INFINITY], vec![0.0; 11]].concat(),
+                        ..Default::default()
+                    }),
                 )],
                 ..Default::default()
             },
@@ -258,7 +317,10 @@ async fn grpc_bad_inputs_get_invalid_argument_or_not_found() {
             ModelInferRequest {
                 model_name: "fraud".into(),
                 inputs: vec![grpc_input("features", "FP32", vec![1, 12], fp32(12))],
-                outputs: vec![InferRequestedOutputTensor { name: "nope".into(), parameters: HashMap::new() }],
+                outputs: vec![InferRequestedOutputTensor {
+                    name: "nope".into(),
+                    parameters: HashMap::new(),
+                }],
                 ..Default::default()
             },
             tonic::Code::InvalidArgument,
@@ -280,7 +342,11 @@ async fn grpc_bad_inputs_get_invalid_argument_or_not_found() {
         // tonic reports an over-size message with its own code; every other case is ours.
         assert_eq!(status.code(), code, "{what}: {}", status.message());
         for f in fragments {
-            assert!(status.message().contains(f), "{what}: message {:?} lacks {f:?}", status.message());
+            assert!(
+                status.message().contains(f),
+                "{what}: message {:?} lacks {f:?}",
+                status.message()
+            );
         }
     }
     server.stop().await;

@@ -14,7 +14,8 @@ use common::*;
 use serde_json::{Value, json};
 
 fn fixtures() -> Vec<Value> {
-    let text = std::fs::read_to_string(examples_dir().join("fixtures/expected.json")).expect("fixtures");
+    let text =
+        std::fs::read_to_string(examples_dir().join("fixtures/expected.json")).expect("fixtures");
     serde_json::from_str::<Vec<Value>>(&text).expect("fixture json")
 }
 
@@ -33,17 +34,32 @@ fn assert_close(name: &str, got: &[f64], want: &[f64]) {
     assert_eq!(got.len(), want.len(), "{name}: length");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let tol = 1e-6 + 1e-5 * w.abs();
-        assert!((g - w).abs() <= tol, "{name}[{i}]: got {g}, onnxruntime {w}");
+        assert!(
+            (g - w).abs() <= tol,
+            "{name}[{i}]: got {g}, onnxruntime {w}"
+        );
     }
 }
 
 /// Decodes raw little-endian tensor bytes into f64 for comparison.
 fn raw_to_f64s(dtype: &str, raw: &[u8]) -> Vec<f64> {
     match dtype {
-        "FP32" => raw.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap()))).collect(),
-        "FP64" => raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
-        "INT32" => raw.chunks_exact(4).map(|c| f64::from(i32::from_le_bytes(c.try_into().unwrap()))).collect(),
-        "INT64" => raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+        "FP32" => raw
+            .chunks_exact(4)
+            .map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap())))
+            .collect(),
+        "FP64" => raw
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+        "INT32" => raw
+            .chunks_exact(4)
+            .map(|c| f64::from(i32::from_le_bytes(c.try_into().unwrap())))
+            .collect(),
+        "INT64" => raw
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect(),
         "BOOL" => raw.iter().map(|b| f64::from(*b)).collect(),
         other => panic!("unexpected dtype {other}"),
     }
@@ -83,14 +99,23 @@ async fn every_protocol_matches_onnxruntime_on_the_example_models() {
         // JSON in, JSON out.
         let body = json!({ "id": "fixture", "inputs": case["inputs"] });
         let resp = http.post(&url).body(body.to_string()).send().await.unwrap();
-        assert_eq!(resp.status(), 200, "{model}: {}", resp.text().await.unwrap());
+        assert_eq!(
+            resp.status(),
+            200,
+            "{model}: {}",
+            resp.text().await.unwrap()
+        );
         let v: Value = resp.json().await.unwrap();
         assert_eq!(v["model_name"], model);
         assert_eq!(v["model_version"], version);
         assert_eq!(v["id"], "fixture");
         for out in v["outputs"].as_array().unwrap() {
             let name = out["name"].as_str().unwrap();
-            assert_close(&format!("{model}/json/{name}"), &as_f64s(&out["data"]), &want[name]);
+            assert_close(
+                &format!("{model}/json/{name}"),
+                &as_f64s(&out["data"]),
+                &want[name],
+            );
         }
 
         // Binary in, binary out (what tritonclient sends by default).
@@ -104,7 +129,8 @@ async fn every_protocol_matches_onnxruntime_on_the_example_models() {
             }));
             binary.extend_from_slice(&raw);
         }
-        let header = json!({ "inputs": inputs, "parameters": { "binary_data_output": true } }).to_string();
+        let header =
+            json!({ "inputs": inputs, "parameters": { "binary_data_output": true } }).to_string();
         let mut body = header.clone().into_bytes();
         body.extend_from_slice(&binary);
         let resp = http
@@ -115,15 +141,26 @@ async fn every_protocol_matches_onnxruntime_on_the_example_models() {
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
-        let json_len: usize = resp.headers()["inference-header-content-length"].to_str().unwrap().parse().unwrap();
+        let json_len: usize = resp.headers()["inference-header-content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         let bytes = resp.bytes().await.unwrap();
         let v: Value = serde_json::from_slice(&bytes[..json_len]).unwrap();
         let mut offset = json_len;
         for out in v["outputs"].as_array().unwrap() {
             let size = out["parameters"]["binary_data_size"].as_u64().unwrap() as usize;
-            let got = raw_to_f64s(out["datatype"].as_str().unwrap(), &bytes[offset..offset + size]);
+            let got = raw_to_f64s(
+                out["datatype"].as_str().unwrap(),
+                &bytes[offset..offset + size],
+            );
             offset += size;
-            assert_close(&format!("{model}/binary/{}", out["name"]), &got, &want[out["name"].as_str().unwrap()]);
+            assert_close(
+                &format!("{model}/binary/{}", out["name"]),
+                &got,
+                &want[out["name"].as_str().unwrap()],
+            );
         }
         assert_eq!(offset, bytes.len());
 
@@ -138,7 +175,12 @@ async fn every_protocol_matches_onnxruntime_on_the_example_models() {
                 .map(|i| InferInputTensor {
                     name: i["name"].as_str().unwrap().into(),
                     datatype: i["datatype"].as_str().unwrap().into(),
-                    shape: i["shape"].as_array().unwrap().iter().map(|d| d.as_i64().unwrap()).collect(),
+                    shape: i["shape"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|d| d.as_i64().unwrap())
+                        .collect(),
                     parameters: HashMap::new(),
                     contents: None,
                 })
@@ -151,10 +193,18 @@ async fn every_protocol_matches_onnxruntime_on_the_example_models() {
                 .collect(),
             ..Default::default()
         };
-        let resp = grpc.model_infer(request).await.expect("grpc infer").into_inner();
+        let resp = grpc
+            .model_infer(request)
+            .await
+            .expect("grpc infer")
+            .into_inner();
         assert_eq!(resp.outputs.len(), resp.raw_output_contents.len());
         for (out, raw) in resp.outputs.iter().zip(&resp.raw_output_contents) {
-            assert_close(&format!("{model}/grpc/{}", out.name), &raw_to_f64s(&out.datatype, raw), &want[&out.name]);
+            assert_close(
+                &format!("{model}/grpc/{}", out.name),
+                &raw_to_f64s(&out.datatype, raw),
+                &want[&out.name],
+            );
         }
     }
     server.stop().await;
@@ -171,13 +221,32 @@ async fn metadata_health_and_output_selection() {
     assert_eq!(get("/readyz").await.unwrap().status(), 200);
     let v: Value = get("/v2").await.unwrap().json().await.unwrap();
     assert_eq!(v["name"], "ballast");
-    assert!(v["extensions"].as_array().unwrap().contains(&json!("binary_tensor_data")));
+    assert!(
+        v["extensions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("binary_tensor_data"))
+    );
 
     let v: Value = get("/v2/models/fraud").await.unwrap().json().await.unwrap();
     assert_eq!(v["versions"], json!(["1", "2"]));
-    assert_eq!(v["inputs"][0], json!({"name": "features", "datatype": "FP32", "shape": [-1, 12]}));
-    assert_eq!(get("/v2/models/fraud/versions/1/ready").await.unwrap().status(), 200);
-    let cfg: Value = get("/v2/models/fraud/config").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        v["inputs"][0],
+        json!({"name": "features", "datatype": "FP32", "shape": [-1, 12]})
+    );
+    assert_eq!(
+        get("/v2/models/fraud/versions/1/ready")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let cfg: Value = get("/v2/models/fraud/config")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(cfg["engine"], "tract");
     assert_eq!(cfg["max_batch_size"], 64);
 
@@ -186,17 +255,37 @@ async fn metadata_health_and_output_selection() {
         "inputs": [{"name": "features", "shape": [2, 12], "datatype": "FP32", "data": vec![0.5f32; 24]}],
         "outputs": [{"name": "is_fraud", "parameters": {"binary_data": false}}]
     });
-    let v: Value = http.post(server.url("/v2/models/fraud/infer")).json(&body).send().await.unwrap().json().await.unwrap();
-    assert_eq!(v["model_version"], "2", "the highest version is the default");
+    let v: Value = http
+        .post(server.url("/v2/models/fraud/infer"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["model_version"], "2",
+        "the highest version is the default"
+    );
     assert_eq!(v["outputs"].as_array().unwrap().len(), 1);
     assert_eq!(v["outputs"][0]["name"], "is_fraud");
     assert_eq!(v["outputs"][0]["datatype"], "BOOL");
     assert_eq!(v["outputs"][0]["shape"], json!([2, 1]));
 
     let mut grpc = server.grpc_client().await;
-    assert!(grpc.server_ready(ServerReadyRequest {}).await.unwrap().into_inner().ready);
+    assert!(
+        grpc.server_ready(ServerReadyRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
     let md = grpc
-        .model_metadata(ModelMetadataRequest { name: "dtypes".into(), version: String::new() })
+        .model_metadata(ModelMetadataRequest {
+            name: "dtypes".into(),
+            version: String::new(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -214,9 +303,15 @@ async fn metadata_health_and_output_selection() {
                 datatype: "FP32".into(),
                 shape: vec![1, 4],
                 parameters: HashMap::new(),
-                contents: Some(InferTensorContents { fp32_contents: vec![1.0, 2.0, 3.0, 6.0], ..Default::default() }),
+                contents: Some(InferTensorContents {
+                    fp32_contents: vec![1.0, 2.0, 3.0, 6.0],
+                    ..Default::default()
+                }),
             }],
-            outputs: vec![InferRequestedOutputTensor { name: "mean".into(), parameters: HashMap::new() }],
+            outputs: vec![InferRequestedOutputTensor {
+                name: "mean".into(),
+                parameters: HashMap::new(),
+            }],
             ..Default::default()
         })
         .await

@@ -256,6 +256,10 @@ mod tests {
         assert!(err.message.contains("3 problem(s)"), "{}", err.message);
         assert!(err.message.contains("instances"), "{}", err.message);
         assert!(err.message.contains("max_queue_size"), "{}", err.message);
-        assert!(err.message.contains("max_queue_delay_ms"), "{}", err.message);
+        assert!(
+            err.message.contains("max_queue_delay_ms"),
+            "{}",
+            err.message
+        );
     }
 }

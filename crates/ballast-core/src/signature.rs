@@ -39,7 +39,10 @@ impl ModelSignature {
     }
 
     pub fn output(&self, name: &str) -> Option<(usize, &TensorSpec)> {
-        self.outputs.iter().enumerate().find(|(_, s)| s.name == name)
+        self.outputs
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.name == name)
     }
 
     /// True when every input and output has a variable leading dimension, so requests can be

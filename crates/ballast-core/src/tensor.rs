@@ -67,7 +67,9 @@ impl FromStr for DataType {
             "FP64" => DataType::F64,
             "BYTES" => DataType::Bytes,
             other => {
-                let known = ["UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "FP16", "BF16"];
+                let known = [
+                    "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "FP16", "BF16",
+                ];
                 let why = if known.contains(&other) {
                     "is a valid OIP datatype that ballast does not serve yet"
                 } else {
@@ -176,10 +178,18 @@ impl TensorData {
         out.reserve(self.raw_byte_size());
         match self {
             TensorData::Bool(v) => out.extend(v.iter().map(|&b| u8::from(b))),
-            TensorData::I32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            TensorData::I64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            TensorData::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            TensorData::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::I32(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::I64(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::F32(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::F64(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
             TensorData::Bytes(v) => {
                 for b in v {
                     // Lengths above u32::MAX cannot be produced: request limits are far smaller.
@@ -283,7 +293,11 @@ pub struct Tensor {
 
 impl Tensor {
     /// Builds a tensor, checking that the shape's element count matches the data.
-    pub fn new(name: impl Into<String>, shape: Vec<usize>, data: TensorData) -> Result<Self, Error> {
+    pub fn new(
+        name: impl Into<String>,
+        shape: Vec<usize>,
+        data: TensorData,
+    ) -> Result<Self, Error> {
         let name = name.into();
         let count = element_count(&shape)
             .ok_or_else(|| Error::invalid(format!("tensor '{name}': shape {shape:?} overflows")))?;
@@ -334,20 +348,29 @@ mod tests {
         assert!(err.message.contains("'FLOAT'"), "{}", err.message);
         assert!(err.message.contains("FP32"), "{}", err.message);
         let err = "FP16".parse::<DataType>().unwrap_err();
-        assert!(err.message.contains("does not serve yet"), "{}", err.message);
+        assert!(
+            err.message.contains("does not serve yet"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn shape_mismatch_is_rejected_with_counts() {
         let err = Tensor::new("x", vec![2, 3], TensorData::F32(vec![0.0; 5])).unwrap_err();
-        assert!(err.message.contains("needs 6 elements, got 5"), "{}", err.message);
+        assert!(
+            err.message.contains("needs 6 elements, got 5"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn raw_decoding_rejects_truncated_payloads() {
         let err = TensorData::from_raw(DataType::F32, &[0u8; 7], 2, "input 'x'").unwrap_err();
         assert!(err.message.contains("expected 8 bytes"), "{}", err.message);
-        let err = TensorData::from_raw(DataType::Bytes, &[5, 0, 0, 0, b'a'], 1, "input 's'").unwrap_err();
+        let err =
+            TensorData::from_raw(DataType::Bytes, &[5, 0, 0, 0, b'a'], 1, "input 's'").unwrap_err();
         assert!(err.message.contains("declares 5 bytes"), "{}", err.message);
         let err = TensorData::from_raw(DataType::Bool, &[0, 2], 2, "input 'b'").unwrap_err();
         assert!(err.message.contains("expected 0 or 1"), "{}", err.message);

@@ -145,7 +145,9 @@ mod tests {
         Tensor::new("b", vec![rows], TensorData::I64(vec![1; rows])).unwrap()
     }
     fn err(inputs: Vec<Tensor>) -> String {
-        validate_inputs("m", &sig(), inputs, LIMITS).unwrap_err().message
+        validate_inputs("m", &sig(), inputs, LIMITS)
+            .unwrap_err()
+            .message
     }
 
     #[test]
@@ -158,7 +160,10 @@ mod tests {
     #[test]
     fn rejects_unknown_missing_and_duplicate_inputs() {
         let unknown = Tensor::new("zz", vec![1], TensorData::I64(vec![1])).unwrap();
-        assert!(err(vec![unknown, a(1), b(1)]).contains("unknown input 'zz' for model 'm'; expected one of: a, b"));
+        assert!(
+            err(vec![unknown, a(1), b(1)])
+                .contains("unknown input 'zz' for model 'm'; expected one of: a, b")
+        );
         assert!(err(vec![a(1)]).contains("missing input 'b (INT64 [-1])'"));
         assert!(err(vec![a(1), a(1), b(1)]).contains("'a' is given more than once"));
     }
@@ -166,9 +171,14 @@ mod tests {
     #[test]
     fn rejects_wrong_dtype_rank_and_dimension() {
         let wrong_dtype = Tensor::new("a", vec![1, 2], TensorData::F64(vec![0.0; 2])).unwrap();
-        assert!(err(vec![wrong_dtype, b(1)]).contains("input 'a': expected datatype FP32, got FP64"));
+        assert!(
+            err(vec![wrong_dtype, b(1)]).contains("input 'a': expected datatype FP32, got FP64")
+        );
         let wrong_rank = Tensor::new("a", vec![2], TensorData::F32(vec![0.0; 2])).unwrap();
-        assert!(err(vec![wrong_rank, b(1)]).contains("expected shape [-1,2] (rank 2), got [2] (rank 1)"));
+        assert!(
+            err(vec![wrong_rank, b(1)])
+                .contains("expected shape [-1,2] (rank 2), got [2] (rank 1)")
+        );
         let wrong_dim = Tensor::new("a", vec![1, 3], TensorData::F32(vec![0.0; 3])).unwrap();
         assert!(err(vec![wrong_dim, b(1)]).contains("dimension 1 must be 2"));
     }

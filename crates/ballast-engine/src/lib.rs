@@ -57,6 +57,9 @@ pub fn open(version_dir: &std::path::Path) -> Result<std::sync::Arc<dyn Backend>
     }
     Err(BackendError::Load {
         path: version_dir.display().to_string(),
-        reason: format!("no model file found; expected one of: {}", MODEL_FILES.join(", ")),
+        reason: format!(
+            "no model file found; expected one of: {}",
+            MODEL_FILES.join(", ")
+        ),
     })
 }

@@ -65,7 +65,11 @@ fn dtype_of(dt: DatumType, what: &str) -> Result<DataType, String> {
         DatumType::F32 => DataType::F32,
         DatumType::F64 => DataType::F64,
         DatumType::String => DataType::Bytes,
-        other => return Err(format!("{what} has datatype {other:?}, which ballast does not serve yet")),
+        other => {
+            return Err(format!(
+                "{what} has datatype {other:?}, which ballast does not serve yet"
+            ));
+        }
     })
 }
 
@@ -81,13 +85,23 @@ fn spec_of(name: String, fact: &TypedFact, what: &str) -> Result<TensorSpec, Str
 
 fn signature_of(model: &TypedModel) -> Result<ModelSignature, String> {
     let mut inputs = Vec::new();
-    for (ix, outlet) in model.input_outlets().map_err(|e| e.to_string())?.iter().enumerate() {
+    for (ix, outlet) in model
+        .input_outlets()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .enumerate()
+    {
         let name = model.node(outlet.node).name.clone();
         let fact = model.input_fact(ix).map_err(|e| e.to_string())?;
         inputs.push(spec_of(name.clone(), fact, &format!("input '{name}'"))?);
     }
     let mut outputs = Vec::new();
-    for (ix, outlet) in model.output_outlets().map_err(|e| e.to_string())?.iter().enumerate() {
+    for (ix, outlet) in model
+        .output_outlets()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .enumerate()
+    {
         let name = model
             .outlet_label(*outlet)
             .map(str::to_string)
@@ -100,13 +114,25 @@ fn signature_of(model: &TypedModel) -> Result<ModelSignature, String> {
 
 fn to_tract(t: Tensor) -> Result<TValue, BackendError> {
     let shape = tract_ndarray::IxDyn(&t.shape);
-    let bad = |e: tract_ndarray::ShapeError| BackendError::InvalidInput(format!("input '{}': {e}", t.name));
+    let bad = |e: tract_ndarray::ShapeError| {
+        BackendError::InvalidInput(format!("input '{}': {e}", t.name))
+    };
     let tensor: tract_onnx::prelude::Tensor = match t.data {
-        TensorData::Bool(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v).map_err(bad)?.into(),
-        TensorData::I32(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v).map_err(bad)?.into(),
-        TensorData::I64(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v).map_err(bad)?.into(),
-        TensorData::F32(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v).map_err(bad)?.into(),
-        TensorData::F64(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v).map_err(bad)?.into(),
+        TensorData::Bool(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v)
+            .map_err(bad)?
+            .into(),
+        TensorData::I32(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v)
+            .map_err(bad)?
+            .into(),
+        TensorData::I64(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v)
+            .map_err(bad)?
+            .into(),
+        TensorData::F32(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v)
+            .map_err(bad)?
+            .into(),
+        TensorData::F64(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v)
+            .map_err(bad)?
+            .into(),
         TensorData::Bytes(v) => {
             let strings = v
                 .into_iter()
@@ -120,13 +146,17 @@ fn to_tract(t: Tensor) -> Result<TValue, BackendError> {
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            tract_ndarray::ArrayD::from_shape_vec(shape, strings).map_err(bad)?.into()
+            tract_ndarray::ArrayD::from_shape_vec(shape, strings)
+                .map_err(bad)?
+                .into()
         }
     };
     Ok(tensor.into_tvalue())
 }
 
-fn collect<T: tract_onnx::prelude::Datum + Clone>(t: &tract_onnx::prelude::Tensor) -> TractResult<Vec<T>> {
+fn collect<T: tract_onnx::prelude::Datum + Clone>(
+    t: &tract_onnx::prelude::Tensor,
+) -> TractResult<Vec<T>> {
     let view = t.to_plain_array_view::<T>()?;
     Ok(match view.as_slice() {
         Some(s) => s.to_vec(),
@@ -167,10 +197,7 @@ impl Backend for TractBackend {
     }
 
     fn infer(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, BackendError> {
-        let values: TVec<TValue> = inputs
-            .into_iter()
-            .map(to_tract)
-            .collect::<Result<_, _>>()?;
+        let values: TVec<TValue> = inputs.into_iter().map(to_tract).collect::<Result<_, _>>()?;
         let outputs = self
             .plan
             .run(values)

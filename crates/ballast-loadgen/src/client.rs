@@ -25,7 +25,8 @@ use crate::{Payloads, Protocol, RunConfig, Target};
 
 /// Bytes of an unexpected response body kept in the first error message.
 const ERROR_BODY_PREFIX: usize = 200;
-const INFERENCE_HEADER_CONTENT_LENGTH: HeaderName = HeaderName::from_static("inference-header-content-length");
+const INFERENCE_HEADER_CONTENT_LENGTH: HeaderName =
+    HeaderName::from_static("inference-header-content-length");
 const MODEL_INFER_PATH: &str = "/inference.GRPCInferenceService/ModelInfer";
 
 /// The first [`ERROR_BODY_PREFIX`] bytes of `body` as text, for error messages.
@@ -44,11 +45,17 @@ pub(crate) enum Client {
     Grpc(GrpcClient),
     /// Answers `Ok` after `latency` (tokio time): drives the loops in paused-time tests.
     #[cfg(test)]
-    Fake { latency: Duration },
+    Fake {
+        latency: Duration,
+    },
 }
 
 impl Client {
-    pub(crate) fn new(target: &Target, config: &RunConfig, payloads: &Payloads) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        target: &Target,
+        config: &RunConfig,
+        payloads: &Payloads,
+    ) -> anyhow::Result<Self> {
         Ok(match config.protocol {
             Protocol::Http => Client::Http(HttpClient::new(target, config, payloads)?),
             Protocol::Grpc => Client::Grpc(GrpcClient::new(target, config, payloads)?),
@@ -91,7 +98,12 @@ pub(crate) struct HttpClient {
 impl HttpClient {
     fn new(target: &Target, config: &RunConfig, payloads: &Payloads) -> anyhow::Result<Self> {
         anyhow::ensure!(!payloads.http.is_empty(), "no HTTP payloads to send");
-        let url = model_url(&target.http_url, &target.model, target.version.as_deref(), Some("infer"))?;
+        let url = model_url(
+            &target.http_url,
+            &target.model,
+            target.version.as_deref(),
+            Some("infer"),
+        )?;
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(usize::MAX)
             .tcp_nodelay(true)
@@ -112,7 +124,11 @@ impl HttpClient {
                 header_len: p.header_len.map(HeaderValue::from),
             })
             .collect();
-        Ok(HttpClient { client, url, bodies })
+        Ok(HttpClient {
+            client,
+            url,
+            bodies,
+        })
     }
 
     async fn send(&self, idx: u64) -> Outcome {
@@ -152,7 +168,11 @@ impl HttpClient {
 }
 
 fn reqwest_failure(e: reqwest::Error) -> Outcome {
-    if e.is_timeout() { Outcome::Timeout } else { Outcome::Error(ErrorDetail::Reqwest(e)) }
+    if e.is_timeout() {
+        Outcome::Timeout
+    } else {
+        Outcome::Error(ErrorDetail::Reqwest(e))
+    }
 }
 
 /// Reads and discards the rest of the body.
@@ -205,7 +225,11 @@ impl GrpcClient {
                 Bytes::from(request.encode_to_vec())
             })
             .collect();
-        Ok(GrpcClient { channels, messages, timeout: config.request_timeout })
+        Ok(GrpcClient {
+            channels,
+            messages,
+            timeout: config.request_timeout,
+        })
     }
 
     async fn send(&self, idx: u64) -> Outcome {
@@ -215,7 +239,14 @@ impl GrpcClient {
         }
         let mut request = tonic::Request::new(pick(&self.messages, idx).clone());
         request.set_timeout(self.timeout);
-        match grpc.unary(request, PathAndQuery::from_static(MODEL_INFER_PATH), RawCodec).await {
+        match grpc
+            .unary(
+                request,
+                PathAndQuery::from_static(MODEL_INFER_PATH),
+                RawCodec,
+            )
+            .await
+        {
             Ok(_) => Outcome::Ok,
             Err(status) => classify_status(status),
         }
@@ -292,10 +323,19 @@ mod tests {
     fn server_statuses_map_to_outcomes() {
         let kind = |s: Status| std::mem::discriminant(&classify_status(s));
         let d = std::mem::discriminant;
-        assert_eq!(kind(Status::resource_exhausted("full")), d(&Outcome::Rejected));
+        assert_eq!(
+            kind(Status::resource_exhausted("full")),
+            d(&Outcome::Rejected)
+        );
         assert_eq!(kind(Status::unavailable("down")), d(&Outcome::Unavailable));
-        assert_eq!(kind(Status::deadline_exceeded("late")), d(&Outcome::Timeout));
-        assert_eq!(kind(Status::internal("bug")), d(&Outcome::Error(ErrorDetail::Test(""))));
+        assert_eq!(
+            kind(Status::deadline_exceeded("late")),
+            d(&Outcome::Timeout)
+        );
+        assert_eq!(
+            kind(Status::internal("bug")),
+            d(&Outcome::Error(ErrorDetail::Test("")))
+        );
     }
 
     #[test]

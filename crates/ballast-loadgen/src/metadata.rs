@@ -38,7 +38,12 @@ pub struct ModelMeta {
 }
 
 /// `{base}/v2/models/{model}[/versions/{version}][/{suffix}]`, with each segment escaped.
-pub(crate) fn model_url(base: &str, model: &str, version: Option<&str>, suffix: Option<&str>) -> anyhow::Result<Url> {
+pub(crate) fn model_url(
+    base: &str,
+    model: &str,
+    version: Option<&str>,
+    suffix: Option<&str>,
+) -> anyhow::Result<Url> {
     let mut url = Url::parse(base).with_context(|| format!("invalid HTTP URL {base:?}"))?;
     {
         let mut segments = url
@@ -57,7 +62,12 @@ pub(crate) fn model_url(base: &str, model: &str, version: Option<&str>, suffix: 
 
 /// Fetches the metadata of `target`'s model over HTTP.
 pub async fn fetch_metadata(target: &Target) -> anyhow::Result<ModelMeta> {
-    let url = model_url(&target.http_url, &target.model, target.version.as_deref(), None)?;
+    let url = model_url(
+        &target.http_url,
+        &target.model,
+        target.version.as_deref(),
+        None,
+    )?;
     let client = reqwest::Client::builder()
         .timeout(METADATA_TIMEOUT)
         .build()
@@ -68,7 +78,10 @@ pub async fn fetch_metadata(target: &Target) -> anyhow::Result<ModelMeta> {
         .await
         .with_context(|| format!("GET {url}"))?;
     let status = response.status();
-    let body = response.bytes().await.with_context(|| format!("GET {url}: reading the body"))?;
+    let body = response
+        .bytes()
+        .await
+        .with_context(|| format!("GET {url}: reading the body"))?;
     if !status.is_success() {
         bail!("GET {url}: HTTP {status}: {}", crate::client::prefix(&body));
     }

@@ -55,8 +55,16 @@ impl Values {
     fn random(datatype: &str, n: usize, rng: &mut StdRng) -> anyhow::Result<Self> {
         Ok(match datatype {
             "BOOL" => Values::Bool((0..n).map(|_| rng.random_bool(0.5)).collect()),
-            "INT32" => Values::Int32((0..n).map(|_| rng.random_range(0..RANDOM_INT_BOUND as i32)).collect()),
-            "INT64" => Values::Int64((0..n).map(|_| rng.random_range(0..RANDOM_INT_BOUND)).collect()),
+            "INT32" => Values::Int32(
+                (0..n)
+                    .map(|_| rng.random_range(0..RANDOM_INT_BOUND as i32))
+                    .collect(),
+            ),
+            "INT64" => Values::Int64(
+                (0..n)
+                    .map(|_| rng.random_range(0..RANDOM_INT_BOUND))
+                    .collect(),
+            ),
             "FP32" => Values::Fp32((0..n).map(|_| standard_normal(rng) as f32).collect()),
             "FP64" => Values::Fp64((0..n).map(|_| standard_normal(rng)).collect()),
             "BYTES" => Values::Bytes(
@@ -68,7 +76,9 @@ impl Values {
                     })
                     .collect(),
             ),
-            other => bail!("datatype {other} is not supported; expected BOOL, INT32, INT64, FP32, FP64 or BYTES"),
+            other => bail!(
+                "datatype {other} is not supported; expected BOOL, INT32, INT64, FP32, FP64 or BYTES"
+            ),
         })
     }
 
@@ -84,7 +94,9 @@ impl Values {
                 let mut out = Vec::with_capacity(v.iter().map(|s| 4 + s.len()).sum());
                 for s in v {
                     // Elements are RANDOM_STRING_LEN bytes: the length always fits.
-                    out.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_le_bytes());
+                    out.extend_from_slice(
+                        &u32::try_from(s.len()).unwrap_or(u32::MAX).to_le_bytes(),
+                    );
                     out.extend_from_slice(s.as_bytes());
                 }
                 out
@@ -152,7 +164,10 @@ fn http_payload(tensors: &[Tensor], binary: bool) -> anyhow::Result<HttpPayload>
                 .collect(),
             parameters: None,
         };
-        return Ok(HttpPayload { body: serde_json::to_vec(&request)?.into(), header_len: None });
+        return Ok(HttpPayload {
+            body: serde_json::to_vec(&request)?.into(),
+            header_len: None,
+        });
     }
     let raws: Vec<Vec<u8>> = tensors.iter().map(|t| t.values.raw()).collect();
     let request = JsonRequest {
@@ -163,11 +178,15 @@ fn http_payload(tensors: &[Tensor], binary: bool) -> anyhow::Result<HttpPayload>
                 name: &t.name,
                 shape: &t.shape,
                 datatype: &t.datatype,
-                parameters: Some(JsonInputParameters { binary_data_size: raw.len() }),
+                parameters: Some(JsonInputParameters {
+                    binary_data_size: raw.len(),
+                }),
                 data: None,
             })
             .collect(),
-        parameters: Some(JsonRequestParameters { binary_data_output: true }),
+        parameters: Some(JsonRequestParameters {
+            binary_data_output: true,
+        }),
     };
     let mut body = serde_json::to_vec(&request)?;
     let header_len = body.len();
@@ -175,7 +194,10 @@ fn http_payload(tensors: &[Tensor], binary: bool) -> anyhow::Result<HttpPayload>
     for raw in &raws {
         body.extend_from_slice(raw);
     }
-    Ok(HttpPayload { body: body.into(), header_len: Some(header_len) })
+    Ok(HttpPayload {
+        body: body.into(),
+        header_len: Some(header_len),
+    })
 }
 
 fn grpc_request(model: &str, tensors: &[Tensor]) -> ModelInferRequest {
@@ -190,14 +212,20 @@ fn grpc_request(model: &str, tensors: &[Tensor]) -> ModelInferRequest {
                 ..Default::default()
             })
             .collect(),
-        raw_input_contents: tensors.iter().map(|t| Bytes::from(t.values.raw())).collect(),
+        raw_input_contents: tensors
+            .iter()
+            .map(|t| Bytes::from(t.values.raw()))
+            .collect(),
         ..Default::default()
     }
 }
 
 fn build(model: &str, requests: &[Vec<Tensor>], binary: bool) -> anyhow::Result<Payloads> {
     Ok(Payloads {
-        http: requests.iter().map(|r| http_payload(r, binary)).collect::<anyhow::Result<_>>()?,
+        http: requests
+            .iter()
+            .map(|r| http_payload(r, binary))
+            .collect::<anyhow::Result<_>>()?,
         grpc: requests.iter().map(|r| grpc_request(model, r)).collect(),
     })
 }
@@ -215,9 +243,9 @@ fn concrete_shape(shape: &[i64], rows: usize) -> anyhow::Result<(Vec<i64>, usize
         } else {
             usize::try_from(d)?
         };
-        count = count
-            .checked_mul(d)
-            .ok_or_else(|| anyhow::anyhow!("shape {shape:?} with {rows} rows has too many elements"))?;
+        count = count.checked_mul(d).ok_or_else(|| {
+            anyhow::anyhow!("shape {shape:?} with {rows} rows has too many elements")
+        })?;
         dims.push(i64::try_from(d)?);
     }
     Ok((dims, count))
@@ -233,9 +261,19 @@ fn concrete_shape(shape: &[i64], rows: usize) -> anyhow::Result<(Vec<i64>, usize
 /// `raw_input_contents`. Supported datatypes: BOOL, INT32, INT64 (uniform in 0..100), FP32,
 /// FP64 (N(0, 1)), BYTES (8 lowercase letters; raw form has a 4-byte little-endian length per
 /// element). Deterministic for a given `seed`.
-pub fn random_payloads(meta: &ModelMeta, rows: usize, count: usize, binary: bool, seed: u64) -> anyhow::Result<Payloads> {
+pub fn random_payloads(
+    meta: &ModelMeta,
+    rows: usize,
+    count: usize,
+    binary: bool,
+    seed: u64,
+) -> anyhow::Result<Payloads> {
     ensure!(count > 0, "at least one payload is needed");
-    ensure!(!meta.inputs.is_empty(), "model {} declares no inputs", meta.name);
+    ensure!(
+        !meta.inputs.is_empty(),
+        "model {} declares no inputs",
+        meta.name
+    );
     let mut rng = StdRng::seed_from_u64(seed);
     let mut requests = Vec::with_capacity(count);
     for _ in 0..count {
@@ -244,7 +282,12 @@ pub fn random_payloads(meta: &ModelMeta, rows: usize, count: usize, binary: bool
             let (shape, n) = concrete_shape(&input.shape, rows)?;
             let values = Values::random(&input.datatype, n, &mut rng)
                 .map_err(|e| anyhow::anyhow!("input {}: {e}", input.name))?;
-            tensors.push(Tensor { name: input.name.clone(), datatype: input.datatype.clone(), shape, values });
+            tensors.push(Tensor {
+                name: input.name.clone(),
+                datatype: input.datatype.clone(),
+                shape,
+                values,
+            });
         }
         requests.push(tensors);
     }
@@ -255,20 +298,32 @@ pub fn random_payloads(meta: &ModelMeta, rows: usize, count: usize, binary: bool
 /// `k·rows_per_request ..` (`rows_per_request` consecutive rows, wrapping around to the first
 /// row), with shape `[rows_per_request, row_len]`. There are enough payloads to carry every row
 /// at least once. All rows must have the same non-zero length.
-pub fn fp32_row_payloads(input_name: &str, rows: &[Vec<f32>], rows_per_request: usize, binary: bool) -> anyhow::Result<Payloads> {
+pub fn fp32_row_payloads(
+    input_name: &str,
+    rows: &[Vec<f32>],
+    rows_per_request: usize,
+    binary: bool,
+) -> anyhow::Result<Payloads> {
     ensure!(!rows.is_empty(), "no rows to send");
     ensure!(rows_per_request > 0, "rows_per_request must be at least 1");
     let row_len = rows[0].len();
     ensure!(row_len > 0, "rows must not be empty");
     if let Some((i, row)) = rows.iter().enumerate().find(|(_, r)| r.len() != row_len) {
-        bail!("row {i} has {} values but row 0 has {row_len}; all rows need the same length", row.len());
+        bail!(
+            "row {i} has {} values but row 0 has {row_len}; all rows need the same length",
+            row.len()
+        );
     }
     let count = rows.len().div_ceil(rows_per_request);
     let shape = vec![i64::try_from(rows_per_request)?, i64::try_from(row_len)?];
     let requests: Vec<Vec<Tensor>> = (0..count)
         .map(|k| {
             let values = (0..rows_per_request)
-                .flat_map(|j| rows[(k * rows_per_request + j) % rows.len()].iter().copied())
+                .flat_map(|j| {
+                    rows[(k * rows_per_request + j) % rows.len()]
+                        .iter()
+                        .copied()
+                })
                 .collect();
             vec![Tensor {
                 name: input_name.to_string(),
@@ -330,11 +385,25 @@ mod tests {
                     i["parameters"]["binary_data_size"].as_u64().unwrap() as usize
                 })
                 .collect();
-            assert_eq!(payload.header_len.unwrap() + sizes.iter().sum::<usize>(), payload.body.len());
+            assert_eq!(
+                payload.header_len.unwrap() + sizes.iter().sum::<usize>(),
+                payload.body.len()
+            );
             // rows=5; second -1 is 8; BYTES: 4-byte length + 8 letters.
-            assert_eq!(sizes, vec![5 * 2, 5 * 4, 5 * 8 * 8, 5 * 3 * 4, 2 * 8, 5 * 12]);
-            let shapes: Vec<Value> = header["inputs"].as_array().unwrap().iter().map(|i| i["shape"].clone()).collect();
-            assert_eq!(Value::Array(shapes), serde_json::json!([[5, 2], [5], [5, 8], [5, 3], [2], [5]]));
+            assert_eq!(
+                sizes,
+                vec![5 * 2, 5 * 4, 5 * 8 * 8, 5 * 3 * 4, 2 * 8, 5 * 12]
+            );
+            let shapes: Vec<Value> = header["inputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["shape"].clone())
+                .collect();
+            assert_eq!(
+                Value::Array(shapes),
+                serde_json::json!([[5, 2], [5], [5, 8], [5, 3], [2], [5]])
+            );
             // The BYTES section is length-prefixed.
             let s = &binary[binary.len() - 60..];
             assert_eq!(u32::from_le_bytes([s[0], s[1], s[2], s[3]]), 8);
@@ -350,12 +419,19 @@ mod tests {
             let v: Value = serde_json::from_slice(&payload.body).unwrap();
             assert!(v.get("parameters").is_none());
             for input in v["inputs"].as_array().unwrap() {
-                let n: u64 = input["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).product();
+                let n: u64 = input["shape"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.as_u64().unwrap())
+                    .product();
                 let data = input["data"].as_array().unwrap();
                 assert_eq!(data.len() as u64, n, "{input}");
                 match input["datatype"].as_str().unwrap() {
                     "BOOL" => assert!(data.iter().all(Value::is_boolean)),
-                    "INT32" | "INT64" => assert!(data.iter().all(|x| (0..100).contains(&x.as_i64().unwrap()))),
+                    "INT32" | "INT64" => {
+                        assert!(data.iter().all(|x| (0..100).contains(&x.as_i64().unwrap())))
+                    }
                     "FP32" | "FP64" => assert!(data.iter().all(Value::is_f64)),
                     "BYTES" => assert!(data.iter().all(Value::is_string)),
                     other => panic!("{other}"),
@@ -371,7 +447,11 @@ mod tests {
             assert_eq!(g.model_name, "m");
             assert_eq!(g.inputs.len(), g.raw_input_contents.len());
             let (_, binary) = split(h);
-            let joined: Vec<u8> = g.raw_input_contents.iter().flat_map(|b| b.iter().copied()).collect();
+            let joined: Vec<u8> = g
+                .raw_input_contents
+                .iter()
+                .flat_map(|b| b.iter().copied())
+                .collect();
             assert_eq!(joined, binary);
             assert_eq!(g.inputs[2].shape, vec![3, 8]);
         }
@@ -395,12 +475,19 @@ mod tests {
     fn floats_look_standard_normal() {
         let m = ModelMeta {
             name: "m".into(),
-            inputs: vec![TensorMeta { name: "x".into(), datatype: "FP64".into(), shape: vec![-1] }],
+            inputs: vec![TensorMeta {
+                name: "x".into(),
+                datatype: "FP64".into(),
+                shape: vec![-1],
+            }],
             outputs: vec![],
         };
         let p = random_payloads(&m, 20_000, 1, true, 3).unwrap();
         let raw = &p.grpc[0].raw_input_contents[0];
-        let xs: Vec<f64> = raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
+        let xs: Vec<f64> = raw
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
         assert!(mean.abs() < 0.05, "mean {mean}");
@@ -425,7 +512,10 @@ mod tests {
         let p = fp32_row_payloads("x", &rows, 2, true).unwrap();
         assert_eq!(p.http.len(), 3);
         let raw = &p.grpc[2].raw_input_contents[0];
-        let xs: Vec<f32> = raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        let xs: Vec<f32> = raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         assert_eq!(xs, vec![4.0, 4.5, 0.0, 0.5]);
         assert_eq!(p.grpc[2].inputs[0].shape, vec![2, 2]);
         let (header, binary) = split(&p.http[2]);
@@ -434,7 +524,10 @@ mod tests {
 
         let p = fp32_row_payloads("x", &rows, 2, false).unwrap();
         let v: Value = serde_json::from_slice(&p.http[0].body).unwrap();
-        assert_eq!(v["inputs"][0]["data"], serde_json::json!([0.0, 0.5, 1.0, 1.5]));
+        assert_eq!(
+            v["inputs"][0]["data"],
+            serde_json::json!([0.0, 0.5, 1.0, 1.5])
+        );
         assert_eq!(v["inputs"][0]["datatype"], "FP32");
     }
 }

@@ -15,7 +15,11 @@ const TEMPLATE: &str = "{spinner} [{bar:30}] {msg}";
 /// `finish_and_clear` on the bar when the run returns.
 pub fn progress_bar(duration: Duration) -> (ProgressBar, impl FnMut(&LiveStats) + Send) {
     let total_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
-    let bar = if std::io::stderr().is_terminal() { ProgressBar::new(total_ms) } else { ProgressBar::hidden() };
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(total_ms)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template(TEMPLATE)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -73,14 +77,20 @@ mod tests {
             ..LiveStats::default()
         };
         let text = describe(&s, Duration::from_secs(10));
-        assert_eq!(text, "3/10 s (warmup)  ok 1234/s  rejected 0/s  errors 0/s  p50 850µs  p99 12.3ms  in flight 7");
+        assert_eq!(
+            text,
+            "3/10 s (warmup)  ok 1234/s  rejected 0/s  errors 0/s  p50 850µs  p99 12.3ms  in flight 7"
+        );
         assert_eq!(human(Duration::from_millis(1500)), "1.50s");
     }
 
     #[test]
     fn the_tick_callback_moves_the_bar() {
         let (bar, mut on_tick) = progress_bar(Duration::from_secs(10));
-        on_tick(&LiveStats { elapsed: Duration::from_secs(4), ..LiveStats::default() });
+        on_tick(&LiveStats {
+            elapsed: Duration::from_secs(4),
+            ..LiveStats::default()
+        });
         assert!(bar.message().starts_with("4/10 s"));
         bar.finish_and_clear();
     }

@@ -18,7 +18,8 @@ const HIST_HIGH_US: u64 = 60_000_000;
 const HIST_SIGFIG: u8 = 3;
 
 pub(crate) fn new_histogram() -> anyhow::Result<Histogram<u64>> {
-    let mut h = Histogram::new_with_bounds(HIST_LOW_US, HIST_HIGH_US, HIST_SIGFIG).context("creating a histogram")?;
+    let mut h = Histogram::new_with_bounds(HIST_LOW_US, HIST_HIGH_US, HIST_SIGFIG)
+        .context("creating a histogram")?;
     h.auto(true);
     Ok(h)
 }
@@ -66,7 +67,10 @@ const ERROR: usize = 4;
 #[derive(Debug)]
 pub(crate) enum ErrorDetail {
     /// An unexpected HTTP status, with the start of the body.
-    HttpStatus { status: u16, body: bytes::Bytes },
+    HttpStatus {
+        status: u16,
+        body: bytes::Bytes,
+    },
     Reqwest(reqwest::Error),
     Grpc(tonic::Status),
     Transport(tonic::transport::Error),
@@ -151,7 +155,11 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     pub(crate) fn new() -> anyhow::Result<Self> {
-        Ok(Recorder { window: Mutex::new(Window::new()?), first_error: OnceLock::new(), in_flight: AtomicUsize::new(0) })
+        Ok(Recorder {
+            window: Mutex::new(Window::new()?),
+            first_error: OnceLock::new(),
+            in_flight: AtomicUsize::new(0),
+        })
     }
 
     /// Records one finished request; `measured` is false for warmup requests.
@@ -197,31 +205,50 @@ pub(crate) struct Collector {
 
 impl Collector {
     pub(crate) fn new() -> anyhow::Result<Self> {
-        Ok(Collector { spare: Window::new()?, counts: [0; 5], ok: new_histogram()?, rejected: new_histogram()? })
+        Ok(Collector {
+            spare: Window::new()?,
+            counts: [0; 5],
+            ok: new_histogram()?,
+            rejected: new_histogram()?,
+        })
     }
 
     /// Takes the recorder's current window, adds its measured part to the totals, and returns
     /// the live statistics over it (`tick` is the time it covers, `elapsed` the time since the
     /// run started).
-    pub(crate) fn collect(&mut self, recorder: &Recorder, elapsed: Duration, tick: Duration, warming_up: bool) -> anyhow::Result<LiveStats> {
+    pub(crate) fn collect(
+        &mut self,
+        recorder: &Recorder,
+        elapsed: Duration,
+        tick: Duration,
+        warming_up: bool,
+    ) -> anyhow::Result<LiveStats> {
         recorder.swap(&mut self.spare);
         let w = &mut self.spare;
         for (total, n) in self.counts.iter_mut().zip(w.counts) {
             *total += n;
         }
         self.ok.add(&w.ok).context("merging histograms")?;
-        self.rejected.add(&w.rejected).context("merging histograms")?;
+        self.rejected
+            .add(&w.rejected)
+            .context("merging histograms")?;
         let secs = tick.as_secs_f64().max(1e-3);
         let per_sec = |n: u64| n as f64 / secs;
         let quantile = |q: f64| {
-            if w.live_ok.is_empty() { Duration::ZERO } else { Duration::from_micros(w.live_ok.value_at_quantile(q)) }
+            if w.live_ok.is_empty() {
+                Duration::ZERO
+            } else {
+                Duration::from_micros(w.live_ok.value_at_quantile(q))
+            }
         };
         let live = LiveStats {
             elapsed,
             warming_up,
             ok_per_sec: per_sec(w.live_counts[OK]),
             rejected_per_sec: per_sec(w.live_counts[REJECTED]),
-            errors_per_sec: per_sec(w.live_counts[UNAVAILABLE] + w.live_counts[TIMEOUT] + w.live_counts[ERROR]),
+            errors_per_sec: per_sec(
+                w.live_counts[UNAVAILABLE] + w.live_counts[TIMEOUT] + w.live_counts[ERROR],
+            ),
             p50: quantile(0.5),
             p99: quantile(0.99),
             in_flight: recorder.in_flight.load(Ordering::Relaxed),
@@ -231,7 +258,12 @@ impl Collector {
     }
 
     /// Builds the report from the totals; call after a final [`Collector::collect`].
-    pub(crate) fn report(&self, header: ReportHeader, recorder: &Recorder, client_dropped: u64) -> Report {
+    pub(crate) fn report(
+        &self,
+        header: ReportHeader,
+        recorder: &Recorder,
+        client_dropped: u64,
+    ) -> Report {
         let c = self.counts;
         let duration_s = header.duration.as_secs_f64();
         Report {
@@ -247,7 +279,11 @@ impl Collector {
             timeouts: c[TIMEOUT],
             errors: c[ERROR],
             client_dropped,
-            throughput_ok_per_s: if duration_s > 0.0 { c[OK] as f64 / duration_s } else { 0.0 },
+            throughput_ok_per_s: if duration_s > 0.0 {
+                c[OK] as f64 / duration_s
+            } else {
+                0.0
+            },
             latency_ok: Percentiles::from_histogram(&self.ok),
             latency_rejected: Percentiles::from_histogram(&self.rejected),
             first_error: recorder.first_error.get().cloned(),
@@ -376,11 +412,21 @@ impl fmt::Display for Report {
             (None, Some(c)) => format!("closed loop, concurrency {c}"),
             (None, None) => self.mode.clone(),
         };
-        writeln!(f, "{} {load}, {:.1} s measured", self.protocol, self.duration_s)?;
+        writeln!(
+            f,
+            "{} {load}, {:.1} s measured",
+            self.protocol, self.duration_s
+        )?;
         writeln!(
             f,
             "requests: sent {}  ok {}  rejected {}  unavailable {}  timeouts {}  errors {}  client_dropped {}",
-            self.sent, self.ok, self.rejected, self.unavailable, self.timeouts, self.errors, self.client_dropped
+            self.sent,
+            self.ok,
+            self.rejected,
+            self.unavailable,
+            self.timeouts,
+            self.errors,
+            self.client_dropped
         )?;
         writeln!(f, "throughput: {:.1} ok/s", self.throughput_ok_per_s)?;
         writeln!(
@@ -388,7 +434,10 @@ impl fmt::Display for Report {
             "{:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
             "latency ms", "count", "p50", "p90", "p99", "p99.9", "max", "mean"
         )?;
-        for (name, p) in [("ok", &self.latency_ok), ("rejected", &self.latency_rejected)] {
+        for (name, p) in [
+            ("ok", &self.latency_ok),
+            ("rejected", &self.latency_rejected),
+        ] {
             let ms = |us: f64| us / 1000.0;
             writeln!(
                 f,
@@ -414,7 +463,13 @@ mod tests {
     use super::*;
 
     fn header() -> ReportHeader {
-        ReportHeader { protocol: "http", mode: "closed", offered_rate: None, concurrency: Some(2), duration: Duration::from_secs(2) }
+        ReportHeader {
+            protocol: "http",
+            mode: "closed",
+            offered_rate: None,
+            concurrency: Some(2),
+            duration: Duration::from_secs(2),
+        }
     }
 
     #[test]
@@ -426,26 +481,72 @@ mod tests {
         r.record(true, Outcome::Ok, Duration::from_millis(4));
         r.record(true, Outcome::Rejected, Duration::from_micros(100));
         r.record(true, Outcome::Timeout, Duration::from_secs(1));
-        r.record(false, Outcome::Error(ErrorDetail::Test("warmup error")), Duration::ZERO);
-        r.record(true, Outcome::Error(ErrorDetail::Test("first")), Duration::ZERO);
-        r.record(true, Outcome::Error(ErrorDetail::Test("second")), Duration::ZERO);
-        let live = c.collect(&r, Duration::from_secs(1), Duration::from_millis(500), false).unwrap();
+        r.record(
+            false,
+            Outcome::Error(ErrorDetail::Test("warmup error")),
+            Duration::ZERO,
+        );
+        r.record(
+            true,
+            Outcome::Error(ErrorDetail::Test("first")),
+            Duration::ZERO,
+        );
+        r.record(
+            true,
+            Outcome::Error(ErrorDetail::Test("second")),
+            Duration::ZERO,
+        );
+        let live = c
+            .collect(
+                &r,
+                Duration::from_secs(1),
+                Duration::from_millis(500),
+                false,
+            )
+            .unwrap();
         assert_eq!(live.ok_per_sec, 6.0);
         assert_eq!(live.rejected_per_sec, 2.0);
         assert_eq!(live.errors_per_sec, 8.0);
         r.record(true, Outcome::Unavailable, Duration::ZERO);
-        let live = c.collect(&r, Duration::from_secs(2), Duration::from_secs(1), false).unwrap();
-        assert_eq!((live.ok_per_sec, live.errors_per_sec, live.p99), (0.0, 1.0, Duration::ZERO));
+        let live = c
+            .collect(&r, Duration::from_secs(2), Duration::from_secs(1), false)
+            .unwrap();
+        assert_eq!(
+            (live.ok_per_sec, live.errors_per_sec, live.p99),
+            (0.0, 1.0, Duration::ZERO)
+        );
 
         let rep = c.report(header(), &r, 0);
-        assert_eq!((rep.sent, rep.ok, rep.rejected, rep.unavailable, rep.timeouts, rep.errors), (7, 2, 1, 1, 1, 2));
+        assert_eq!(
+            (
+                rep.sent,
+                rep.ok,
+                rep.rejected,
+                rep.unavailable,
+                rep.timeouts,
+                rep.errors
+            ),
+            (7, 2, 1, 1, 1, 2)
+        );
         assert_eq!(rep.first_error.as_deref(), Some("first"));
         assert_eq!(rep.latency_ok.count, 2);
         assert_eq!(rep.latency_rejected.count, 1);
         assert_eq!(rep.throughput_ok_per_s, 1.0);
-        assert!((rep.latency_ok.p50_us - 2000.0).abs() <= 2.0, "{:?}", rep.latency_ok);
-        assert!((rep.latency_ok.max_us - 4000.0).abs() <= 4.0, "{:?}", rep.latency_ok);
-        assert!((rep.latency_ok.mean_us - 3000.0).abs() <= 3.0, "{:?}", rep.latency_ok);
+        assert!(
+            (rep.latency_ok.p50_us - 2000.0).abs() <= 2.0,
+            "{:?}",
+            rep.latency_ok
+        );
+        assert!(
+            (rep.latency_ok.max_us - 4000.0).abs() <= 4.0,
+            "{:?}",
+            rep.latency_ok
+        );
+        assert!(
+            (rep.latency_ok.mean_us - 3000.0).abs() <= 3.0,
+            "{:?}",
+            rep.latency_ok
+        );
     }
 
     #[test]
@@ -453,7 +554,8 @@ mod tests {
         let r = Recorder::new().unwrap();
         let mut c = Collector::new().unwrap();
         r.record(true, Outcome::Ok, Duration::from_secs(120));
-        c.collect(&r, Duration::ZERO, Duration::from_secs(1), false).unwrap();
+        c.collect(&r, Duration::ZERO, Duration::from_secs(1), false)
+            .unwrap();
         let rep = c.report(header(), &r, 0);
         assert_eq!(rep.latency_ok.count, 1);
         assert!(rep.latency_ok.max_us >= 119e6, "{:?}", rep.latency_ok);
@@ -464,8 +566,16 @@ mod tests {
         let r = Recorder::new().unwrap();
         let mut c = Collector::new().unwrap();
         r.record(true, Outcome::Ok, Duration::from_millis(3));
-        r.record(true, Outcome::Error(ErrorDetail::HttpStatus { status: 500, body: "boom".into() }), Duration::ZERO);
-        c.collect(&r, Duration::ZERO, Duration::from_secs(1), false).unwrap();
+        r.record(
+            true,
+            Outcome::Error(ErrorDetail::HttpStatus {
+                status: 500,
+                body: "boom".into(),
+            }),
+            Duration::ZERO,
+        );
+        c.collect(&r, Duration::ZERO, Duration::from_secs(1), false)
+            .unwrap();
         let rep = c.report(header(), &r, 0);
         let text = rep.to_string();
         assert!(text.contains("closed loop, concurrency 2"), "{text}");

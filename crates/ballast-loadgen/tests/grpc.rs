@@ -9,10 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ballast_loadgen::{
-    LiveStats, Mode, ModelMeta, Payloads, Protocol, Report, RunConfig, Target, TensorMeta, fp32_row_payloads,
-    random_payloads, run,
+    LiveStats, Mode, ModelMeta, Payloads, Protocol, Report, RunConfig, Target, TensorMeta,
+    fp32_row_payloads, random_payloads, run,
 };
-use ballast_proto::inference::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
+use ballast_proto::inference::grpc_inference_service_server::{
+    GrpcInferenceService, GrpcInferenceServiceServer,
+};
 use ballast_proto::inference::*;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
@@ -39,13 +41,22 @@ struct Handle(Arc<Service>);
 
 #[tonic::async_trait]
 impl GrpcInferenceService for Handle {
-    async fn server_live(&self, _: Request<ServerLiveRequest>) -> Result<Response<ServerLiveResponse>, Status> {
+    async fn server_live(
+        &self,
+        _: Request<ServerLiveRequest>,
+    ) -> Result<Response<ServerLiveResponse>, Status> {
         Ok(Response::new(ServerLiveResponse { live: true }))
     }
-    async fn server_ready(&self, _: Request<ServerReadyRequest>) -> Result<Response<ServerReadyResponse>, Status> {
+    async fn server_ready(
+        &self,
+        _: Request<ServerReadyRequest>,
+    ) -> Result<Response<ServerReadyResponse>, Status> {
         Ok(Response::new(ServerReadyResponse { ready: true }))
     }
-    async fn model_ready(&self, _: Request<ModelReadyRequest>) -> Result<Response<ModelReadyResponse>, Status> {
+    async fn model_ready(
+        &self,
+        _: Request<ModelReadyRequest>,
+    ) -> Result<Response<ModelReadyResponse>, Status> {
         Ok(Response::new(ModelReadyResponse { ready: true }))
     }
     async fn server_metadata(
@@ -61,7 +72,10 @@ impl GrpcInferenceService for Handle {
         Err(Status::unimplemented("not in this test"))
     }
 
-    async fn model_infer(&self, request: Request<ModelInferRequest>) -> Result<Response<ModelInferResponse>, Status> {
+    async fn model_infer(
+        &self,
+        request: Request<ModelInferRequest>,
+    ) -> Result<Response<ModelInferResponse>, Status> {
         let s = &self.0;
         let has_timeout = request.metadata().get("grpc-timeout").is_some();
         let r = request.into_inner();
@@ -73,7 +87,10 @@ impl GrpcInferenceService for Handle {
             && has_timeout;
         if !well_formed {
             s.bad.fetch_add(1, Ordering::Relaxed);
-            return Err(Status::invalid_argument(format!("malformed request for {:?}", r.model_name)));
+            return Err(Status::invalid_argument(format!(
+                "malformed request for {:?}",
+                r.model_name
+            )));
         }
         let n = s.requests.fetch_add(1, Ordering::Relaxed);
         let ok = || {
@@ -90,7 +107,9 @@ impl GrpcInferenceService for Handle {
             }))
         };
         match s.behaviour {
-            Behaviour::EveryFifthRejected if n % 5 == 4 => Err(Status::resource_exhausted("queue full")),
+            Behaviour::EveryFifthRejected if n % 5 == 4 => {
+                Err(Status::resource_exhausted("queue full"))
+            }
             Behaviour::EveryFifthRejected => ok(),
             Behaviour::StatusCycle => match n % 5 {
                 0 => ok(),
@@ -108,24 +127,49 @@ impl GrpcInferenceService for Handle {
 }
 
 async fn serve(behaviour: Behaviour, version: &'static str) -> (Arc<Service>, Target) {
-    let service = Arc::new(Service { behaviour, version, requests: AtomicU64::new(0), bad: AtomicU64::new(0) });
+    let service = Arc::new(Service {
+        behaviour,
+        version,
+        requests: AtomicU64::new(0),
+        bad: AtomicU64::new(0),
+    });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = Server::builder().add_service(GrpcInferenceServiceServer::new(Handle(Arc::clone(&service))));
-    tokio::spawn(async move { router.serve_with_incoming(TcpIncoming::from(listener)).await.unwrap() });
+    let router = Server::builder().add_service(GrpcInferenceServiceServer::new(Handle(
+        Arc::clone(&service),
+    )));
+    tokio::spawn(async move {
+        router
+            .serve_with_incoming(TcpIncoming::from(listener))
+            .await
+            .unwrap()
+    });
     (service, target(addr))
 }
 
 fn target(addr: SocketAddr) -> Target {
-    Target { http_url: format!("http://{addr}"), grpc_url: format!("http://{addr}"), model: "m".into(), version: None }
+    Target {
+        http_url: format!("http://{addr}"),
+        grpc_url: format!("http://{addr}"),
+        model: "m".into(),
+        version: None,
+    }
 }
 
 fn payloads() -> Payloads {
     let meta = ModelMeta {
         name: "ignored".into(),
         inputs: vec![
-            TensorMeta { name: "x".into(), datatype: "FP32".into(), shape: vec![-1, 4] },
-            TensorMeta { name: "b".into(), datatype: "BOOL".into(), shape: vec![-1] },
+            TensorMeta {
+                name: "x".into(),
+                datatype: "FP32".into(),
+                shape: vec![-1, 4],
+            },
+            TensorMeta {
+                name: "b".into(),
+                datatype: "BOOL".into(),
+                shape: vec![-1],
+            },
         ],
         outputs: vec![],
     };
@@ -144,11 +188,17 @@ fn config(mode: Mode, duration_ms: u64, connections: usize) -> RunConfig {
 }
 
 async fn quiet_run(target: &Target, config: &RunConfig, payloads: &Payloads) -> Report {
-    run(target, config, payloads, |_: &LiveStats| {}).await.unwrap()
+    run(target, config, payloads, |_: &LiveStats| {})
+        .await
+        .unwrap()
 }
 
 fn assert_outcomes_add_up(r: &Report) {
-    assert_eq!(r.sent, r.ok + r.rejected + r.unavailable + r.timeouts + r.errors, "{r:?}");
+    assert_eq!(
+        r.sent,
+        r.ok + r.rejected + r.unavailable + r.timeouts + r.errors,
+        "{r:?}"
+    );
     assert_eq!(r.latency_ok.count, r.ok, "{r:?}");
     assert_eq!(r.latency_rejected.count, r.rejected, "{r:?}");
 }
@@ -156,7 +206,12 @@ fn assert_outcomes_add_up(r: &Report) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_loop_counts_ok_and_resource_exhausted_exactly() {
     let (service, target) = serve(Behaviour::EveryFifthRejected, "").await;
-    let r = quiet_run(&target, &config(Mode::Closed { concurrency: 4 }, 1_000, 2), &payloads()).await;
+    let r = quiet_run(
+        &target,
+        &config(Mode::Closed { concurrency: 4 }, 1_000, 2),
+        &payloads(),
+    )
+    .await;
     let served = service.requests.load(Ordering::Relaxed);
     assert_eq!(service.bad.load(Ordering::Relaxed), 0, "{r:?}");
     assert!(served > 20, "only {served} requests in a second");
@@ -174,7 +229,12 @@ async fn row_payloads_and_versions_reach_the_server() {
     target.version = Some("3".into());
     let rows: Vec<Vec<f32>> = (0..10).map(|i| vec![i as f32; 6]).collect();
     let p = fp32_row_payloads("x", &rows, 4, true).unwrap();
-    let r = quiet_run(&target, &config(Mode::Closed { concurrency: 2 }, 300, 1), &p).await;
+    let r = quiet_run(
+        &target,
+        &config(Mode::Closed { concurrency: 2 }, 300, 1),
+        &p,
+    )
+    .await;
     assert_eq!(service.bad.load(Ordering::Relaxed), 0, "{r:?}");
     assert!(r.ok > 0 && r.errors == 0, "{r:?}");
 }
@@ -182,7 +242,12 @@ async fn row_payloads_and_versions_reach_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_loop_sends_rate_times_duration() {
     let (service, target) = serve(Behaviour::EveryFifthRejected, "").await;
-    let r = quiet_run(&target, &config(Mode::Open { rate: 200.0 }, 2_000, 2), &payloads()).await;
+    let r = quiet_run(
+        &target,
+        &config(Mode::Open { rate: 200.0 }, 2_000, 2),
+        &payloads(),
+    )
+    .await;
     assert!((280..=520).contains(&r.sent), "{r:?}");
     assert_eq!(r.sent + r.client_dropped, 400, "{r:?}");
     assert_eq!(service.requests.load(Ordering::Relaxed), r.sent);
@@ -193,7 +258,12 @@ async fn open_loop_sends_rate_times_duration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_codes_map_to_outcomes() {
     let (service, target) = serve(Behaviour::StatusCycle, "").await;
-    let r = quiet_run(&target, &config(Mode::Closed { concurrency: 1 }, 500, 1), &payloads()).await;
+    let r = quiet_run(
+        &target,
+        &config(Mode::Closed { concurrency: 1 }, 500, 1),
+        &payloads(),
+    )
+    .await;
     let t = service.requests.load(Ordering::Relaxed);
     let expect = |k: u64| (t + 4 - k) / 5;
     assert_eq!(r.sent, t);
@@ -214,7 +284,10 @@ async fn deadlines_are_counted_as_timeouts() {
     let started = Instant::now();
     let r = quiet_run(&target, &c, &payloads()).await;
     assert!(started.elapsed() < Duration::from_secs(3));
-    assert!(r.timeouts >= 4 && r.ok == 0 && r.timeouts == r.sent, "{r:?}");
+    assert!(
+        r.timeouts >= 4 && r.ok == 0 && r.timeouts == r.sent,
+        "{r:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,10 +296,20 @@ async fn dead_server_gives_errors_not_a_failed_run() {
     let target = target(listener.local_addr().unwrap());
     drop(listener);
     let started = Instant::now();
-    let r = quiet_run(&target, &config(Mode::Closed { concurrency: 2 }, 300, 2), &payloads()).await;
+    let r = quiet_run(
+        &target,
+        &config(Mode::Closed { concurrency: 2 }, 300, 2),
+        &payloads(),
+    )
+    .await;
     assert!(r.errors > 0 && r.ok == 0 && r.sent == r.errors, "{r:?}");
     assert!(r.first_error.is_some());
-    let r = quiet_run(&target, &config(Mode::Open { rate: 100.0 }, 300, 2), &payloads()).await;
+    let r = quiet_run(
+        &target,
+        &config(Mode::Open { rate: 100.0 }, 300, 2),
+        &payloads(),
+    )
+    .await;
     assert_eq!((r.sent, r.errors), (30, 30), "{r:?}");
     assert!(started.elapsed() < Duration::from_secs(3));
 }

@@ -16,8 +16,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ballast_loadgen::{
-    LiveStats, Mode, ModelMeta, Payloads, Protocol, Report, RunConfig, Target, TensorMeta, fetch_metadata,
-    random_payloads, run,
+    LiveStats, Mode, ModelMeta, Payloads, Protocol, Report, RunConfig, Target, TensorMeta,
+    fetch_metadata, random_payloads, run,
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -43,7 +43,11 @@ struct Server {
 fn check_body(headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
     let (json, binary) = match headers.get("inference-header-content-length") {
         Some(v) => {
-            let n: usize = v.to_str().map_err(|e| e.to_string())?.parse().map_err(|e| format!("{e}"))?;
+            let n: usize = v
+                .to_str()
+                .map_err(|e| e.to_string())?
+                .parse()
+                .map_err(|e| format!("{e}"))?;
             if n > body.len() {
                 return Err(format!("header length {n} > body {}", body.len()));
             }
@@ -62,7 +66,10 @@ fn check_body(headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
         }
     }
     if binary_len != binary.len() {
-        return Err(format!("binary sections declare {binary_len} bytes, body has {}", binary.len()));
+        return Err(format!(
+            "binary sections declare {binary_len} bytes, body has {}",
+            binary.len()
+        ));
     }
     Ok(())
 }
@@ -86,7 +93,9 @@ async fn infer(
     let n = s.requests.fetch_add(1, Ordering::Relaxed);
     let ok = || (StatusCode::OK, r#"{"model_name":"m","outputs":[]}"#).into_response();
     match s.behaviour {
-        Behaviour::EveryFifthRejected if n % 5 == 4 => (StatusCode::TOO_MANY_REQUESTS, "queue full").into_response(),
+        Behaviour::EveryFifthRejected if n % 5 == 4 => {
+            (StatusCode::TOO_MANY_REQUESTS, "queue full").into_response()
+        }
         Behaviour::EveryFifthRejected => ok(),
         Behaviour::StatusCycle => match n % 5 {
             0 => ok(),
@@ -148,8 +157,16 @@ fn meta() -> ModelMeta {
     ModelMeta {
         name: "m".into(),
         inputs: vec![
-            TensorMeta { name: "x".into(), datatype: "FP32".into(), shape: vec![-1, 4] },
-            TensorMeta { name: "s".into(), datatype: "BYTES".into(), shape: vec![-1] },
+            TensorMeta {
+                name: "x".into(),
+                datatype: "FP32".into(),
+                shape: vec![-1, 4],
+            },
+            TensorMeta {
+                name: "s".into(),
+                datatype: "BYTES".into(),
+                shape: vec![-1],
+            },
         ],
         outputs: vec![],
     }
@@ -171,11 +188,17 @@ fn config(mode: Mode, duration_ms: u64) -> RunConfig {
 }
 
 async fn quiet_run(target: &Target, config: &RunConfig, payloads: &Payloads) -> Report {
-    run(target, config, payloads, |_: &LiveStats| {}).await.unwrap()
+    run(target, config, payloads, |_: &LiveStats| {})
+        .await
+        .unwrap()
 }
 
 fn assert_outcomes_add_up(r: &Report) {
-    assert_eq!(r.sent, r.ok + r.rejected + r.unavailable + r.timeouts + r.errors, "{r:?}");
+    assert_eq!(
+        r.sent,
+        r.ok + r.rejected + r.unavailable + r.timeouts + r.errors,
+        "{r:?}"
+    );
     assert_eq!(r.latency_ok.count, r.ok, "{r:?}");
     assert_eq!(r.latency_rejected.count, r.rejected, "{r:?}");
 }
@@ -183,17 +206,28 @@ fn assert_outcomes_add_up(r: &Report) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_loop_counts_ok_and_rejected_exactly() {
     let (server, target) = serve(Behaviour::EveryFifthRejected).await;
-    let r = quiet_run(&target, &config(Mode::Closed { concurrency: 4 }, 1_000), &payloads(true)).await;
+    let r = quiet_run(
+        &target,
+        &config(Mode::Closed { concurrency: 4 }, 1_000),
+        &payloads(true),
+    )
+    .await;
     let served = server.requests.load(Ordering::Relaxed);
     assert_eq!(server.bad.load(Ordering::Relaxed), 0);
     assert!(served > 20, "only {served} requests in a second");
     assert_eq!(r.sent, served, "{r:?}");
     assert_eq!(r.rejected, served / 5, "{r:?}");
     assert_eq!(r.ok, served - served / 5, "{r:?}");
-    assert_eq!((r.unavailable, r.timeouts, r.errors, r.client_dropped), (0, 0, 0, 0));
+    assert_eq!(
+        (r.unavailable, r.timeouts, r.errors, r.client_dropped),
+        (0, 0, 0, 0)
+    );
     assert_outcomes_add_up(&r);
     assert_eq!(r.first_error, None);
-    assert_eq!((r.protocol.as_str(), r.mode.as_str(), r.concurrency), ("http", "closed", Some(4)));
+    assert_eq!(
+        (r.protocol.as_str(), r.mode.as_str(), r.concurrency),
+        ("http", "closed", Some(4))
+    );
     assert!((r.throughput_ok_per_s - r.ok as f64).abs() < 1e-9);
     assert!(r.latency_ok.p50_us > 0.0 && r.latency_ok.p50_us <= r.latency_ok.p99_us);
 }
@@ -202,7 +236,12 @@ async fn closed_loop_counts_ok_and_rejected_exactly() {
 async fn json_payloads_and_versions_reach_the_server() {
     let (server, mut target) = serve(Behaviour::EveryFifthRejected).await;
     target.version = Some("7".into());
-    let r = quiet_run(&target, &config(Mode::Closed { concurrency: 2 }, 300), &payloads(false)).await;
+    let r = quiet_run(
+        &target,
+        &config(Mode::Closed { concurrency: 2 }, 300),
+        &payloads(false),
+    )
+    .await;
     assert_eq!(server.bad.load(Ordering::Relaxed), 0);
     assert!(r.ok > 0 && r.errors == 0, "{r:?}");
     let versions = server.versions.lock().unwrap();
@@ -237,7 +276,10 @@ async fn open_loop_sends_rate_times_duration() {
     assert_eq!(r.rejected, r.sent / 5);
     assert_outcomes_add_up(&r);
     assert_eq!((r.mode.as_str(), r.offered_rate), ("open", Some(200.0)));
-    assert!(wall >= Duration::from_millis(1_990) && wall < Duration::from_secs(4), "{wall:?}");
+    assert!(
+        wall >= Duration::from_millis(1_990) && wall < Duration::from_secs(4),
+        "{wall:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,13 +298,22 @@ async fn open_loop_latency_runs_from_the_intended_send_time() {
     let closed = config(Mode::Closed { concurrency: 1 }, 1_000);
     let r = quiet_run(&target, &closed, &payloads(true)).await;
     assert!(r.ok >= 5, "{r:?}");
-    assert!(r.latency_ok.p50_us >= 50_000.0 && r.latency_ok.p50_us < 200_000.0, "{:?}", r.latency_ok);
+    assert!(
+        r.latency_ok.p50_us >= 50_000.0 && r.latency_ok.p50_us < 200_000.0,
+        "{:?}",
+        r.latency_ok
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_codes_map_to_outcomes() {
     let (server, target) = serve(Behaviour::StatusCycle).await;
-    let r = quiet_run(&target, &config(Mode::Closed { concurrency: 1 }, 500), &payloads(true)).await;
+    let r = quiet_run(
+        &target,
+        &config(Mode::Closed { concurrency: 1 }, 500),
+        &payloads(true),
+    )
+    .await;
     let t = server.requests.load(Ordering::Relaxed);
     // Requests 0..t, status by n % 5: count of n with n % 5 == k is (t + 4 - k) / 5.
     let expect = |k: u64| (t + 4 - k) / 5;
@@ -285,7 +336,10 @@ async fn client_timeouts_are_counted_and_the_run_ends() {
     let started = Instant::now();
     let r = quiet_run(&target, &c, &payloads(true)).await;
     assert!(started.elapsed() < Duration::from_secs(3));
-    assert!(r.timeouts >= 4 && r.ok == 0 && r.timeouts == r.sent, "{r:?}");
+    assert!(
+        r.timeouts >= 4 && r.ok == 0 && r.timeouts == r.sent,
+        "{r:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,10 +348,20 @@ async fn dead_server_gives_errors_not_a_failed_run() {
     let target = target(listener.local_addr().unwrap());
     drop(listener);
     let started = Instant::now();
-    let r = quiet_run(&target, &config(Mode::Closed { concurrency: 2 }, 300), &payloads(true)).await;
+    let r = quiet_run(
+        &target,
+        &config(Mode::Closed { concurrency: 2 }, 300),
+        &payloads(true),
+    )
+    .await;
     assert!(r.errors > 0 && r.ok == 0 && r.sent == r.errors, "{r:?}");
     assert!(r.first_error.is_some());
-    let r = quiet_run(&target, &config(Mode::Open { rate: 100.0 }, 300), &payloads(true)).await;
+    let r = quiet_run(
+        &target,
+        &config(Mode::Open { rate: 100.0 }, 300),
+        &payloads(true),
+    )
+    .await;
     assert_eq!((r.sent, r.errors), (30, 30), "{r:?}");
     assert!(started.elapsed() < Duration::from_secs(3));
 }
@@ -307,9 +371,17 @@ async fn ticks_come_about_once_a_second() {
     let (_server, target) = serve(Behaviour::EveryFifthRejected).await;
     let mut ticks: Vec<LiveStats> = Vec::new();
     let c = config(Mode::Closed { concurrency: 2 }, 2_500);
-    run(&target, &c, &payloads(true), |s: &LiveStats| ticks.push(s.clone())).await.unwrap();
+    run(&target, &c, &payloads(true), |s: &LiveStats| {
+        ticks.push(s.clone())
+    })
+    .await
+    .unwrap();
     assert!((2..=3).contains(&ticks.len()), "{ticks:?}");
-    assert!(ticks.iter().all(|t| t.ok_per_sec > 0.0 && t.rejected_per_sec > 0.0 && t.p50 > Duration::ZERO));
+    assert!(
+        ticks
+            .iter()
+            .all(|t| t.ok_per_sec > 0.0 && t.rejected_per_sec > 0.0 && t.p50 > Duration::ZERO)
+    );
     assert!(ticks[1].elapsed > ticks[0].elapsed);
 }
 
@@ -318,7 +390,14 @@ async fn metadata_is_fetched_and_drives_the_payloads() {
     let (server, mut target) = serve(Behaviour::EveryFifthRejected).await;
     let meta = fetch_metadata(&target).await.unwrap();
     assert_eq!(meta.name, "m");
-    assert_eq!(meta.inputs[0], TensorMeta { name: "x".into(), datatype: "FP32".into(), shape: vec![-1, 4] });
+    assert_eq!(
+        meta.inputs[0],
+        TensorMeta {
+            name: "x".into(),
+            datatype: "FP32".into(),
+            shape: vec![-1, 4]
+        }
+    );
     let p = random_payloads(&meta, 3, 4, true, 9).unwrap();
     let r = quiet_run(&target, &config(Mode::Closed { concurrency: 1 }, 200), &p).await;
     assert!(r.ok > 0 && r.errors == 0, "{r:?}");
@@ -335,9 +414,17 @@ async fn metadata_is_fetched_and_drives_the_payloads() {
 async fn bad_configs_fail_before_sending() {
     let (server, target) = serve(Behaviour::EveryFifthRejected).await;
     let c = config(Mode::Closed { concurrency: 1 }, 100);
-    assert!(run(&target, &c, &Payloads::default(), |_: &LiveStats| {}).await.is_err());
+    assert!(
+        run(&target, &c, &Payloads::default(), |_: &LiveStats| {})
+            .await
+            .is_err()
+    );
     let mut bad_url = target.clone();
     bad_url.http_url = "nonsense".into();
-    assert!(run(&bad_url, &c, &payloads(true), |_: &LiveStats| {}).await.is_err());
+    assert!(
+        run(&bad_url, &c, &payloads(true), |_: &LiveStats| {})
+            .await
+            .is_err()
+    );
     assert_eq!(server.requests.load(Ordering::Relaxed), 0);
 }

@@ -54,11 +54,7 @@ pub fn describe() {
         Unit::Seconds,
         "Time requests waited in the model queue before their batch started."
     );
-    metrics::describe_histogram!(
-        COMPUTE_DURATION,
-        Unit::Seconds,
-        "Engine time per batch."
-    );
+    metrics::describe_histogram!(COMPUTE_DURATION, Unit::Seconds, "Engine time per batch.");
     metrics::describe_histogram!(BATCH_SIZE, "Rows per engine call.");
     metrics::describe_gauge!(QUEUE_DEPTH, "Requests waiting in the model queue.");
     metrics::describe_gauge!(IN_FLIGHT, "Requests admitted and not yet answered.");
@@ -70,7 +66,10 @@ pub fn describe() {
         REJECTIONS_TOTAL,
         "Requests refused without compute, by reason."
     );
-    metrics::describe_gauge!(MODEL_READY, "1 when the model version is loaded, warm and serving.");
+    metrics::describe_gauge!(
+        MODEL_READY,
+        "1 when the model version is loaded, warm and serving."
+    );
     metrics::describe_gauge!(BUILD_INFO, "Build information; the value is always 1.");
 }
 
@@ -135,7 +134,10 @@ pub struct ModelMetrics {
 
 impl ModelMetrics {
     pub fn new(model: &str, version: &str) -> Self {
-        let labels = [("model", model.to_string()), ("version", version.to_string())];
+        let labels = [
+            ("model", model.to_string()),
+            ("version", version.to_string()),
+        ];
         let outcomes = OUTCOMES
             .iter()
             .map(|o| {
@@ -169,7 +171,10 @@ impl ModelMetrics {
     }
 
     pub fn rejected(&self, reason: Rejection) {
-        let idx = Rejection::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+        let idx = Rejection::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
         self.rejections[idx].increment(1);
     }
 }

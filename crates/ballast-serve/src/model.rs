@@ -196,8 +196,8 @@ impl ModelVersion {
             },
             None => rx.await,
         };
-        let (outputs, timing) = reply
-            .map_err(|_| Error::internal("the engine thread dropped the request"))??;
+        let (outputs, timing) =
+            reply.map_err(|_| Error::internal("the engine thread dropped the request"))??;
         let outputs = match selected {
             None => outputs,
             Some(indices) => {

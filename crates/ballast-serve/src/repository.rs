@@ -65,20 +65,34 @@ impl ModelRepository {
     }
 
     /// Serves models that are already loaded.
-    pub async fn from_specs(specs: Vec<ModelSpec>, options: &RepositoryOptions) -> Result<Self, Error> {
+    pub async fn from_specs(
+        specs: Vec<ModelSpec>,
+        options: &RepositoryOptions,
+    ) -> Result<Self, Error> {
         let draining = Arc::new(AtomicBool::new(false));
         let mut models: BTreeMap<String, ModelEntry> = BTreeMap::new();
         for spec in specs {
             let warm = options.warmup && spec.config.warmup;
-            let mv = ModelVersion::start(&spec.name, spec.version, spec.backend, spec.config, draining.clone())?;
+            let mv = ModelVersion::start(
+                &spec.name,
+                spec.version,
+                spec.backend,
+                spec.config,
+                draining.clone(),
+            )?;
             if warm {
                 let admission = mv.admit()?;
-                mv.infer(admission, mv.warmup_request()).await.map_err(|e| {
-                    Error::new(
-                        ErrorCode::Internal,
-                        format!("model '{}' version {}: warm-up inference failed: {}", spec.name, spec.version, e.message),
-                    )
-                })?;
+                mv.infer(admission, mv.warmup_request())
+                    .await
+                    .map_err(|e| {
+                        Error::new(
+                            ErrorCode::Internal,
+                            format!(
+                                "model '{}' version {}: warm-up inference failed: {}",
+                                spec.name, spec.version, e.message
+                            ),
+                        )
+                    })?;
             }
             mv.set_ready_metric(true);
             tracing::info!(
@@ -116,7 +130,11 @@ impl ModelRepository {
             let names: Vec<&str> = self.models.keys().map(String::as_str).collect();
             return Err(Error::not_found(format!(
                 "unknown model '{model}'; this server serves: {}",
-                if names.is_empty() { "(none)".to_string() } else { names.join(", ") }
+                if names.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    names.join(", ")
+                }
             )));
         };
         let found = match version.filter(|v| !v.is_empty()) {
@@ -181,7 +199,10 @@ impl ModelRepository {
 fn scan(dir: &Path) -> Result<Vec<ModelSpec>, Error> {
     let read = |p: &Path| {
         std::fs::read_dir(p).map_err(|e| {
-            Error::new(ErrorCode::NotFound, format!("cannot read model repository {}: {e}", p.display()))
+            Error::new(
+                ErrorCode::NotFound,
+                format!("cannot read model repository {}: {e}", p.display()),
+            )
         })
     };
     let mut model_dirs: Vec<PathBuf> = read(dir)?
@@ -192,7 +213,11 @@ fn scan(dir: &Path) -> Result<Vec<ModelSpec>, Error> {
     model_dirs.sort();
     let mut specs = Vec::new();
     for model_dir in model_dirs {
-        let Some(name) = model_dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+        let Some(name) = model_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+        else {
             continue;
         };
         if name.starts_with('.') {
@@ -226,7 +251,10 @@ fn scan(dir: &Path) -> Result<Vec<ModelSpec>, Error> {
         }
         for (version, path) in versions {
             let backend = ballast_engine::open(&path).map_err(|e| {
-                Error::new(ErrorCode::Internal, format!("model '{name}' version {version}: {e}"))
+                Error::new(
+                    ErrorCode::Internal,
+                    format!("model '{name}' version {version}: {e}"),
+                )
             })?;
             specs.push(ModelSpec {
                 name: name.clone(),

@@ -120,21 +120,30 @@ impl ServeSettings {
                 log_format: &args.log_format,
                 log_level: &args.log_level,
             }));
-        let raw: Raw = figment
-            .extract()
-            .map_err(|e| e.into_iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))?;
+        let raw: Raw = figment.extract().map_err(|e| {
+            e.into_iter()
+                .map(|e| format!("  {e}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
         let mut problems = Vec::new();
         let host: Option<IpAddr> = match raw.host.parse() {
             Ok(ip) => Some(ip),
             Err(_) => {
-                problems.push(format!("  host: expected an IP address such as 127.0.0.1 or 0.0.0.0, got {:?}", raw.host));
+                problems.push(format!(
+                    "  host: expected an IP address such as 127.0.0.1 or 0.0.0.0, got {:?}",
+                    raw.host
+                ));
                 None
             }
         };
         let model_repository = match raw.model_repository {
             Some(p) if p.is_dir() => Some(p),
             Some(p) => {
-                problems.push(format!("  model_repository: {} is not a directory", p.display()));
+                problems.push(format!(
+                    "  model_repository: {} is not a directory",
+                    p.display()
+                ));
                 None
             }
             None => {
@@ -143,13 +152,22 @@ impl ServeSettings {
             }
         };
         if raw.max_request_bytes < 1024 {
-            problems.push(format!("  max_request_bytes: must be at least 1024, got {}", raw.max_request_bytes));
+            problems.push(format!(
+                "  max_request_bytes: must be at least 1024, got {}",
+                raw.max_request_bytes
+            ));
         }
         if !(raw.drain_grace_secs.is_finite() && (0.0..=3600.0).contains(&raw.drain_grace_secs)) {
-            problems.push(format!("  drain_grace_secs: must be within 0..=3600, got {}", raw.drain_grace_secs));
+            problems.push(format!(
+                "  drain_grace_secs: must be within 0..=3600, got {}",
+                raw.drain_grace_secs
+            ));
         }
         if raw.http_port != 0 && raw.http_port == raw.grpc_port {
-            problems.push(format!("  http_port and grpc_port are both {}", raw.http_port));
+            problems.push(format!(
+                "  http_port and grpc_port are both {}",
+                raw.http_port
+            ));
         }
         match (host, model_repository) {
             (Some(host), Some(model_repository)) if problems.is_empty() => Ok(Self {

@@ -17,15 +17,22 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
         drain_grace: settings.drain_grace,
     })
     .await
-    .with_context(|| format!("cannot bind {} / {}", settings.http_addr, settings.grpc_addr))?;
+    .with_context(|| {
+        format!(
+            "cannot bind {} / {}",
+            settings.http_addr, settings.grpc_addr
+        )
+    })?;
     let shutdown = CancellationToken::new();
     let handle = server.handle(shutdown.clone())?;
     tracing::info!(http = %handle.http_addr, grpc = %handle.grpc_addr, "listening; loading models");
     let serving = tokio::spawn(server.run(shutdown.clone()));
     tokio::spawn(shutdown_on_signal(shutdown.clone()));
 
+    let options = RepositoryOptions::default();
+    let loading = ModelRepository::load(&settings.model_repository, &options);
     let repo = tokio::select! {
-        repo = ModelRepository::load(&settings.model_repository, &RepositoryOptions::default()) => repo,
+        repo = loading => repo,
         () = shutdown.cancelled() => {
             tracing::info!("shutdown requested while loading models");
             return Ok(());
@@ -36,14 +43,21 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
         Err(e) => {
             shutdown.cancel();
             let _ = serving.await;
-            anyhow::bail!("cannot load models from {}: {}", settings.model_repository.display(), e.message);
+            anyhow::bail!(
+                "cannot load models from {}: {}",
+                settings.model_repository.display(),
+                e.message
+            );
         }
     };
     handle.set_repository(Arc::new(repo));
     tracing::info!(http = %handle.http_addr, grpc = %handle.grpc_addr, "ready");
     let left = serving.await.context("server task failed")??;
     if left > 0 {
-        tracing::warn!(requests = left, "grace period ended with requests still in flight");
+        tracing::warn!(
+            requests = left,
+            "grace period ended with requests still in flight"
+        );
     }
     tracing::info!("stopped");
     Ok(())
@@ -54,15 +68,16 @@ pub async fn shutdown_on_signal(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                let _ = ctrl_c.await;
-                token.cancel();
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

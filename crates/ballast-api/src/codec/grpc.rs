@@ -64,7 +64,12 @@ fn field_for(dtype: DataType) -> &'static str {
     }
 }
 
-fn typed(dtype: DataType, c: InferTensorContents, count: usize, what: &str) -> Result<TensorData, Error> {
+fn typed(
+    dtype: DataType,
+    c: InferTensorContents,
+    count: usize,
+    what: &str,
+) -> Result<TensorData, Error> {
     let want = field_for(dtype);
     let present = contents_fields(&c);
     if let Some(other) = present.iter().find(|f| **f != want) {
@@ -92,8 +97,9 @@ fn typed(dtype: DataType, c: InferTensorContents, count: usize, what: &str) -> R
 fn param_i64(p: &InferParameter, field: &str) -> Result<i64, Error> {
     match &p.parameter_choice {
         Some(infer_parameter::ParameterChoice::Int64Param(v)) => Ok(*v),
-        Some(infer_parameter::ParameterChoice::Uint64Param(v)) => i64::try_from(*v)
-            .map_err(|_| Error::invalid(format!("{field} is out of range: {v}"))),
+        Some(infer_parameter::ParameterChoice::Uint64Param(v)) => {
+            i64::try_from(*v).map_err(|_| Error::invalid(format!("{field} is out of range: {v}")))
+        }
         other => Err(Error::invalid(format!(
             "{field} must be an int64 parameter, got {other:?}"
         ))),
@@ -104,7 +110,10 @@ pub fn decode_request(req: ModelInferRequest) -> Result<DecodedRequest, Error> {
     let timeout = req
         .parameters
         .get(TIMEOUT_PARAMETER)
-        .map(|p| param_i64(p, "parameters.timeout").and_then(|us| timeout_from_micros(us, "parameters.timeout")))
+        .map(|p| {
+            param_i64(p, "parameters.timeout")
+                .and_then(|us| timeout_from_micros(us, "parameters.timeout"))
+        })
         .transpose()?;
     let raw = req.raw_input_contents;
     if !raw.is_empty() && raw.len() != req.inputs.len() {
@@ -191,7 +200,12 @@ mod tests {
     use super::*;
     use ballast_proto::inference::model_infer_request::InferInputTensor;
 
-    fn input(name: &str, dtype: &str, shape: Vec<i64>, contents: Option<InferTensorContents>) -> InferInputTensor {
+    fn input(
+        name: &str,
+        dtype: &str,
+        shape: Vec<i64>,
+        contents: Option<InferTensorContents>,
+    ) -> InferInputTensor {
         InferInputTensor {
             name: name.into(),
             datatype: dtype.into(),
@@ -223,7 +237,10 @@ mod tests {
             raw_input_contents: vec![[1i64.to_le_bytes(), 7i64.to_le_bytes()].concat().into()],
             ..Default::default()
         };
-        assert_eq!(decode_request(req).unwrap().request.inputs[0].data, TensorData::I64(vec![1, 7]));
+        assert_eq!(
+            decode_request(req).unwrap().request.inputs[0].data,
+            TensorData::I64(vec![1, 7])
+        );
     }
 
     #[test]
@@ -241,15 +258,26 @@ mod tests {
             ..Default::default()
         };
         let m = decode_request(req).unwrap_err().message;
-        assert!(m.contains("input 'x': datatype FP32 takes contents.fp32_contents, got contents.int64_contents"), "{m}");
+        assert!(
+            m.contains(
+                "input 'x': datatype FP32 takes contents.fp32_contents, got contents.int64_contents"
+            ),
+            "{m}"
+        );
 
         let req = ModelInferRequest {
-            inputs: vec![input("x", "FP32", vec![2], None), input("y", "FP32", vec![1], None)],
+            inputs: vec![
+                input("x", "FP32", vec![2], None),
+                input("y", "FP32", vec![1], None),
+            ],
             raw_input_contents: vec![vec![0u8; 8].into()],
             ..Default::default()
         };
         let m = decode_request(req).unwrap_err().message;
-        assert!(m.contains("raw_input_contents has 1 entries for 2 inputs"), "{m}");
+        assert!(
+            m.contains("raw_input_contents has 1 entries for 2 inputs"),
+            "{m}"
+        );
 
         let req = ModelInferRequest {
             inputs: vec![input("x", "FP32", vec![3], None)],

@@ -133,7 +133,12 @@ impl<'de> Visitor<'de> for FlatVisitor<'_> {
         if let Some(n) = seq.size_hint() {
             self.out.reserve(n.min(1 << 16));
         }
-        while seq.next_element_seed(FlatVisitor { out: &mut *self.out })?.is_some() {}
+        while seq
+            .next_element_seed(FlatVisitor {
+                out: &mut *self.out,
+            })?
+            .is_some()
+        {}
         Ok(())
     }
 }
@@ -167,7 +172,11 @@ struct OutputJson {
     parameters: Option<Map<String, Value>>,
 }
 
-fn bool_param(params: &Option<Map<String, Value>>, key: &str, field: &str) -> Result<Option<bool>, Error> {
+fn bool_param(
+    params: &Option<Map<String, Value>>,
+    key: &str,
+    field: &str,
+) -> Result<Option<bool>, Error> {
     match params.as_ref().and_then(|p| p.get(key)) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -177,12 +186,17 @@ fn bool_param(params: &Option<Map<String, Value>>, key: &str, field: &str) -> Re
     }
 }
 
-fn int_param(params: &Option<Map<String, Value>>, key: &str, field: &str) -> Result<Option<i64>, Error> {
+fn int_param(
+    params: &Option<Map<String, Value>>,
+    key: &str,
+    field: &str,
+) -> Result<Option<i64>, Error> {
     match params.as_ref().and_then(|p| p.get(key)) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| {
-            Error::invalid(format!("{field}.{key} must be an integer, got {n}"))
-        }),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| Error::invalid(format!("{field}.{key} must be an integer, got {n}"))),
         Some(other) => Err(Error::invalid(format!(
             "{field}.{key} must be an integer, got {other}"
         ))),
@@ -234,7 +248,8 @@ fn convert(dtype: DataType, data: Vec<Scalar>, what: &str) -> Result<TensorData,
             data.iter()
                 .enumerate()
                 .map(|(i, v)| match v {
-                    Scalar::Int(x) => i32::try_from(*x).map_err(|_| bad(i, v, "an INT32 in -2147483648..=2147483647")),
+                    Scalar::Int(x) => i32::try_from(*x)
+                        .map_err(|_| bad(i, v, "an INT32 in -2147483648..=2147483647")),
                     v => Err(bad(i, v, "an integer for INT32")),
                 })
                 .collect::<Result<_, _>>()?,
@@ -317,7 +332,8 @@ pub fn decode_request(body: &[u8], header_len: Option<usize>) -> Result<DecodedR
     let timeout = int_param(&parsed.parameters, TIMEOUT_PARAMETER, "parameters")?
         .map(|us| timeout_from_micros(us, "parameters.timeout"))
         .transpose()?;
-    let default_binary = bool_param(&parsed.parameters, "binary_data_output", "parameters")?.unwrap_or(false);
+    let default_binary =
+        bool_param(&parsed.parameters, "binary_data_output", "parameters")?.unwrap_or(false);
 
     let mut inputs = Vec::with_capacity(parsed.inputs.len());
     for (idx, input) in parsed.inputs.into_iter().enumerate() {
@@ -387,13 +403,23 @@ pub fn decode_request(body: &[u8], header_len: Option<usize>) -> Result<DecodedR
     let mut per_output = Vec::new();
     for (idx, out) in parsed.outputs.unwrap_or_default().into_iter().enumerate() {
         let field = format!("outputs[{idx}].parameters");
-        if out.parameters.as_ref().is_some_and(|p| p.contains_key("classification")) {
+        if out
+            .parameters
+            .as_ref()
+            .is_some_and(|p| p.contains_key("classification"))
+        {
             return Err(Error::new(
                 ErrorCode::Unimplemented,
-                format!("output '{}': the classification extension is not supported", out.name),
+                format!(
+                    "output '{}': the classification extension is not supported",
+                    out.name
+                ),
             ));
         }
-        per_output.push((out.name.clone(), bool_param(&out.parameters, "binary_data", &field)?));
+        per_output.push((
+            out.name.clone(),
+            bool_param(&out.parameters, "binary_data", &field)?,
+        ));
         outputs.push(out.name);
     }
     Ok(DecodedRequest {
@@ -457,7 +483,10 @@ pub struct EncodedResponse {
     pub header_len: Option<usize>,
 }
 
-pub fn encode_response(resp: &InferResponse, format: &OutputFormat) -> Result<EncodedResponse, Error> {
+pub fn encode_response(
+    resp: &InferResponse,
+    format: &OutputFormat,
+) -> Result<EncodedResponse, Error> {
     let mut binary = Vec::new();
     let mut outputs = Vec::with_capacity(resp.outputs.len());
     for t in &resp.outputs {
@@ -521,7 +550,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.request.id.as_deref(), Some("r1"));
-        assert_eq!(d.request.inputs[0].data, TensorData::F32(vec![1.0, 2.0, 3.5, 4.0]));
+        assert_eq!(
+            d.request.inputs[0].data,
+            TensorData::F32(vec![1.0, 2.0, 3.5, 4.0])
+        );
         assert_eq!(d.request.outputs, vec!["y".to_string()]);
         assert!(d.format.is_binary("y"));
         assert_eq!(d.timeout, Some(Duration::from_micros(1500)));
@@ -537,27 +569,40 @@ mod tests {
         body.extend_from_slice(b"abc");
         let d = decode_request(&body, Some(header.len())).unwrap();
         assert_eq!(d.request.inputs[0].data, TensorData::I32(vec![1, -2]));
-        assert_eq!(d.request.inputs[2].data, TensorData::Bytes(vec![b"abc".to_vec()]));
+        assert_eq!(
+            d.request.inputs[2].data,
+            TensorData::Bytes(vec![b"abc".to_vec()])
+        );
     }
 
     #[test]
     fn invalid_json_names_the_position_or_field() {
         assert!(err("{").contains("invalid JSON"));
-        assert!(err(r#"{"inputs":[{"name":"x","shape":"2","datatype":"FP32","data":[1]}]}"#).contains("inputs[0].shape"));
+        assert!(
+            err(r#"{"inputs":[{"name":"x","shape":"2","datatype":"FP32","data":[1]}]}"#)
+                .contains("inputs[0].shape")
+        );
         assert!(err(r#"{"outputs":[]}"#).contains("missing field `inputs`"));
     }
 
     #[test]
     fn element_errors_name_input_index_and_expectation() {
         let m = err(r#"{"inputs":[{"name":"x","shape":[2],"datatype":"INT32","data":[1,1.5]}]}"#);
-        assert!(m.contains("input 'x': data element 1 is 1.5, expected an integer for INT32"), "{m}");
+        assert!(
+            m.contains("input 'x': data element 1 is 1.5, expected an integer for INT32"),
+            "{m}"
+        );
         let m = err(r#"{"inputs":[{"name":"x","shape":[3],"datatype":"FP32","data":[1,2]}]}"#);
-        assert!(m.contains("shape [3] needs 3 elements, 'data' has 2"), "{m}");
+        assert!(
+            m.contains("shape [3] needs 3 elements, 'data' has 2"),
+            "{m}"
+        );
         let m = err(r#"{"inputs":[{"name":"x","shape":[-1],"datatype":"FP32","data":[1]}]}"#);
         assert!(m.contains("negative dimension"), "{m}");
         let m = err(r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP8","data":[1]}]}"#);
         assert!(m.contains("input 'x': datatype 'FP8'"), "{m}");
-        let m = err(r#"{"inputs":[{"name":"x","shape":[1],"datatype":"INT32","data":[3000000000]}]}"#);
+        let m =
+            err(r#"{"inputs":[{"name":"x","shape":[1],"datatype":"INT32","data":[3000000000]}]}"#);
         assert!(m.contains("INT32 in"), "{m}");
     }
 
@@ -566,13 +611,19 @@ mod tests {
         let header = br#"{"inputs":[{"name":"a","shape":[2],"datatype":"FP32","parameters":{"binary_data_size":8}}]}"#;
         let mut short = header.to_vec();
         short.extend_from_slice(&[0u8; 5]);
-        let m = decode_request(&short, Some(header.len())).unwrap_err().message;
+        let m = decode_request(&short, Some(header.len()))
+            .unwrap_err()
+            .message;
         assert!(m.contains("binary_data_size is 8 bytes but only 5"), "{m}");
         let mut long = header.to_vec();
         long.extend_from_slice(&[0u8; 12]);
-        let m = decode_request(&long, Some(header.len())).unwrap_err().message;
+        let m = decode_request(&long, Some(header.len()))
+            .unwrap_err()
+            .message;
         assert!(m.contains("4 bytes of binary data beyond"), "{m}");
-        let m = decode_request(header, Some(header.len() + 10)).unwrap_err().message;
+        let m = decode_request(header, Some(header.len() + 10))
+            .unwrap_err()
+            .message;
         assert!(m.contains("Inference-Header-Content-Length is"), "{m}");
     }
 

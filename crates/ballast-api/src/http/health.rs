@@ -16,14 +16,25 @@ pub async fn live() -> impl IntoResponse {
 
 pub async fn ready(State(state): State<ApiState>) -> impl IntoResponse {
     let ready = state.is_ready();
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(serde_json::json!({ "ready": ready })))
 }
 
-fn model_ready_response(state: &ApiState, model: &str, version: Option<&str>) -> Result<impl IntoResponse + use<>, ApiError> {
+fn model_ready_response(
+    state: &ApiState,
+    model: &str,
+    version: Option<&str>,
+) -> Result<impl IntoResponse + use<>, ApiError> {
     let mv = state.repository()?.get(model, version)?;
     if !mv.is_ready() {
-        return Err(Error::unavailable(format!("model '{model}' is not ready: the server is draining")).into());
+        return Err(Error::unavailable(format!(
+            "model '{model}' is not ready: the server is draining"
+        ))
+        .into());
     }
     Ok(Json(serde_json::json!({
         "name": &*mv.name,
@@ -32,7 +43,10 @@ fn model_ready_response(state: &ApiState, model: &str, version: Option<&str>) ->
     })))
 }
 
-pub async fn model_ready(State(state): State<ApiState>, Path(model): Path<String>) -> Result<impl IntoResponse, ApiError> {
+pub async fn model_ready(
+    State(state): State<ApiState>,
+    Path(model): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     model_ready_response(&state, &model, None)
 }
 

@@ -19,8 +19,15 @@ use crate::server::ApiState;
 /// Bodies above this size are decoded on a blocking thread so the async workers never stall.
 const INLINE_DECODE_LIMIT: usize = 256 * 1024;
 
-pub async fn infer(State(state): State<ApiState>, Path(model): Path<String>, headers: HeaderMap, body: Body) -> Response {
-    handle(state, model, None, headers, body).await.unwrap_or_else(IntoResponse::into_response)
+pub async fn infer(
+    State(state): State<ApiState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(state, model, None, headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 pub async fn infer_version(
@@ -54,7 +61,9 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
     let too_large = |size: String| {
         Error::new(
             ErrorCode::PayloadTooLarge,
-            format!("request body of {size} exceeds the limit of {limit} bytes (max_request_bytes)"),
+            format!(
+                "request body of {size} exceeds the limit of {limit} bytes (max_request_bytes)"
+            ),
         )
     };
     if let Some(len) = header_usize(headers, header::CONTENT_LENGTH.as_str())?
@@ -64,7 +73,9 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
     }
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large("more bytes".to_string())),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(too_large("more bytes".to_string()))
+        }
         Err(e) => Err(Error::invalid(format!("cannot read request body: {e}"))),
     }
 }
@@ -81,8 +92,8 @@ async fn handle(
     let admission = mv.admit()?;
     let decoded = async {
         let header_len = header_usize(&headers, HEADER_CONTENT_LENGTH)?;
-        let header_timeout = header_usize(&headers, TIMEOUT_HEADER)?
-            .map(|ms| Duration::from_millis(ms as u64));
+        let header_timeout =
+            header_usize(&headers, TIMEOUT_HEADER)?.map(|ms| Duration::from_millis(ms as u64));
         let bytes = read_body(body, &headers, state.config.max_request_bytes).await?;
         let mut decoded = if bytes.len() > INLINE_DECODE_LIMIT {
             tokio::task::spawn_blocking(move || decode_request(&bytes, header_len))
@@ -109,11 +120,17 @@ async fn handle(
     let h = out.headers_mut();
     match encoded.header_len {
         Some(n) => {
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
             h.insert(HEADER_CONTENT_LENGTH, HeaderValue::from(n));
         }
         None => {
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
         }
     }
     Ok(out)

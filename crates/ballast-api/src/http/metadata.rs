@@ -42,7 +42,12 @@ fn metadata(state: &ApiState, model: &str, version: Option<&str>) -> Result<Json
     let mv = repo.get(model, version)?;
     let versions: Vec<String> = match version {
         Some(_) => vec![mv.version_label.to_string()],
-        None => repo.entry(model)?.versions.keys().map(u64::to_string).collect(),
+        None => repo
+            .entry(model)?
+            .versions
+            .keys()
+            .map(u64::to_string)
+            .collect(),
     };
     Ok(Json(json!({
         "name": &*mv.name,
@@ -53,7 +58,10 @@ fn metadata(state: &ApiState, model: &str, version: Option<&str>) -> Result<Json
     })))
 }
 
-pub async fn model_metadata(State(state): State<ApiState>, Path(model): Path<String>) -> Result<impl IntoResponse, ApiError> {
+pub async fn model_metadata(
+    State(state): State<ApiState>,
+    Path(model): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     metadata(&state, &model, None)
 }
 
@@ -85,7 +93,10 @@ fn config(state: &ApiState, model: &str, version: Option<&str>) -> Result<Json<V
     })))
 }
 
-pub async fn model_config(State(state): State<ApiState>, Path(model): Path<String>) -> Result<impl IntoResponse, ApiError> {
+pub async fn model_config(
+    State(state): State<ApiState>,
+    Path(model): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     config(&state, &model, None)
 }
 

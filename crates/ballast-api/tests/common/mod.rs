@@ -72,7 +72,9 @@ pub async fn start_with(config: ApiConfig, repo: ModelRepository) -> TestServer 
 pub async fn start_repo(dir: &Path) -> TestServer {
     // Bind first so the recorder exists before the models register their metrics.
     let server = Server::bind(api_config()).await.expect("bind");
-    let repo = ModelRepository::load(dir, &RepositoryOptions::default()).await.expect("load repository");
+    let repo = ModelRepository::load(dir, &RepositoryOptions::default())
+        .await
+        .expect("load repository");
     let token = CancellationToken::new();
     let handle = server.handle(token.clone()).expect("handle");
     handle.set_repository(Arc::new(repo));
@@ -133,7 +135,12 @@ impl Backend for SlowDoubler {
     }
 }
 
-pub async fn start_slow(name: &str, backend: Arc<SlowDoubler>, config: ModelConfig, api: ApiConfig) -> TestServer {
+pub async fn start_slow(
+    name: &str,
+    backend: Arc<SlowDoubler>,
+    config: ModelConfig,
+    api: ApiConfig,
+) -> TestServer {
     let server = Server::bind(api).await.expect("bind");
     let repo = ModelRepository::from_specs(
         vec![ModelSpec {

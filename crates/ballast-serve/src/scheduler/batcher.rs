@@ -231,10 +231,14 @@ impl BatcherTask {
                 continue;
             }
             self.queued.fetch_sub(entries.len(), Ordering::AcqRel);
-            self.metrics.queue_depth.set(self.queued.load(Ordering::Acquire) as f64);
+            self.metrics
+                .queue_depth
+                .set(self.queued.load(Ordering::Acquire) as f64);
             if let Err(crossbeam_channel::SendError(job)) = self.jobs.send(Job { entries, slot }) {
                 for e in job.entries {
-                    let _ = e.reply.send(Err(Error::unavailable("the model's engine threads have stopped")));
+                    let _ = e.reply.send(Err(Error::unavailable(
+                        "the model's engine threads have stopped",
+                    )));
                 }
                 return;
             }
@@ -249,7 +253,12 @@ mod tests {
 
     fn entry(rows: usize, width: usize) -> (Entry, oneshot::Receiver<Reply>) {
         let (tx, rx) = oneshot::channel();
-        let t = Tensor::new("x", vec![rows, width], TensorData::F32(vec![0.0; rows * width])).unwrap();
+        let t = Tensor::new(
+            "x",
+            vec![rows, width],
+            TensorData::F32(vec![0.0; rows * width]),
+        )
+        .unwrap();
         (
             Entry {
                 inputs: vec![t],
@@ -324,7 +333,10 @@ mod tests {
             let err = e.deadline_error();
             e.reply.send(Err(err)).unwrap();
         }
-        assert_eq!(rb.try_recv().unwrap().unwrap_err().code, ErrorCode::DeadlineExceeded);
+        assert_eq!(
+            rb.try_recv().unwrap().unwrap_err().code,
+            ErrorCode::DeadlineExceeded
+        );
         assert_eq!(s.len(), 1);
         assert_eq!(s.next_batch().len(), 1);
     }

@@ -117,7 +117,11 @@ impl ConcurrencyLimiter {
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Some(Permit { limiter: self.clone() }),
+                Ok(_) => {
+                    return Some(Permit {
+                        limiter: self.clone(),
+                    });
+                }
                 Err(now) => current = now,
             }
         }

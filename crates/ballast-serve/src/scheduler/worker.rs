@@ -68,7 +68,10 @@ impl Worker {
             }
             Err(_) => {
                 tracing::error!(model = %self.model, "engine panicked; the batch fails, the worker continues");
-                return reply_all(owners, &Error::internal("the engine panicked while running this batch"));
+                return reply_all(
+                    owners,
+                    &Error::internal("the engine panicked while running this batch"),
+                );
             }
         };
         let results = split(outputs, &owners, rows);
@@ -138,7 +141,10 @@ fn split(outputs: Vec<Tensor>, owners: &[Owner], rows: usize) -> Vec<Result<Vec<
     if owners.len() == 1 {
         return vec![Ok(outputs)];
     }
-    if let Some(bad) = outputs.iter().find(|t| t.rows() != rows || t.shape.is_empty()) {
+    if let Some(bad) = outputs
+        .iter()
+        .find(|t| t.rows() != rows || t.shape.is_empty())
+    {
         let err = Error::new(
             ErrorCode::Internal,
             format!(
