@@ -1,6 +1,8 @@
 //! Every bad input gets a 4xx (HTTP) or INVALID_ARGUMENT / NOT_FOUND (gRPC) whose message names
 //! the field, what was expected and what came — never a panic, a hang or a 5xx.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 
 use std::collections::HashMap;
@@ -11,6 +13,9 @@ use ballast_proto::inference::{
 };
 use common::*;
 use serde_json::json;
+
+/// (what, url, body, header length, status, message fragments)
+type Case<'a> = (&'a str, String, Vec<u8>, Option<usize>, u16, Vec<&'a str>);
 
 fn features(rows: usize) -> serde_json::Value {
     json!({"name": "features", "shape": [rows, 12], "datatype": "FP32", "data": vec![0.25f32; rows * 12]})
@@ -48,8 +53,7 @@ async fn http_bad_inputs_get_4xx_naming_the_field() {
         (h.len(), b)
     };
 
-    // (what, url, body, header length, status, message fragments)
-    let cases: Vec<(&str, String, Vec<u8>, Option<usize>, u16, Vec<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         ("invalid JSON", infer.clone(), b"{\"inputs\": [".to_vec(), None, 400, vec!["invalid JSON"]),
         ("missing inputs", infer.clone(), b"{}".to_vec(), None, 400, vec!["missing field `inputs`"]),
         (

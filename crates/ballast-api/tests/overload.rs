@@ -1,6 +1,8 @@
 //! Overload, deadlines, cancellation, batching and draining, end to end on real sockets.
 //! A test engine (`SlowDoubler`) makes engine time and engine calls observable.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! called over HTTP (reqwest) and gRPC (tonic). Outputs are checked against onnxruntime's
 //! results committed in `examples/fixtures/expected.json`.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod common;
 
 use std::collections::HashMap;

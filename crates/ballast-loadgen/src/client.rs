@@ -43,10 +43,12 @@ pub(crate) fn prefix(body: &[u8]) -> String {
 pub(crate) enum Client {
     Http(HttpClient),
     Grpc(GrpcClient),
-    /// Answers `Ok` after `latency` (tokio time): drives the loops in paused-time tests.
+    /// Answers `Ok` after `latency` (tokio time), one request at a time if `serial` is set:
+    /// drives the loops in paused-time tests.
     #[cfg(test)]
     Fake {
         latency: Duration,
+        serial: Option<tokio::sync::Mutex<()>>,
     },
 }
 
@@ -69,7 +71,11 @@ impl Client {
             Client::Http(c) => c.send(idx).await,
             Client::Grpc(c) => c.send(idx).await,
             #[cfg(test)]
-            Client::Fake { latency } => {
+            Client::Fake { latency, serial } => {
+                let _turn = match serial {
+                    Some(m) => Some(m.lock().await),
+                    None => None,
+                };
                 tokio::time::sleep(*latency).await;
                 Outcome::Ok
             }

@@ -92,13 +92,12 @@ pub struct RunConfig {
     pub duration: Duration,
     /// Period before `duration` whose requests are sent but not recorded.
     pub warmup: Duration,
-    /// Client-side timeout of one request (for gRPC also sent as `grpc-timeout`). In the open
-    /// loop it includes any wait for a free HTTP connection.
+    /// Client-side timeout of one request (for gRPC also sent as `grpc-timeout`).
     pub request_timeout: Duration,
     /// gRPC: number of channels (HTTP/2 connections), used round-robin; 0 counts as 1.
-    /// HTTP open loop: the most connections, hence requests in flight, at once (HTTP/1.1
-    /// carries one request at a time); a request waiting for a connection is late and that
-    /// wait counts in its latency, as in wrk2; 0 means unbounded (one connection per
-    /// outstanding request). HTTP closed loop: ignored (`concurrency` connections are used).
+    /// HTTP: unused. HTTP/1.1 carries one request at a time, so the client opens a connection
+    /// per request in flight (`concurrency` in the closed loop; in the open loop as many as are
+    /// outstanding, up to [`MAX_OUTSTANDING`]) and keeps them all in its idle pool. Capping
+    /// them would queue requests in the client, not the server, and measure the client.
     pub connections: usize,
 }

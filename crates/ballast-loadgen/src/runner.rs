@@ -3,12 +3,14 @@
 //! Closed loop: `concurrency` tasks, each sending, awaiting and sending again until the end.
 //! Open loop: request `i` is intended at `start + i / rate`; a dispatcher sleeps until the next
 //! intended time, then spawns every request that is due, each in its own task, and latency runs
-//! from the intended time, so a late send — the server's back-pressure, a busy client, the
-//! dispatcher's own wake-up lag — is charged to the request. The dispatcher is a dedicated
-//! thread rather than a tokio timer (see [`Pacing`]) to keep its own lag near 0.1 ms. A request is measured when its
-//! intended start lies after the warmup; one that cannot be sent because [`MAX_OUTSTANDING`]
-//! are in flight counts as `client_dropped`. Every request is bounded by the request timeout,
-//! so a run ends within one timeout after its duration, however dead the server.
+//! from the intended time, so a late send (the server's back-pressure, a busy client, the
+//! dispatcher's own wake-up lag) is charged to the request. The dispatcher is a dedicated
+//! thread rather than a tokio timer (see [`Pacing`]) to keep its own lag near 0.1 ms.
+//!
+//! A request is measured when its intended start lies after the warmup; one that cannot be
+//! sent because [`MAX_OUTSTANDING`] are in flight counts as `client_dropped`. Every request is
+//! bounded by the request timeout, so a run ends within one timeout after its duration, however
+//! dead the server.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,13 +18,13 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use tokio::runtime::Handle;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::client::Client;
 use crate::stats::{Collector, LiveStats, Outcome, Recorder, Report, ReportHeader};
-use crate::{Mode, Payloads, Protocol, RunConfig, Target};
+use crate::{Mode, Payloads, RunConfig, Target};
 
 /// Open loop: requests in flight beyond which new ones are dropped (bounds memory).
 pub const MAX_OUTSTANDING: usize = 50_000;
@@ -52,8 +54,6 @@ struct Shared {
     client: Client,
     recorder: Recorder,
     timeout: Duration,
-    /// Open-loop HTTP: one permit per connection.
-    connections: Option<Semaphore>,
     /// Notified when the number of requests in flight drops to zero.
     idle: Notify,
 }
@@ -61,15 +61,7 @@ struct Shared {
 impl Shared {
     /// Sends request `idx` and records it, with latency measured from `started`.
     async fn one(&self, idx: u64, started: Instant, measured: bool) {
-        let attempt = async {
-            // The semaphore is never closed, so acquiring only waits.
-            let _permit = match &self.connections {
-                Some(s) => s.acquire().await.ok(),
-                None => None,
-            };
-            self.client.send(idx).await
-        };
-        let outcome = tokio::time::timeout(self.timeout, attempt)
+        let outcome = tokio::time::timeout(self.timeout, self.client.send(idx))
             .await
             .unwrap_or(Outcome::Timeout);
         self.recorder.record(measured, outcome, started.elapsed());
@@ -125,12 +117,8 @@ pub async fn run(
 ) -> anyhow::Result<Report> {
     validate(config)?;
     let client = Client::new(target, config, payloads)?;
-    let connections = match (config.protocol, config.mode) {
-        (Protocol::Http, Mode::Open { .. }) if config.connections > 0 => Some(config.connections),
-        _ => None,
-    };
     tracing::debug!(?config, model = %target.model, "load run starting");
-    run_with(client, connections, Pacing::Thread, config, on_tick).await
+    run_with(client, Pacing::Thread, config, on_tick).await
 }
 
 fn validate(config: &RunConfig) -> anyhow::Result<()> {
@@ -155,7 +143,6 @@ fn validate(config: &RunConfig) -> anyhow::Result<()> {
 
 async fn run_with(
     client: Client,
-    connections: Option<usize>,
     pacing: Pacing,
     config: &RunConfig,
     mut on_tick: impl FnMut(&LiveStats) + Send,
@@ -164,7 +151,6 @@ async fn run_with(
         client,
         recorder: Recorder::new()?,
         timeout: config.request_timeout,
-        connections: connections.map(Semaphore::new),
         idle: Notify::new(),
     });
     let mut collector = Collector::new()?;
@@ -353,6 +339,7 @@ async fn open_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Protocol;
 
     fn config(mode: Mode, duration_ms: u64, warmup_ms: u64, timeout_ms: u64) -> RunConfig {
         RunConfig {
@@ -368,16 +355,24 @@ mod tests {
     /// Paused-time runs: tokio pacing, so that the schedule follows the virtual clock.
     async fn run_with_fake(
         client: Client,
-        connections: Option<usize>,
         config: &RunConfig,
         on_tick: impl FnMut(&LiveStats) + Send,
     ) -> anyhow::Result<Report> {
-        run_with(client, connections, Pacing::Tokio, config, on_tick).await
+        run_with(client, Pacing::Tokio, config, on_tick).await
     }
 
     fn fake(latency_ms: u64) -> Client {
         Client::Fake {
             latency: Duration::from_millis(latency_ms),
+            serial: None,
+        }
+    }
+
+    /// A fake server that serves one request at a time.
+    fn serial_fake(latency_ms: u64) -> Client {
+        Client::Fake {
+            latency: Duration::from_millis(latency_ms),
+            serial: Some(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -385,7 +380,7 @@ mod tests {
     async fn open_loop_sends_rate_times_duration_after_the_warmup() {
         let mut ticks = Vec::new();
         let c = config(Mode::Open { rate: 100.0 }, 10_000, 2_000, 1_000);
-        let r = run_with_fake(fake(10), None, &c, |s: &LiveStats| ticks.push(s.clone()))
+        let r = run_with_fake(fake(10), &c, |s: &LiveStats| ticks.push(s.clone()))
             .await
             .unwrap();
         assert_eq!((r.sent, r.ok, r.client_dropped), (1000, 1000, 0));
@@ -405,10 +400,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn open_loop_charges_queueing_to_the_request() {
-        // 40 req/s offered to one connection that serves 20 req/s: request i is intended at
-        // 25·i ms but finishes at 50·(i+1) ms, so its latency is 50 + 25·i ms.
+        // 40 req/s offered to a server that serves one at a time, 20 req/s: request i is
+        // intended at 25·i ms but finishes at 50·(i+1) ms, so its latency is 50 + 25·i ms.
         let c = config(Mode::Open { rate: 40.0 }, 1_000, 0, 10_000);
-        let r = run_with_fake(fake(50), Some(1), &c, |_: &LiveStats| {})
+        let r = run_with_fake(serial_fake(50), &c, |_: &LiveStats| {})
             .await
             .unwrap();
         assert_eq!((r.sent, r.ok), (40, 40));
@@ -427,7 +422,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn closed_loop_measures_from_the_send() {
         let c = config(Mode::Closed { concurrency: 1 }, 1_000, 500, 10_000);
-        let r = run_with_fake(fake(50), Some(1), &c, |_: &LiveStats| {})
+        let r = run_with_fake(serial_fake(50), &c, |_: &LiveStats| {})
             .await
             .unwrap();
         assert_eq!((r.sent, r.ok), (20, 20));
@@ -443,13 +438,13 @@ mod tests {
     async fn slow_requests_time_out_and_the_run_still_ends() {
         let c = config(Mode::Open { rate: 10.0 }, 1_000, 0, 100);
         let started = Instant::now();
-        let r = run_with_fake(fake(60_000), None, &c, |_: &LiveStats| {})
+        let r = run_with_fake(fake(60_000), &c, |_: &LiveStats| {})
             .await
             .unwrap();
         assert_eq!((r.sent, r.timeouts, r.ok), (10, 10, 0));
         assert!(started.elapsed() < Duration::from_millis(1_200));
         let c = config(Mode::Closed { concurrency: 3 }, 1_000, 0, 100);
-        let r = run_with_fake(fake(60_000), None, &c, |_: &LiveStats| {})
+        let r = run_with_fake(fake(60_000), &c, |_: &LiveStats| {})
             .await
             .unwrap();
         assert_eq!((r.sent, r.timeouts), (30, 30));
@@ -458,7 +453,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn open_loop_drops_beyond_max_outstanding() {
         let c = config(Mode::Open { rate: 60_000.0 }, 1_000, 0, 100_000);
-        let r = run_with_fake(fake(10_000), None, &c, |_: &LiveStats| {})
+        let r = run_with_fake(fake(10_000), &c, |_: &LiveStats| {})
             .await
             .unwrap();
         assert_eq!(r.sent as usize, MAX_OUTSTANDING);
@@ -469,7 +464,7 @@ mod tests {
     async fn thread_pacing_keeps_the_schedule_in_real_time() {
         let c = config(Mode::Open { rate: 200.0 }, 500, 100, 1_000);
         let started = Instant::now();
-        let r = run_with(fake(1), None, Pacing::Thread, &c, |_: &LiveStats| {})
+        let r = run_with(fake(1), Pacing::Thread, &c, |_: &LiveStats| {})
             .await
             .unwrap();
         let wall = started.elapsed();

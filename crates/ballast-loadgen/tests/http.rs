@@ -30,6 +30,8 @@ enum Behaviour {
     StatusCycle,
     /// Sleeps, then 200.
     Sleep(Duration),
+    /// Sleeps, then 200, one request at a time (an overloaded single-worker server).
+    Serial(Duration),
 }
 
 struct Server {
@@ -37,6 +39,7 @@ struct Server {
     requests: AtomicU64,
     bad: AtomicU64,
     versions: std::sync::Mutex<Vec<String>>,
+    serial: tokio::sync::Mutex<()>,
 }
 
 /// Checks an OIP v2 request body: JSON header, and binary sections that add up.
@@ -108,6 +111,11 @@ async fn infer(
             tokio::time::sleep(d).await;
             ok()
         }
+        Behaviour::Serial(d) => {
+            let _turn = s.serial.lock().await;
+            tokio::time::sleep(d).await;
+            ok()
+        }
     }
 }
 
@@ -131,6 +139,7 @@ async fn serve(behaviour: Behaviour) -> (Arc<Server>, Target) {
         requests: AtomicU64::new(0),
         bad: AtomicU64::new(0),
         versions: std::sync::Mutex::new(Vec::new()),
+        serial: tokio::sync::Mutex::new(()),
     });
     let router = Router::new()
         .route("/v2/models/{model}/infer", post(infer))
@@ -264,8 +273,7 @@ async fn warmup_requests_are_sent_but_not_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_loop_sends_rate_times_duration() {
     let (server, target) = serve(Behaviour::EveryFifthRejected).await;
-    let mut c = config(Mode::Open { rate: 200.0 }, 2_000);
-    c.connections = 64;
+    let c = config(Mode::Open { rate: 200.0 }, 2_000);
     let started = Instant::now();
     let r = quiet_run(&target, &c, &payloads(true)).await;
     let wall = started.elapsed();
@@ -284,12 +292,11 @@ async fn open_loop_sends_rate_times_duration() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_loop_latency_runs_from_the_intended_send_time() {
-    // One connection, 50 ms per request: at most 20 req/s. Offered 40 req/s for 1 s, the
-    // requests queue in the client and the last ones are ~1 s late; a closed loop would
-    // only ever see 50 ms.
-    let (_server, target) = serve(Behaviour::Sleep(Duration::from_millis(50))).await;
-    let mut open = config(Mode::Open { rate: 40.0 }, 1_000);
-    open.connections = 1;
+    // One request at a time, 50 ms each: at most 20 req/s. Offered 40 req/s for 1 s, the
+    // requests queue and the last ones are ~1 s late; a closed loop of one would only ever
+    // see 50 ms.
+    let (_server, target) = serve(Behaviour::Serial(Duration::from_millis(50))).await;
+    let open = config(Mode::Open { rate: 40.0 }, 1_000);
     let r = quiet_run(&target, &open, &payloads(true)).await;
     assert_eq!(r.ok, 40, "{r:?}");
     assert!(r.latency_ok.p99_us > 700_000.0, "{:?}", r.latency_ok);

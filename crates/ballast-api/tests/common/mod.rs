@@ -1,6 +1,7 @@
 //! Shared test harness: a real server on 127.0.0.1:0 (HTTP and gRPC) over either the example
 //! model repository or test engines.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

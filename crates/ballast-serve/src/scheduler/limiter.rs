@@ -9,8 +9,9 @@
 //!
 //! Every window (≥ 50 ms and ≥ 8 samples, or 1,000 samples):
 //! - `gradient = clamp(target / mean_queue_delay, 0.5, 1.0)`;
-//! - `new = gradient · limit + headroom`, `headroom = √limit` only when the window saw at
-//!   least half the limit in flight (an app-limited server must not inflate its limit);
+//! - `new = gradient · limit + headroom`, `headroom = √limit` only when queueing is on target
+//!   and the window saw at least half the limit in flight (an app-limited server must not
+//!   inflate its limit) — additive increase, multiplicative decrease;
 //! - decreases apply at once (overload needs a fast answer), increases are smoothed (×0.2);
 //! - the limit stays within `[min, max]`; `min` covers two full batches per engine thread (one
 //!   computing, one waiting) so the limiter itself never starves the engine.
@@ -151,7 +152,13 @@ impl ConcurrencyLimiter {
             (target / mean).clamp(0.5, 1.0)
         };
         let app_limited = (window.peak_in_flight as f64) < limit / 2.0;
-        let headroom = if app_limited { 0.0 } else { limit.sqrt() };
+        // Grow only while queueing is on target and the limit is actually used; above target,
+        // shrink multiplicatively with no headroom added (AIMD), so overload is answered fast.
+        let headroom = if app_limited || gradient < 1.0 {
+            0.0
+        } else {
+            limit.sqrt()
+        };
         let proposed = gradient * limit + headroom;
         let next = if proposed < limit {
             proposed
@@ -186,8 +193,9 @@ mod tests {
     }
 
     /// Drives `windows` full windows with a fixed delay while keeping `in_flight` permits held.
+    /// The clock is the limiter's own window start, so consecutive calls keep advancing it.
     fn drive(l: &Arc<ConcurrencyLimiter>, delay: Duration, in_flight: usize, windows: usize) {
-        let mut now = Instant::now();
+        let mut now = l.state.lock().1.started;
         let held: Vec<Permit> = (0..in_flight).filter_map(|_| l.try_acquire()).collect();
         for _ in 0..windows {
             now += WINDOW_MIN_DURATION;
