@@ -12,6 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 /// 32 MiB: a 1,000-row batch of 4,096 FP64 features, with room for JSON's overhead.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+/// Streams per gRPC connection decoded at once: with `max_request_bytes`, this bounds the memory
+/// one connection can pin; 256 is far above what admission lets through per model.
+pub const GRPC_MAX_CONCURRENT_STREAMS: u32 = 256;
 /// 30 s: Kubernetes' default termination grace period.
 pub const DEFAULT_DRAIN_GRACE: Duration = Duration::from_secs(30);
 
@@ -127,6 +130,8 @@ impl Server {
 
         let grpc_stop = shutdown.clone();
         let grpc = tonic::transport::Server::builder()
+            // Bounds what one connection can make the server decode at once.
+            .max_concurrent_streams(Some(GRPC_MAX_CONCURRENT_STREAMS))
             .add_service(health_service)
             .add_service(crate::grpc::service(state.clone()))
             .serve_with_incoming_shutdown(
