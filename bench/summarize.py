@@ -29,11 +29,12 @@ on, off = load("c64_on"), load("c64_off")
 rows.append(("3. batching gain, 64 clients, gRPC",
              f"{on['throughput_ok_per_s']:,.0f} req/s on vs {off['throughput_ok_per_s']:,.0f} off",
              f"{on['throughput_ok_per_s'] / off['throughput_ok_per_s']:.2f}x"))
-cap = on["throughput_ok_per_s"]
+cap = load("c8_off")["throughput_ok_per_s"]
+rows.append(("4. capacity of the unbatched server (8 clients, gRPC, none refused)", f"{cap:,.0f} req/s", ""))
 rss = open(os.path.join(out, "peak_rss_kb")).read().strip()
 for x in (2, 5, 10):
     r = load(f"overload_{x}x")
-    rows.append((f"4. overload {x}x ({r['offered_rate']:,.0f} req/s offered, gRPC open loop)",
+    rows.append((f"4. overload {x}x ({r['offered_rate']:,.0f} req/s offered, gRPC open loop, unbatched server)",
                  f"goodput {r['throughput_ok_per_s']:,.0f} req/s; admitted p99 {r['latency_ok']['p99_us'] / 1000:.1f} ms; "
                  f"rejected {r['rejected']:,} (p50 {r['latency_rejected']['p50_us'] / 1000:.2f} ms, p99 {r['latency_rejected']['p99_us'] / 1000:.1f} ms); "
                  f"errors {r['errors'] + r['timeouts']}; client_dropped {r['client_dropped']}",

@@ -124,7 +124,13 @@ impl Server {
 
         let router = crate::http::router(state.clone());
         let http_stop = shutdown.clone();
-        let http = axum::serve(self.http, router).with_graceful_shutdown(async move {
+        // Small responses must not wait for Nagle + delayed ACK (~40 ms).
+        let listener = axum::serve::ListenerExt::tap_io(self.http, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        let http = axum::serve(listener, router).with_graceful_shutdown(async move {
             http_stop.cancelled().await;
         });
 
@@ -135,7 +141,7 @@ impl Server {
             .add_service(health_service)
             .add_service(crate::grpc::service(state.clone()))
             .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(self.grpc),
+                tonic::transport::server::TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
                 async move {
                     grpc_stop.cancelled().await;
                 },

@@ -12,8 +12,10 @@ use crate::tensor::DataType;
 
 /// Up to 64 rows per engine call: enough to amortise per-call overhead on CPU engines.
 pub const DEFAULT_MAX_BATCH_SIZE: usize = 64;
-/// Wait at most 2 ms for a batch to fill: below a typical network round trip.
-pub const DEFAULT_MAX_QUEUE_DELAY: Duration = Duration::from_millis(2);
+/// Do not hold a request back to fill a batch: batches still grow under load, because the
+/// batcher forms one only when an engine thread is free and requests queue meanwhile (as
+/// Triton's default of 0). Raise it for engines whose per-call cost dominates.
+pub const DEFAULT_MAX_QUEUE_DELAY: Duration = Duration::ZERO;
 /// A queue longer than this holds seconds of work on a CPU model; past it, shed load.
 pub const DEFAULT_MAX_QUEUE_SIZE: usize = 1024;
 /// Aim to keep queueing delay near 5 ms: a small share of a fraud check's budget.
