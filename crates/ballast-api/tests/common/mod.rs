@@ -56,8 +56,9 @@ pub fn api_config() -> ApiConfig {
     }
 }
 
-pub async fn start_with(config: ApiConfig, repo: ModelRepository) -> TestServer {
-    let server = Server::bind(config).await.expect("bind");
+/// Serves `repo` on a bound server; the server must be bound before the repository loads so
+/// the metrics recorder exists when models register their metrics.
+fn launch(server: Server, repo: ModelRepository) -> TestServer {
     let token = CancellationToken::new();
     let handle = server.handle(token.clone()).expect("handle");
     handle.set_repository(Arc::new(repo));
@@ -76,16 +77,7 @@ pub async fn start_repo(dir: &Path) -> TestServer {
     let repo = ModelRepository::load(dir, &RepositoryOptions::default())
         .await
         .expect("load repository");
-    let token = CancellationToken::new();
-    let handle = server.handle(token.clone()).expect("handle");
-    handle.set_repository(Arc::new(repo));
-    let task = tokio::spawn(server.run(token));
-    TestServer {
-        http: format!("http://{}", handle.http_addr),
-        grpc: format!("http://{}", handle.grpc_addr),
-        handle,
-        task,
-    }
+    launch(server, repo)
 }
 
 /// A test engine: y = 2·x on FP32 [-1, 1], sleeping `delay` per call, counting calls and rows.
@@ -154,16 +146,7 @@ pub async fn start_slow(
     )
     .await
     .expect("repository");
-    let token = CancellationToken::new();
-    let handle = server.handle(token.clone()).expect("handle");
-    handle.set_repository(Arc::new(repo));
-    let task = tokio::spawn(server.run(token));
-    TestServer {
-        http: format!("http://{}", handle.http_addr),
-        grpc: format!("http://{}", handle.grpc_addr),
-        handle,
-        task,
-    }
+    launch(server, repo)
 }
 
 /// Model names must differ between tests: metrics are process-wide.
