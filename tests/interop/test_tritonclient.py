@@ -1,7 +1,16 @@
 """Interop suite: the real NVIDIA ``tritonclient`` (HTTP + gRPC) against ballast.
 
-Every output is compared with onnxruntime (CPUExecutionProvider) run locally
-on the same model file the server serves.
+Every output is compared with the model's own library run locally on the same
+model file the server serves: onnxruntime (CPUExecutionProvider) for
+``model.onnx``, xgboost for ``model.json``, lightgbm for ``model.txt``.
+
+Tree models (XGBoost JSON, LightGBM text) are served with one input
+``features`` [-1, n_features] (FP32 for XGBoost, FP64 for LightGBM) and one
+output named after the objective: ``probability`` [-1] (binary),
+``probabilities`` [-1, n_classes] (multiclass), ``prediction`` [-1] (anything
+else); same datatype as the input. Where the model's config.toml has
+``allow_non_finite = true``, requests sent as binary tensors (HTTP binary, gRPC)
+carry a few NaN ("missing") feature values; JSON requests cannot carry NaN.
 
 Environment (all required except the repository):
 
@@ -24,23 +33,30 @@ with a message saying what to set.
 from __future__ import annotations
 
 import functools
+import json
 import os
+import tomllib
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import lightgbm
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+import xgboost
 from tritonclient.utils import InferenceServerException
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 FLOAT_RTOL = 1e-5
 FLOAT_ATOL = 1e-6
+TREE_RTOL = 1e-6     # xgboost / lightgbm models: the server runs its own evaluator
+TREE_ATOL = 1e-6
+NAN_PER_INPUT = 3    # NaN values put into a tree model's binary-mode request
 BATCH = 3          # value used for the first (batch) -1 dimension
 OTHER_DYN = 5      # value used for every other -1 dimension
 UNKNOWN_MODEL = "ballast_interop_no_such_model"
@@ -92,6 +108,9 @@ class ModelVersion:
     path: Path
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    kind: str = "onnx"                        # "onnx" | "xgboost" | "lightgbm"
+    allow_non_finite: bool = False            # config.toml: NaN may be sent
+    categorical: tuple[int, ...] = ()         # XGBoost categorical feature indexes
 
 
 def _specs(value_infos) -> tuple[TensorSpec, ...]:
@@ -111,6 +130,77 @@ def _repository_dir() -> Path:
     return p
 
 
+def _tree_output(objective: str, n_classes: int, datatype: str) -> TensorSpec:
+    """The output naming convention for tree models (see the module docstring)."""
+    if n_classes > 1:
+        return TensorSpec("probabilities", datatype, (-1, n_classes))
+    if objective.startswith("binary"):
+        return TensorSpec("probability", datatype, (-1,))
+    return TensorSpec("prediction", datatype, (-1,))
+
+
+def _xgboost_signature(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...], tuple[int, ...]]:
+    """XGBoost JSON: features FP32 [-1, num_feature]; output from the objective and num_class."""
+    with open(path) as f:
+        learner = json.load(f)["learner"]
+    n_features = int(learner["learner_model_param"]["num_feature"])
+    n_classes = int(learner["learner_model_param"].get("num_class", "0") or 0)
+    objective = learner["objective"]["name"]
+    if objective == "multi:softmax":
+        pytest.fail(f"{path}: multi:softmax has no output in the naming convention", pytrace=False)
+    cats = tuple(i for i, t in enumerate(learner.get("feature_types") or []) if t == "c")
+    out = _tree_output(objective, n_classes, "FP32")
+    return (TensorSpec("features", "FP32", (-1, n_features)),), (out,), cats
+
+
+def _lightgbm_signature(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """LightGBM text: features FP64 [-1, max_feature_idx + 1]; output from objective and num_class."""
+    header = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("Tree="):
+                break
+            if "=" in line:
+                k, v = line.split("=", 1)
+                header[k] = v
+    n_features = int(header["max_feature_idx"]) + 1
+    n_classes = int(header.get("num_class", "1"))
+    out = _tree_output(header.get("objective", ""), n_classes, "FP64")
+    return (TensorSpec("features", "FP64", (-1, n_features)),), (out,)
+
+
+# Model file names, in the order an engine is chosen when a version directory holds several.
+MODEL_FILES = ("model.onnx", "model.json", "model.txt")
+
+
+def _load_version(model: str, vdir: Path, allow_non_finite: bool) -> ModelVersion | None:
+    for fname in MODEL_FILES:
+        f = vdir / fname
+        if not f.is_file():
+            continue
+        if fname == "model.onnx":
+            m = onnx.load(str(f))
+            init_names = {i.name for i in m.graph.initializer}
+            graph_inputs = [i for i in m.graph.input if i.name not in init_names]
+            return ModelVersion(model, vdir.name, f, _specs(graph_inputs), _specs(m.graph.output),
+                                "onnx", allow_non_finite)
+        if fname == "model.json":
+            ins, outs, cats = _xgboost_signature(f)
+            return ModelVersion(model, vdir.name, f, ins, outs, "xgboost", allow_non_finite, cats)
+        ins, outs = _lightgbm_signature(f)
+        return ModelVersion(model, vdir.name, f, ins, outs, "lightgbm", allow_non_finite)
+    return None
+
+
+def _allow_non_finite(mdir: Path) -> bool:
+    cfg = mdir / "config.toml"
+    if not cfg.is_file():
+        return False
+    with open(cfg, "rb") as f:
+        return bool(tomllib.load(f).get("allow_non_finite", False))
+
+
 def _discover() -> dict[str, dict[str, ModelVersion]]:
     repo = _repository_dir()
     models: dict[str, dict[str, ModelVersion]] = {}
@@ -120,15 +210,12 @@ def _discover() -> dict[str, dict[str, ModelVersion]]:
         if not mdir.is_dir():
             continue
         versions = {}
+        non_finite = _allow_non_finite(mdir)
         for vdir in mdir.iterdir():
-            f = vdir / "model.onnx"
-            if vdir.is_dir() and vdir.name.isdigit() and f.is_file():
-                m = onnx.load(str(f))
-                init_names = {i.name for i in m.graph.initializer}
-                graph_inputs = [i for i in m.graph.input if i.name not in init_names]
-                versions[vdir.name] = ModelVersion(
-                    mdir.name, vdir.name, f, _specs(graph_inputs), _specs(m.graph.output)
-                )
+            if vdir.is_dir() and vdir.name.isdigit():
+                mv = _load_version(mdir.name, vdir, non_finite)
+                if mv is not None:
+                    versions[vdir.name] = mv
         if versions:
             models[mdir.name] = dict(sorted(versions.items(), key=lambda kv: int(kv[0])))
     return models
@@ -138,8 +225,8 @@ MODELS = _discover()
 if not MODELS:
     pytest.fail(
         f"no models found in model repository {_repository_dir()} "
-        "(expected <model>/<version>/model.onnx; set BALLAST_MODEL_REPOSITORY or run "
-        "`python examples/make_models.py`)",
+        "(expected <model>/<version>/model.onnx|model.json|model.txt; set BALLAST_MODEL_REPOSITORY "
+        "or run `python examples/make_models.py` and `python examples/make_trees.py`)",
         pytrace=False,
     )
 
@@ -208,8 +295,12 @@ def _concrete_shape(shape: tuple[int, ...]) -> list[int]:
     return [(BATCH if i == 0 else OTHER_DYN) if d == -1 else d for i, d in enumerate(shape)]
 
 
-def random_inputs(mv: ModelVersion, salt: str) -> dict[str, np.ndarray]:
-    """Random values of the right dtype for every input; deterministic per (model, salt)."""
+def random_inputs(mv: ModelVersion, salt: str, binary: bool = False) -> dict[str, np.ndarray]:
+    """Random values of the right dtype for every input; deterministic per (model, salt).
+
+    ``binary``: the request carries the tensors as raw bytes (HTTP binary or gRPC), so for a
+    tree model whose config allows non-finite values a few features are NaN ("missing").
+    """
     rng = np.random.default_rng(zlib.crc32(f"{mv.model}/{salt}".encode()))
     out = {}
     for spec in mv.inputs:
@@ -225,14 +316,55 @@ def random_inputs(mv: ModelVersion, salt: str) -> dict[str, np.ndarray]:
             arr = rng.integers(-(2 ** 40), 2 ** 40, shape, dtype=dt)
         else:
             arr = rng.integers(-1000, 1000, shape, dtype=dt)
+        if mv.kind != "onnx" and arr.ndim == 2:
+            for c in mv.categorical:    # category codes: small non-negative integers
+                arr[:, c] = rng.integers(0, 10, arr.shape[0])
+            if binary and mv.allow_non_finite:
+                flat = arr.reshape(-1)
+                flat[rng.choice(flat.size, size=min(NAN_PER_INPUT, flat.size), replace=False)] = np.nan
         out[spec.name] = arr
     return out
 
 
+def is_binary_mode(mode: str) -> bool:
+    """Whether `mode` sends input tensors as raw bytes (HTTP binary data or gRPC)."""
+    return mode == "grpc" or HTTP_MODES[mode][0]
+
+
+@functools.lru_cache(maxsize=None)
+def _xgboost_booster(path: Path) -> xgboost.Booster:
+    booster = xgboost.Booster(model_file=str(path))
+    booster.set_param({"nthread": 1})
+    return booster
+
+
+@functools.lru_cache(maxsize=None)
+def _lightgbm_booster(path: Path) -> lightgbm.Booster:
+    return lightgbm.Booster(model_file=str(path))
+
+
 def reference(mv: ModelVersion, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    sess = _session(mv.path)
-    names = [o.name for o in sess.get_outputs()]
-    return dict(zip(names, sess.run(names, inputs)))
+    """Expected outputs from the model's own library, named and typed as the server's."""
+    if mv.kind == "onnx":
+        sess = _session(mv.path)
+        names = [o.name for o in sess.get_outputs()]
+        return dict(zip(names, sess.run(names, inputs)))
+    (spec,) = mv.inputs
+    (out,) = mv.outputs
+    x = inputs[spec.name]
+    if mv.kind == "xgboost":
+        booster = _xgboost_booster(mv.path)
+        kw = {}
+        if mv.categorical:
+            kw = {"feature_types": booster.feature_types, "enable_categorical": True}
+        d = xgboost.DMatrix(x, missing=np.nan, nthread=1, **kw)
+        pred = booster.predict(d, iteration_range=(0, booster.num_boosted_rounds()))
+    else:
+        pred = _lightgbm_booster(mv.path).predict(x, num_threads=1)
+    pred = np.asarray(pred, dtype=OIP_TO_NP[out.datatype])
+    want_shape = (x.shape[0],) + tuple(d for d in out.shape[1:])
+    assert pred.shape == want_shape, f"{mv.model}: {mv.kind} predicted shape {pred.shape}, signature {want_shape}"
+    return {out.name: pred}
 
 
 def assert_same(model: str, name: str, got, want: np.ndarray) -> None:
@@ -240,8 +372,10 @@ def assert_same(model: str, name: str, got, want: np.ndarray) -> None:
     got = np.asarray(got)
     assert got.dtype == want.dtype, f"{model}.{name}: dtype {got.dtype}, expected {want.dtype}"
     assert got.shape == want.shape, f"{model}.{name}: shape {got.shape}, expected {want.shape}"
+    tree = any(mv.kind != "onnx" for mv in MODELS.get(model, {}).values())
+    rtol, atol = (TREE_RTOL, TREE_ATOL) if tree else (FLOAT_RTOL, FLOAT_ATOL)
     if want.dtype.kind in "fc":
-        np.testing.assert_allclose(got, want, rtol=FLOAT_RTOL, atol=FLOAT_ATOL, err_msg=f"{model}.{name}")
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=f"{model}.{name}")
     else:
         np.testing.assert_array_equal(got, want, err_msg=f"{model}.{name}")
 
@@ -379,9 +513,9 @@ def test_model_metadata(http, grpc, transport, model, version):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("model", MODEL_NAMES)
-def test_infer_matches_onnxruntime(http, grpc, model, mode):
+def test_infer_matches_reference(http, grpc, model, mode):
     mv = latest(model)
-    inputs = random_inputs(mv, mode)
+    inputs = random_inputs(mv, mode, binary=is_binary_mode(mode))
     want = reference(mv, inputs)
     outputs = None if mode in ("http_default", "grpc") else [o.name for o in mv.outputs]
     got, resp = infer(http, grpc, mode, mv, inputs, outputs)
@@ -394,7 +528,7 @@ def test_infer_matches_onnxruntime(http, grpc, model, mode):
 @pytest.mark.parametrize("model,version", ALL_VERSIONS)
 def test_infer_explicit_version(http, grpc, model, version, mode):
     mv = MODELS[model][version]
-    inputs = random_inputs(mv, f"v{version}/{mode}")
+    inputs = random_inputs(mv, f"v{version}/{mode}", binary=is_binary_mode(mode))
     want = reference(mv, inputs)
     got, resp = infer(http, grpc, mode, mv, inputs, [o.name for o in mv.outputs], model_version=version)
     _check_response_header(mode, resp, model, version)
@@ -416,7 +550,7 @@ def test_infer_explicit_version(http, grpc, model, version, mode):
 @pytest.mark.parametrize("model,output", SINGLE_OUTPUTS)
 def test_infer_single_output(http, grpc, model, output, mode):
     mv = latest(model)
-    inputs = random_inputs(mv, f"single/{output}/{mode}")
+    inputs = random_inputs(mv, f"single/{output}/{mode}", binary=is_binary_mode(mode))
     want = reference(mv, inputs)
     got, resp = infer(http, grpc, mode, mv, inputs, [output])  # also checks only `output` came back
     assert_same(model, output, got[output], want[output])
