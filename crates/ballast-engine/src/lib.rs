@@ -5,6 +5,7 @@
 //! threads. Engines: [`tract::TractBackend`] (pure-Rust ONNX, always available).
 
 pub mod tract;
+pub mod trees;
 
 use ballast_core::{ErrorCode, ModelSignature, Tensor};
 

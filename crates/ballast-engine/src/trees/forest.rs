@@ -1,0 +1,674 @@
+//! The flattened forest every tree format compiles to, and the batch evaluator.
+//!
+//! Layout: all trees' nodes in one array, each tree in pre-order, so a split's left child is
+//! the next node and only the right child's index is stored. A node is 16 bytes for `f32`
+//! forests (XGBoost, ONNX-ML) and 24 for `f64` (LightGBM), so a tree of depth 6 spans a few
+//! cache lines.
+//!
+//! Every split is normalised to "left when `x < value`, missing (NaN) goes to its default
+//! side": XGBoost's `<` is that already; `<=` becomes `<` against the next representable value
+//! above the threshold (exact for every non-NaN input); `>=`/`>` swap the children. What does
+//! not fit (categorical sets, LightGBM's zero-as-missing, ONNX `BRANCH_EQ`/`NEQ`) is flagged
+//! slow and decided from a side table, so the common path stays one compare and one select.
+//!
+//! Evaluation is tree-major within blocks of rows: each tree is walked for every row of a
+//! block before the next tree, keeping that tree's nodes in L1 while the block's rows stream
+//! past. Accumulation follows the tree order of the file, in the forest's own precision, so
+//! sums round exactly as the reference libraries round them.
+
+use std::fmt::Debug;
+
+use ballast_core::DataType;
+
+/// The numeric type of a forest's thresholds, leaf values and accumulators.
+pub trait Value:
+    Copy
+    + Debug
+    + Default
+    + PartialOrd
+    + Send
+    + Sync
+    + 'static
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::Neg<Output = Self>
+    + std::ops::AddAssign
+{
+    const DTYPE: DataType;
+    const ZERO: Self;
+    const ONE: Self;
+    fn from_f64(v: f64) -> Self;
+    fn to_f64(self) -> f64;
+    fn is_nan(self) -> bool;
+    fn exp(self) -> Self;
+    fn abs(self) -> Self;
+    fn ln(self) -> Self;
+    /// The least value greater than `self` (itself for +inf and NaN).
+    fn next_up(self) -> Self;
+    fn nan() -> Self;
+    /// Wraps values in the tensor buffer of this type.
+    fn wrap(values: Vec<Self>) -> ballast_core::TensorData;
+}
+
+macro_rules! impl_value {
+    ($t:ty, $dt:expr, $wrap:path) => {
+        impl Value for $t {
+            const DTYPE: DataType = $dt;
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            #[inline(always)]
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
+            }
+            #[inline(always)]
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            #[inline(always)]
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            #[inline(always)]
+            fn next_up(self) -> Self {
+                <$t>::next_up(self)
+            }
+            #[inline(always)]
+            fn nan() -> Self {
+                <$t>::NAN
+            }
+            fn wrap(values: Vec<Self>) -> ballast_core::TensorData {
+                $wrap(values)
+            }
+        }
+    };
+}
+impl_value!(f32, DataType::F32, ballast_core::TensorData::F32);
+impl_value!(f64, DataType::F64, ballast_core::TensorData::F64);
+
+const LEAF: u32 = 1;
+const DEFAULT_LEFT: u32 = 2;
+const SLOW: u32 = 4;
+const VECTOR: u32 = 8;
+const SLOW_SHIFT: u32 = 8;
+
+/// One node of the flattened forest.
+///
+/// Split: `value` is the threshold, `feature` the input column, `right` the right child (the
+/// left child is the next node). Leaf: `value` is the leaf value added to group `feature`; with
+/// the VECTOR flag the leaf instead adds `feature` weights from `leaf_weights[right..]`.
+#[derive(Clone, Copy, Debug)]
+struct Node<T> {
+    value: T,
+    feature: u32,
+    right: u32,
+    flags: u32,
+}
+
+/// A split the fast path cannot decide.
+#[derive(Clone, Debug)]
+enum SlowSplit<T> {
+    /// Category membership: the value truncated to an integer is looked up in `bits`.
+    /// `in_set_left` says where members go, non-members go the other way; NaN goes by the
+    /// node's default side; values that cannot be a category (negative, beyond the set) go to
+    /// `other_left`.
+    Categorical {
+        bits: Vec<u32>,
+        in_set_left: bool,
+        other_left: bool,
+    },
+    /// LightGBM zero-as-missing: NaN and |x| <= 1e-35 go by the default side, else `x <= t`.
+    ZeroMissing { threshold: T },
+    /// ONNX `BRANCH_EQ` (left when equal) and `BRANCH_NEQ` (left when not equal).
+    Equal { threshold: T, equal_left: bool },
+}
+
+/// How a split compares, as the source format states it.
+#[derive(Clone, Debug)]
+pub enum Test<T> {
+    /// Left when `x < t`.
+    Lt(T),
+    /// Left when `x <= t`.
+    Le(T),
+    /// Left when `x > t`.
+    Gt(T),
+    /// Left when `x >= t`.
+    Ge(T),
+    /// Left when `x == t`.
+    Eq(T),
+    /// Left when `x != t`.
+    Ne(T),
+    /// Left when `x <= t`, with zero (|x| <= 1e-35) and NaN taking the default side.
+    LeZeroMissing(T),
+    /// Category membership of `trunc(x)`.
+    Categorical {
+        categories: Vec<u32>,
+        in_set_left: bool,
+        other_left: bool,
+    },
+}
+
+/// What a leaf adds.
+#[derive(Clone, Debug)]
+pub enum Leaf<T> {
+    /// One value, added to the tree's group.
+    Value(T),
+    /// Weights for several groups (ONNX-ML leaves voting for several classes).
+    Weights(Vec<(u32, T)>),
+}
+
+/// One node of a tree as a format describes it; children are indices into the same tree.
+#[derive(Clone, Debug)]
+pub enum TreeNode<T> {
+    Split {
+        feature: u32,
+        test: Test<T>,
+        /// Where NaN goes.
+        default_left: bool,
+        left: usize,
+        right: usize,
+    },
+    Leaf(Leaf<T>),
+}
+
+/// A tree before flattening.
+#[derive(Clone, Debug)]
+pub struct TreeSpec<T> {
+    pub nodes: Vec<TreeNode<T>>,
+    pub root: usize,
+    /// The output group (class or target) single-value leaves add to.
+    pub group: u32,
+}
+
+/// How leaf values combine across trees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Aggregate {
+    Sum,
+    Min,
+    Max,
+}
+
+/// A compiled forest.
+#[derive(Debug)]
+pub struct Forest<T> {
+    nodes: Vec<Node<T>>,
+    roots: Vec<u32>,
+    slow: Vec<SlowSplit<T>>,
+    leaf_weights: Vec<(u32, T)>,
+    n_features: usize,
+    n_groups: usize,
+    aggregate: Aggregate,
+}
+
+/// Rows per block of the tree-major loop: the block's accumulators and rows stay in L1/L2
+/// while each tree is walked for all of them.
+const BLOCK_ROWS: usize = 64;
+
+impl<T: Value> Forest<T> {
+    /// Flattens `trees`, checking every index, feature and group. Errors say which tree and
+    /// node is malformed.
+    pub fn build(
+        trees: Vec<TreeSpec<T>>,
+        n_features: usize,
+        n_groups: usize,
+        aggregate: Aggregate,
+    ) -> Result<Self, String> {
+        if n_groups == 0 {
+            return Err("the model has no outputs (0 classes or targets)".into());
+        }
+        let mut forest = Forest {
+            nodes: Vec::new(),
+            roots: Vec::with_capacity(trees.len()),
+            slow: Vec::new(),
+            leaf_weights: Vec::new(),
+            n_features,
+            n_groups,
+            aggregate,
+        };
+        for (t, tree) in trees.into_iter().enumerate() {
+            forest.add_tree(t, tree)?;
+        }
+        if forest.nodes.len() >= u32::MAX as usize {
+            return Err("the forest has more than 2^32 nodes".into());
+        }
+        Ok(forest)
+    }
+
+    fn add_tree(&mut self, t: usize, tree: TreeSpec<T>) -> Result<(), String> {
+        if tree.group as usize >= self.n_groups {
+            return Err(format!(
+                "tree {t} adds to output {} but the model has {} outputs",
+                tree.group, self.n_groups
+            ));
+        }
+        if tree.root >= tree.nodes.len() {
+            return Err(format!("tree {t} has no node {} (its root)", tree.root));
+        }
+        self.roots.push(self.nodes.len() as u32);
+        let mut visited = vec![false; tree.nodes.len()];
+        // Pre-order with an explicit stack; `patch` holds the flattened index of the split whose
+        // right child is the node being placed.
+        let mut stack: Vec<(usize, Option<usize>)> = vec![(tree.root, None)];
+        while let Some((id, patch)) = stack.pop() {
+            let Some(node) = tree.nodes.get(id) else {
+                return Err(format!("tree {t} refers to node {id}, which does not exist"));
+            };
+            if std::mem::replace(&mut visited[id], true) {
+                return Err(format!(
+                    "tree {t}: node {id} is reached twice (the tree has a cycle or a shared node)"
+                ));
+            }
+            let here = self.nodes.len();
+            if let Some(parent) = patch {
+                self.nodes[parent].right = here as u32;
+            }
+            match node {
+                TreeNode::Leaf(Leaf::Value(v)) => self.nodes.push(Node {
+                    value: *v,
+                    feature: tree.group,
+                    right: 0,
+                    flags: LEAF,
+                }),
+                TreeNode::Leaf(Leaf::Weights(w)) => {
+                    if let Some((g, _)) = w.iter().find(|(g, _)| *g as usize >= self.n_groups) {
+                        return Err(format!(
+                            "tree {t}, node {id}: a leaf weight is for output {g} but the model has {} outputs",
+                            self.n_groups
+                        ));
+                    }
+                    self.nodes.push(Node {
+                        value: T::ZERO,
+                        feature: w.len() as u32,
+                        right: self.leaf_weights.len() as u32,
+                        flags: LEAF | VECTOR,
+                    });
+                    self.leaf_weights.extend_from_slice(w);
+                }
+                TreeNode::Split {
+                    feature,
+                    test,
+                    default_left,
+                    left,
+                    right,
+                } => {
+                    if *feature as usize >= self.n_features {
+                        return Err(format!(
+                            "tree {t}, node {id} splits on feature {feature} but the model has {} features",
+                            self.n_features
+                        ));
+                    }
+                    let (value, flags, swap) = self.compile_test(test, *default_left)?;
+                    self.nodes.push(Node {
+                        value,
+                        feature: *feature,
+                        right: 0,
+                        flags,
+                    });
+                    let (first, second) = if swap {
+                        (*right, *left)
+                    } else {
+                        (*left, *right)
+                    };
+                    // Pushed in reverse: the left (first) subtree is laid out next.
+                    stack.push((second, Some(here)));
+                    stack.push((first, None));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Normalises a test to (value, flags, swap children).
+    fn compile_test(&mut self, test: &Test<T>, default_left: bool) -> Result<(T, u32, bool), String> {
+        let dl = |left: bool| if left { DEFAULT_LEFT } else { 0 };
+        Ok(match test {
+            Test::Lt(t) => (*t, dl(default_left), false),
+            Test::Le(t) => (t.next_up(), dl(default_left), false),
+            // x > t  <=>  !(x <= t): left child is the "false" side of `x < next_up(t)`.
+            Test::Gt(t) => (t.next_up(), dl(!default_left), true),
+            Test::Ge(t) => (*t, dl(!default_left), true),
+            Test::Eq(t) => self.slow(
+                SlowSplit::Equal {
+                    threshold: *t,
+                    equal_left: true,
+                },
+                default_left,
+            ),
+            Test::Ne(t) => self.slow(
+                SlowSplit::Equal {
+                    threshold: *t,
+                    equal_left: false,
+                },
+                default_left,
+            ),
+            Test::LeZeroMissing(t) => {
+                self.slow(SlowSplit::ZeroMissing { threshold: *t }, default_left)
+            }
+            Test::Categorical {
+                categories,
+                in_set_left,
+                other_left,
+            } => {
+                let max = categories.iter().copied().max().unwrap_or(0) as usize;
+                if max >= 1 << 24 {
+                    return Err(format!("category {max} is too large (max 2^24)"));
+                }
+                let mut bits = vec![0u32; if categories.is_empty() { 0 } else { max / 32 + 1 }];
+                for &c in categories {
+                    bits[c as usize / 32] |= 1 << (c % 32);
+                }
+                self.slow(
+                    SlowSplit::Categorical {
+                        bits,
+                        in_set_left: *in_set_left,
+                        other_left: *other_left,
+                    },
+                    default_left,
+                )
+            }
+        })
+    }
+
+    fn slow(&mut self, split: SlowSplit<T>, default_left: bool) -> (T, u32, bool) {
+        let index = self.slow.len() as u32;
+        self.slow.push(split);
+        let dl = if default_left { DEFAULT_LEFT } else { 0 };
+        (T::ZERO, SLOW | dl | (index << SLOW_SHIFT), false)
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    pub fn n_groups(&self) -> usize {
+        self.n_groups
+    }
+
+    pub fn n_trees(&self) -> usize {
+        self.roots.len()
+    }
+
+    pub fn n_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn aggregate(&self) -> Aggregate {
+        self.aggregate
+    }
+
+    /// Adds every tree's contribution for `rows` rows of `x` (row-major, `n_features` wide)
+    /// into `acc` (`rows * n_groups`, pre-filled by the caller: base scores for sums, NaN for
+    /// min/max meaning "no value yet").
+    pub fn accumulate(&self, x: &[T], acc: &mut [T]) {
+        let nf = self.n_features.max(1);
+        let g = self.n_groups;
+        debug_assert_eq!(x.len() / nf, acc.len() / g);
+        for (xb, ab) in x.chunks(BLOCK_ROWS * nf).zip(acc.chunks_mut(BLOCK_ROWS * g)) {
+            self.accumulate_block(xb, ab, nf, g);
+        }
+    }
+
+    #[inline]
+    fn accumulate_block(&self, x: &[T], acc: &mut [T], nf: usize, g: usize) {
+        for &root in &self.roots {
+            for (row, out) in x.chunks_exact(nf).zip(acc.chunks_exact_mut(g)) {
+                let leaf = self.leaf(root as usize, row);
+                self.add_leaf(leaf, out);
+            }
+        }
+    }
+
+    /// Walks one tree for one row; returns the leaf node.
+    #[inline(always)]
+    fn leaf(&self, root: usize, row: &[T]) -> &Node<T> {
+        let nodes = &self.nodes[..];
+        let mut i = root;
+        loop {
+            let n = &nodes[i];
+            if n.flags & LEAF != 0 {
+                return n;
+            }
+            let x = row[n.feature as usize];
+            let left = if n.flags & SLOW != 0 {
+                self.decide_slow(n, x)
+            } else {
+                // NaN compares false; it then takes the default side.
+                (x < n.value) | (x.is_nan() & (n.flags & DEFAULT_LEFT != 0))
+            };
+            i = if left { i + 1 } else { n.right as usize };
+        }
+    }
+
+    #[cold]
+    fn decide_slow(&self, n: &Node<T>, x: T) -> bool {
+        let default_left = n.flags & DEFAULT_LEFT != 0;
+        let Some(split) = self.slow.get((n.flags >> SLOW_SHIFT) as usize) else {
+            return default_left;
+        };
+        match split {
+            SlowSplit::ZeroMissing { threshold } => {
+                let zero = T::from_f64(1e-35);
+                if x.is_nan() || (x >= -zero && x <= zero) {
+                    default_left
+                } else {
+                    x <= *threshold
+                }
+            }
+            SlowSplit::Equal {
+                threshold,
+                equal_left,
+            } => {
+                if x.is_nan() {
+                    default_left
+                } else {
+                    (x == *threshold) == *equal_left
+                }
+            }
+            SlowSplit::Categorical {
+                bits,
+                in_set_left,
+                other_left,
+            } => {
+                if x.is_nan() {
+                    return default_left;
+                }
+                let v = x.to_f64().trunc();
+                if v < 0.0 || v >= (bits.len() * 32) as f64 {
+                    return *other_left;
+                }
+                let c = v as usize;
+                if bits[c / 32] >> (c % 32) & 1 == 1 {
+                    *in_set_left
+                } else {
+                    !*in_set_left
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn add_leaf(&self, leaf: &Node<T>, out: &mut [T]) {
+        if leaf.flags & VECTOR == 0 {
+            let slot = &mut out[leaf.feature as usize];
+            match self.aggregate {
+                Aggregate::Sum => *slot += leaf.value,
+                Aggregate::Min => *slot = pick(*slot, leaf.value, |a, b| b < a),
+                Aggregate::Max => *slot = pick(*slot, leaf.value, |a, b| b > a),
+            }
+        } else {
+            let start = leaf.right as usize;
+            let end = start + leaf.feature as usize;
+            for &(g, w) in &self.leaf_weights[start..end] {
+                let slot = &mut out[g as usize];
+                match self.aggregate {
+                    Aggregate::Sum => *slot += w,
+                    Aggregate::Min => *slot = pick(*slot, w, |a, b| b < a),
+                    Aggregate::Max => *slot = pick(*slot, w, |a, b| b > a),
+                }
+            }
+        }
+    }
+}
+
+/// Min/max with NaN meaning "no value yet".
+#[inline(always)]
+fn pick<T: Value>(current: T, candidate: T, better: impl Fn(T, T) -> bool) -> T {
+    if current.is_nan() || better(current, candidate) {
+        candidate
+    } else {
+        current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf<T>(v: T) -> TreeNode<T> {
+        TreeNode::Leaf(Leaf::Value(v))
+    }
+
+    fn stump(test: Test<f32>, default_left: bool) -> Forest<f32> {
+        let tree = TreeSpec {
+            nodes: vec![
+                TreeNode::Split {
+                    feature: 0,
+                    test,
+                    default_left,
+                    left: 1,
+                    right: 2,
+                },
+                leaf(-1.0),
+                leaf(1.0),
+            ],
+            root: 0,
+            group: 0,
+        };
+        Forest::build(vec![tree], 1, 1, Aggregate::Sum).unwrap()
+    }
+
+    fn eval(f: &Forest<f32>, x: f32) -> f32 {
+        let mut acc = [0.0];
+        f.accumulate(&[x], &mut acc);
+        acc[0]
+    }
+
+    #[test]
+    fn comparisons_follow_the_stated_operator_at_the_threshold() {
+        for (test, below, at, above) in [
+            (Test::Lt(0.5), -1.0, 1.0, 1.0),
+            (Test::Le(0.5), -1.0, -1.0, 1.0),
+            (Test::Gt(0.5), 1.0, 1.0, -1.0),
+            (Test::Ge(0.5), 1.0, -1.0, -1.0),
+            (Test::Eq(0.5), 1.0, -1.0, 1.0),
+            (Test::Ne(0.5), -1.0, 1.0, -1.0),
+        ] {
+            let f = stump(test.clone(), true);
+            assert_eq!(eval(&f, 0.25), below, "{test:?} below");
+            assert_eq!(eval(&f, 0.5), at, "{test:?} at");
+            assert_eq!(eval(&f, 0.75), above, "{test:?} above");
+            assert_eq!(eval(&f, f32::NAN), -1.0, "{test:?} NaN default left");
+            let f = stump(test.clone(), false);
+            assert_eq!(eval(&f, f32::NAN), 1.0, "{test:?} NaN default right");
+        }
+    }
+
+    #[test]
+    fn categorical_and_zero_missing_splits() {
+        let f = stump(
+            Test::Categorical {
+                categories: vec![1, 3, 40],
+                in_set_left: false,
+                other_left: true,
+            },
+            true,
+        );
+        assert_eq!(eval(&f, 3.0), 1.0);
+        assert_eq!(eval(&f, 3.7), 1.0, "truncated to 3");
+        assert_eq!(eval(&f, 40.0), 1.0);
+        assert_eq!(eval(&f, 2.0), -1.0);
+        assert_eq!(eval(&f, -1.0), -1.0);
+        assert_eq!(eval(&f, 1000.0), -1.0);
+        let f = stump(Test::LeZeroMissing(-0.5), false);
+        assert_eq!(eval(&f, 0.0), 1.0, "zero is missing: default right");
+        assert_eq!(eval(&f, f32::NAN), 1.0);
+        assert_eq!(eval(&f, -0.6), -1.0);
+    }
+
+    #[test]
+    fn malformed_trees_are_errors_not_panics() {
+        let cyclic = TreeSpec {
+            nodes: vec![TreeNode::Split {
+                feature: 0,
+                test: Test::Lt(0.0f32),
+                default_left: true,
+                left: 0,
+                right: 0,
+            }],
+            root: 0,
+            group: 0,
+        };
+        let err = Forest::build(vec![cyclic], 1, 1, Aggregate::Sum).unwrap_err();
+        assert!(err.contains("reached twice"), "{err}");
+        let dangling = TreeSpec {
+            nodes: vec![TreeNode::Split {
+                feature: 0,
+                test: Test::Lt(0.0f32),
+                default_left: true,
+                left: 1,
+                right: 7,
+            }],
+            root: 0,
+            group: 0,
+        };
+        let err = Forest::build(vec![dangling], 1, 1, Aggregate::Sum).unwrap_err();
+        assert!(err.contains("does not exist"), "{err}");
+        let feature = TreeSpec {
+            nodes: vec![
+                TreeNode::Split {
+                    feature: 3,
+                    test: Test::Lt(0.0f32),
+                    default_left: true,
+                    left: 1,
+                    right: 2,
+                },
+                leaf(0.0),
+                leaf(0.0),
+            ],
+            root: 0,
+            group: 0,
+        };
+        let err = Forest::build(vec![feature], 2, 1, Aggregate::Sum).unwrap_err();
+        assert!(err.contains("feature 3"), "{err}");
+    }
+
+    #[test]
+    fn min_max_and_vector_leaves() {
+        let tree = |v: f32| TreeSpec {
+            nodes: vec![TreeNode::Leaf(Leaf::Weights(vec![(0, v), (1, -v)]))],
+            root: 0,
+            group: 0,
+        };
+        let f = Forest::build(vec![tree(1.0), tree(3.0)], 1, 2, Aggregate::Max).unwrap();
+        let mut acc = [f32::NAN; 2];
+        f.accumulate(&[0.0], &mut acc);
+        assert_eq!(acc, [3.0, -1.0]);
+        let f = Forest::build(vec![tree(1.0), tree(3.0)], 1, 2, Aggregate::Sum).unwrap();
+        let mut acc = [0.0; 2];
+        f.accumulate(&[0.0], &mut acc);
+        assert_eq!(acc, [4.0, -4.0]);
+    }
+}
