@@ -24,6 +24,54 @@ pub const DEFAULT_TARGET_QUEUE_DELAY: Duration = Duration::from_millis(5);
 /// pays; raise it for models whose batches are long.
 pub const DEFAULT_INSTANCES: usize = 1;
 
+/// Which engine runs a model's file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EngineChoice {
+    /// Tree files (`model.json`, `model.txt`) and ONNX tree-ensemble graphs on the native tree
+    /// engine; other ONNX graphs on ONNX Runtime when its library loads, else tract.
+    #[default]
+    Auto,
+    Tract,
+    OnnxRuntime,
+    Trees,
+}
+
+impl EngineChoice {
+    pub const NAMES: &'static str = "auto, tract, onnxruntime, trees";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineChoice::Auto => "auto",
+            EngineChoice::Tract => "tract",
+            EngineChoice::OnnxRuntime => "onnxruntime",
+            EngineChoice::Trees => "trees",
+        }
+    }
+}
+
+impl std::str::FromStr for EngineChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "auto" => EngineChoice::Auto,
+            "tract" => EngineChoice::Tract,
+            "onnxruntime" | "ort" => EngineChoice::OnnxRuntime,
+            "trees" => EngineChoice::Trees,
+            other => {
+                return Err(format!(
+                    "backend must be one of {}, got '{other}'",
+                    Self::NAMES
+                ));
+            }
+        })
+    }
+}
+
+/// One intra-op thread per engine call: for tabular models a second thread made batches of
+/// 1–64 rows slower (measured); parallelism across batches (`instances`) pays first.
+pub const DEFAULT_THREADS: usize = 1;
+
 /// A model's configuration after defaults are applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
@@ -39,8 +87,13 @@ pub struct ModelConfig {
     /// Bounds for the adaptive concurrency limit (requests admitted but not finished).
     pub min_concurrency: Option<usize>,
     pub max_concurrency: Option<usize>,
-    /// Dedicated engine threads for this model.
+    /// Dedicated engine threads for this model (batches run at once).
     pub instances: usize,
+    /// Which engine runs the model file.
+    pub backend: EngineChoice,
+    /// Threads one engine call may use (ONNX Runtime intra-op threads; the tree engine's row
+    /// blocks for batches of 512 rows or more). tract ignores it.
+    pub threads: usize,
     pub allow_non_finite: bool,
     /// Run one inference before declaring the model ready.
     pub warmup: bool,
@@ -59,6 +112,8 @@ impl Default for ModelConfig {
             min_concurrency: None,
             max_concurrency: None,
             instances: DEFAULT_INSTANCES,
+            backend: EngineChoice::Auto,
+            threads: DEFAULT_THREADS,
             allow_non_finite: false,
             warmup: true,
             inputs: Vec::new(),
@@ -86,6 +141,8 @@ struct RawConfig {
     min_concurrency: Option<usize>,
     max_concurrency: Option<usize>,
     instances: Option<usize>,
+    backend: Option<String>,
+    threads: Option<usize>,
     allow_non_finite: Option<bool>,
     warmup: Option<bool>,
     #[serde(default, rename = "input")]
@@ -144,6 +201,18 @@ impl ModelConfig {
                 problems.push(format!("instances must be in 1..=256, got {v}"));
             }
             cfg.instances = v;
+        }
+        if let Some(b) = &raw.backend {
+            match b.parse() {
+                Ok(choice) => cfg.backend = choice,
+                Err(e) => problems.push(e),
+            }
+        }
+        if let Some(v) = raw.threads {
+            if v == 0 || v > 256 {
+                problems.push(format!("threads must be in 1..=256, got {v}"));
+            }
+            cfg.threads = v;
         }
         cfg.min_concurrency = raw.min_concurrency;
         cfg.max_concurrency = raw.max_concurrency;
@@ -239,6 +308,16 @@ mod tests {
         assert_eq!(cfg.max_queue_delay, Duration::from_micros(1500));
         assert_eq!(cfg.instances, 2);
         assert_eq!(cfg.inputs[0].dtype, Some(DataType::F64));
+        assert_eq!(cfg.backend, EngineChoice::Auto);
+        let cfg = ModelConfig::from_toml("backend = \"trees\"\nthreads = 4\n", "m").unwrap();
+        assert_eq!((cfg.backend, cfg.threads), (EngineChoice::Trees, 4));
+        let err = ModelConfig::from_toml("backend = \"gpu\"\nthreads = 0\n", "m").unwrap_err();
+        assert!(
+            err.message.contains("backend must be one of"),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains("threads must be"), "{}", err.message);
     }
 
     #[test]

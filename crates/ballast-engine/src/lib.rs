@@ -2,12 +2,17 @@
 //!
 //! A backend is small and synchronous: it reports the model's [`ModelSignature`] and runs one
 //! batch. It knows nothing of HTTP, tokio or queues; the serving layer calls it from dedicated
-//! threads. Engines: [`tract::TractBackend`] (pure-Rust ONNX, always available).
+//! threads. Engines: [`tract::TractBackend`] (pure-Rust ONNX, always available),
+//! [`trees::TreeBackend`] (native XGBoost / LightGBM / ONNX-ML tree ensembles) and
+//! `onnxruntime::OrtBackend` (ONNX Runtime, loaded at run time when its library is present).
 
 pub mod tract;
 pub mod trees;
 
-use ballast_core::{ErrorCode, ModelSignature, Tensor};
+use std::path::Path;
+use std::sync::Arc;
+
+use ballast_core::{EngineChoice, ErrorCode, ModelSignature, Tensor};
 
 /// Why an engine could not load or run a model.
 #[derive(Debug, thiserror::Error)]
@@ -47,14 +52,81 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 /// Model file names, in the order an engine is chosen for a version directory.
-pub const MODEL_FILES: &[&str] = &["model.onnx"];
+pub const MODEL_FILES: &[&str] = &["model.onnx", "model.json", "model.txt"];
+
+/// How to open a model: the engine choice and its resources, from the model's config.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    pub backend: EngineChoice,
+    /// Threads one engine call may use.
+    pub threads: usize,
+    /// Engine calls that may run at once (the model's `instances`); ONNX Runtime needs a
+    /// session for each.
+    pub concurrent_calls: usize,
+    /// The ONNX Runtime library, when configured explicitly.
+    pub onnxruntime_library: Option<std::path::PathBuf>,
+}
+
+/// Opens the model in a version directory with default options.
+pub fn open(version_dir: &Path) -> Result<Arc<dyn Backend>, BackendError> {
+    open_with(version_dir, &OpenOptions::default())
+}
 
 /// Opens the model in a version directory (`<repo>/<model>/<version>/`) with the engine its
-/// file calls for.
-pub fn open(version_dir: &std::path::Path) -> Result<std::sync::Arc<dyn Backend>, BackendError> {
+/// file and `options.backend` call for:
+///
+/// | file | auto | explicit |
+/// | --- | --- | --- |
+/// | `model.json` (XGBoost), `model.txt` (LightGBM) | trees | trees only |
+/// | `model.onnx` with a TreeEnsemble node | trees, else ONNX Runtime, else tract | as asked |
+/// | `model.onnx`, other graphs | ONNX Runtime when its library loads, else tract | as asked |
+pub fn open_with(
+    version_dir: &Path,
+    options: &OpenOptions,
+) -> Result<Arc<dyn Backend>, BackendError> {
+    let threads = options.threads.max(1);
     let onnx = version_dir.join("model.onnx");
+    let xgb = version_dir.join("model.json");
+    let lgb = version_dir.join("model.txt");
+    let not_for = |path: &Path, engine: &str| BackendError::Load {
+        path: path.display().to_string(),
+        reason: format!(
+            "backend \"{engine}\" cannot run this file; the tree engine (backend = \"trees\" or \"auto\") runs XGBoost and LightGBM models"
+        ),
+    };
     if onnx.is_file() {
-        return Ok(std::sync::Arc::new(tract::TractBackend::load(&onnx)?));
+        return match options.backend {
+            EngineChoice::Tract => Ok(Arc::new(tract::TractBackend::load(&onnx)?)),
+            EngineChoice::Trees => Ok(Arc::new(trees::TreeBackend::load_onnx(&onnx, threads)?)),
+            EngineChoice::OnnxRuntime => open_onnxruntime(&onnx, options),
+            EngineChoice::Auto => {
+                if trees::onnx_ml::has_tree_ensemble(&onnx) {
+                    match trees::TreeBackend::load_onnx(&onnx, threads) {
+                        Ok(b) => return Ok(Arc::new(b)),
+                        Err(e) => tracing::info!(
+                            path = %onnx.display(),
+                            reason = %e,
+                            "tree engine declined this graph; trying the other engines"
+                        ),
+                    }
+                }
+                open_onnx_auto(&onnx, options)
+            }
+        };
+    }
+    for (path, load) in [
+        (
+            &xgb,
+            trees::TreeBackend::load_xgboost as fn(&Path, usize) -> _,
+        ),
+        (&lgb, trees::TreeBackend::load_lightgbm),
+    ] {
+        if path.is_file() {
+            return match options.backend {
+                EngineChoice::Auto | EngineChoice::Trees => Ok(Arc::new(load(path, threads)?)),
+                other => Err(not_for(path, other.as_str())),
+            };
+        }
     }
     Err(BackendError::Load {
         path: version_dir.display().to_string(),
@@ -63,4 +135,19 @@ pub fn open(version_dir: &std::path::Path) -> Result<std::sync::Arc<dyn Backend>
             MODEL_FILES.join(", ")
         ),
     })
+}
+
+/// ONNX on ONNX Runtime, asked for explicitly: a missing library is an error.
+fn open_onnxruntime(path: &Path, options: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+    let _ = options;
+    Err(BackendError::Load {
+        path: path.display().to_string(),
+        reason: "the ONNX Runtime backend is not built in yet".into(),
+    })
+}
+
+/// ONNX with `backend = "auto"`: ONNX Runtime when its library loads, else tract.
+fn open_onnx_auto(path: &Path, options: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
+    let _ = options;
+    Ok(Arc::new(tract::TractBackend::load(path)?))
 }

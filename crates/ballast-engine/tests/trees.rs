@@ -46,10 +46,9 @@ fn tensor(name: &str, spec: &Value) -> Tensor {
 
 fn open(case: &str) -> (TreeBackend, Value) {
     let dir = fixtures().join(case);
-    let expected: Value = serde_json::from_slice(
-        &std::fs::read(dir.join("expected.json")).expect("expected.json"),
-    )
-    .expect("json");
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).expect("expected.json"))
+            .expect("json");
     let backend = match expected["kind"].as_str() {
         Some("xgboost") => TreeBackend::load_xgboost(&dir.join("model.json"), 1),
         Some("lightgbm") => TreeBackend::load_lightgbm(&dir.join("model.txt"), 1),
@@ -74,7 +73,11 @@ fn check(case: &str) {
     let sig = backend.signature().clone();
     let input_name = sig.inputs[0].name.clone();
     let input = tensor(&input_name, &expected["input"]);
-    assert_eq!(sig.inputs[0].dtype.to_string(), expected["input"]["datatype"], "{case} input dtype");
+    assert_eq!(
+        sig.inputs[0].dtype.to_string(),
+        expected["input"]["datatype"],
+        "{case} input dtype"
+    );
     let outputs = backend
         .infer(vec![input.clone()])
         .unwrap_or_else(|e| panic!("{case}: {e}"));
@@ -83,7 +86,12 @@ fn check(case: &str) {
     for out in &outputs {
         let want = &wanted[&out.name];
         assert!(!want.is_null(), "{case}: unexpected output {}", out.name);
-        assert_eq!(out.dtype().to_string(), want["datatype"], "{case}/{} dtype", out.name);
+        assert_eq!(
+            out.dtype().to_string(),
+            want["datatype"],
+            "{case}/{} dtype",
+            out.name
+        );
         let want_shape = shape(&want["shape"]);
         let got_shape = out.shape.clone();
         assert_eq!(got_shape, want_shape, "{case}/{} shape", out.name);
@@ -177,8 +185,15 @@ fn every_fixture_directory_is_tested() {
         "onnx_xgb_binary",
     ];
     for entry in std::fs::read_dir(fixtures()).expect("fixtures dir") {
-        let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
-        assert!(listed.contains(&name.as_str()), "fixture {name} has no test");
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            listed.contains(&name.as_str()),
+            "fixture {name} has no test"
+        );
     }
 }
 
@@ -189,7 +204,13 @@ fn multithreaded_large_batches_equal_single_threaded() {
     let four = TreeBackend::load_xgboost(&dir.join("model.json"), 4).expect("load");
     let rows = 3000;
     let x: Vec<f32> = (0..rows * 12)
-        .map(|i| if i % 97 == 0 { f32::NAN } else { ((i * 7919) % 1000) as f32 / 250.0 - 2.0 })
+        .map(|i| {
+            if i % 97 == 0 {
+                f32::NAN
+            } else {
+                ((i * 7919) % 1000) as f32 / 250.0 - 2.0
+            }
+        })
         .collect();
     let input = Tensor::new("features", vec![rows, 12], TensorData::F32(x)).expect("tensor");
     let a = one.infer(vec![input.clone()]).expect("1 thread");
@@ -201,11 +222,13 @@ fn multithreaded_large_batches_equal_single_threaded() {
 #[test]
 fn bad_input_is_a_typed_error() {
     let (backend, _) = open("xgb_binary");
-    let wrong_width = Tensor::new("features", vec![2, 5], TensorData::F32(vec![0.0; 10])).expect("t");
+    let wrong_width =
+        Tensor::new("features", vec![2, 5], TensorData::F32(vec![0.0; 10])).expect("t");
     let err = backend.infer(vec![wrong_width]).unwrap_err();
     assert_eq!(err.code(), ballast_core::ErrorCode::InvalidArgument);
     assert!(err.to_string().contains("[-1,6]"), "{err}");
-    let strings = Tensor::new("features", vec![1, 6], TensorData::Bytes(vec![vec![]; 6])).expect("t");
+    let strings =
+        Tensor::new("features", vec![1, 6], TensorData::Bytes(vec![vec![]; 6])).expect("t");
     let err = backend.infer(vec![strings]).unwrap_err();
     assert!(err.to_string().contains("FP32 or FP64"), "{err}");
     let err = backend.infer(vec![]).unwrap_err();
@@ -215,9 +238,13 @@ fn bad_input_is_a_typed_error() {
 #[test]
 fn unsupported_graphs_and_files_fail_to_load_with_the_reason() {
     // An ONNX graph with ordinary ops is not a tree model.
-    let mlp = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/models/fraud/2/model.onnx");
+    let mlp =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/models/fraud/2/model.onnx");
     let err = TreeBackend::load_onnx(&mlp, 1).unwrap_err().to_string();
-    assert!(err.contains("not supported by the native tree engine"), "{err}");
+    assert!(
+        err.contains("not supported by the native tree engine"),
+        "{err}"
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let junk = dir.path().join("model.json");
     std::fs::write(&junk, b"{\"not\": \"xgboost\"}").expect("write");
@@ -225,7 +252,9 @@ fn unsupported_graphs_and_files_fail_to_load_with_the_reason() {
     assert!(err.contains("not an XGBoost JSON model"), "{err}");
     let junk = dir.path().join("model.txt");
     std::fs::write(&junk, b"hello").expect("write");
-    let err = TreeBackend::load_lightgbm(&junk, 1).unwrap_err().to_string();
+    let err = TreeBackend::load_lightgbm(&junk, 1)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not a LightGBM text model"), "{err}");
 }
 
@@ -236,7 +265,10 @@ fn signatures_name_what_the_model_predicts() {
     assert_eq!(s.inputs[0].describe(), "features (FP32 [-1,6])");
     assert_eq!(s.outputs[0].describe(), "probability (FP32 [-1])");
     let (b, _) = open("lgb_multiclass");
-    assert_eq!(b.signature().outputs[0].describe(), "probabilities (FP64 [-1,3])");
+    assert_eq!(
+        b.signature().outputs[0].describe(),
+        "probabilities (FP64 [-1,3])"
+    );
     assert_eq!(b.signature().inputs[0].dtype, DataType::F64);
     let (b, _) = open("skl_rf_classifier");
     assert_eq!(b.signature().outputs[0].describe(), "label (INT64 [-1])");

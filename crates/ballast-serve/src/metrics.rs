@@ -16,6 +16,7 @@ pub const CONCURRENCY_LIMIT: &str = "ballast_concurrency_limit";
 pub const REJECTIONS_TOTAL: &str = "ballast_rejections_total";
 pub const MODEL_READY: &str = "ballast_model_ready";
 pub const BUILD_INFO: &str = "ballast_build_info";
+pub const MODEL_INFO: &str = "ballast_model_info";
 
 /// Latency buckets from 50 µs to 10 s: the fast end resolves tabular models, the slow end
 /// catches stalls.
@@ -71,6 +72,10 @@ pub fn describe() {
         "1 when the model version is loaded, warm and serving."
     );
     metrics::describe_gauge!(BUILD_INFO, "Build information; the value is always 1.");
+    metrics::describe_gauge!(
+        MODEL_INFO,
+        "The engine serving each model version (label engine); the value is always 1."
+    );
 }
 
 /// Why a request was refused before compute.
@@ -133,7 +138,8 @@ pub struct ModelMetrics {
 }
 
 impl ModelMetrics {
-    pub fn new(model: &str, version: &str) -> Self {
+    pub fn new(model: &str, version: &str, engine: &'static str) -> Self {
+        metrics::gauge!(MODEL_INFO, "model" => model.to_string(), "version" => version.to_string(), "engine" => engine).set(1.0);
         let labels = [
             ("model", model.to_string()),
             ("version", version.to_string()),

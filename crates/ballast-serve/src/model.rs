@@ -57,7 +57,7 @@ impl ModelVersion {
         }
         let name: Arc<str> = Arc::from(name);
         let version_label: Arc<str> = Arc::from(version.to_string());
-        let metrics = ModelMetrics::new(&name, &version_label);
+        let metrics = ModelMetrics::new(&name, &version_label, backend.engine());
         let scheduler = Scheduler::start(name.clone(), backend.clone(), &config, metrics.clone())?;
         Ok(Self {
             name,

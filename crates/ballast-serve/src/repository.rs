@@ -17,11 +17,16 @@ use crate::model::ModelVersion;
 pub struct RepositoryOptions {
     /// Run a warm-up inference per version before declaring it ready (config can opt out).
     pub warmup: bool,
+    /// The ONNX Runtime shared library, when configured; else it is searched for.
+    pub onnxruntime_library: Option<PathBuf>,
 }
 
 impl Default for RepositoryOptions {
     fn default() -> Self {
-        Self { warmup: true }
+        Self {
+            warmup: true,
+            onnxruntime_library: None,
+        }
     }
 }
 
@@ -57,7 +62,8 @@ impl ModelRepository {
     pub async fn load(dir: &Path, options: &RepositoryOptions) -> Result<Self, Error> {
         let specs = {
             let dir = dir.to_path_buf();
-            tokio::task::spawn_blocking(move || scan(&dir))
+            let library = options.onnxruntime_library.clone();
+            tokio::task::spawn_blocking(move || scan(&dir, library.as_deref()))
                 .await
                 .map_err(|e| Error::internal(format!("model loading thread failed: {e}")))??
         };
@@ -196,7 +202,7 @@ impl ModelRepository {
 }
 
 /// Finds and loads every model version under `dir` (blocking: file I/O and engine loads).
-fn scan(dir: &Path) -> Result<Vec<ModelSpec>, Error> {
+fn scan(dir: &Path, onnxruntime_library: Option<&Path>) -> Result<Vec<ModelSpec>, Error> {
     let read = |p: &Path| {
         std::fs::read_dir(p).map_err(|e| {
             Error::new(
@@ -250,7 +256,13 @@ fn scan(dir: &Path) -> Result<Vec<ModelSpec>, Error> {
             )));
         }
         for (version, path) in versions {
-            let backend = ballast_engine::open(&path).map_err(|e| {
+            let options = ballast_engine::OpenOptions {
+                backend: config.backend,
+                threads: config.threads,
+                concurrent_calls: config.instances,
+                onnxruntime_library: onnxruntime_library.map(Path::to_path_buf),
+            };
+            let backend = ballast_engine::open_with(&path, &options).map_err(|e| {
                 Error::new(
                     ErrorCode::Internal,
                     format!("model '{name}' version {version}: {e}"),

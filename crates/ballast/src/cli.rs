@@ -29,7 +29,7 @@ pub struct ServeArgs {
     /// Configuration file (TOML); env BALLAST_CONFIG.
     #[arg(long, env = "BALLAST_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Model repository: DIR/<model>/<version>/model.onnx [+ DIR/<model>/config.toml].
+    /// Model repository: DIR/<model>/<version>/model.{onnx,json,txt} [+ DIR/<model>/config.toml].
     #[arg(long)]
     pub model_repository: Option<PathBuf>,
     #[arg(long)]
@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Default log filter when RUST_LOG is unset (e.g. info, debug, ballast_serve=debug).
     #[arg(long)]
     pub log_level: Option<String>,
+    /// ONNX Runtime shared library (libonnxruntime.so.*); default: ORT_DYLIB_PATH, then an
+    /// installed onnxruntime Python wheel and the system library directories.
+    #[arg(long)]
+    pub onnxruntime_library: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -38,6 +38,7 @@ struct Raw {
     drain_grace_secs: f64,
     log_format: LogFormat,
     log_level: String,
+    onnxruntime_library: Option<PathBuf>,
 }
 
 impl Default for Raw {
@@ -51,6 +52,7 @@ impl Default for Raw {
             drain_grace_secs: DEFAULT_DRAIN_GRACE.as_secs_f64(),
             log_format: LogFormat::Text,
             log_level: "info".into(),
+            onnxruntime_library: None,
         }
     }
 }
@@ -74,6 +76,8 @@ struct Flags<'a> {
     log_format: &'a Option<LogFormat>,
     #[serde(skip_serializing_if = "Option::is_none")]
     log_level: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    onnxruntime_library: &'a Option<PathBuf>,
 }
 
 const ENV_KEYS: &[&str] = &[
@@ -85,6 +89,7 @@ const ENV_KEYS: &[&str] = &[
     "drain_grace_secs",
     "log_format",
     "log_level",
+    "onnxruntime_library",
 ];
 
 #[derive(Debug, Clone)]
@@ -96,6 +101,8 @@ pub struct ServeSettings {
     pub drain_grace: Duration,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// The ONNX Runtime shared library; `None` searches the well-known places.
+    pub onnxruntime_library: Option<PathBuf>,
 }
 
 impl ServeSettings {
@@ -119,6 +126,7 @@ impl ServeSettings {
                 drain_grace_secs: &args.drain_grace_secs,
                 log_format: &args.log_format,
                 log_level: &args.log_level,
+                onnxruntime_library: &args.onnxruntime_library,
             }));
         let raw: Raw = figment.extract().map_err(|e| {
             e.into_iter()
@@ -163,6 +171,14 @@ impl ServeSettings {
                 raw.drain_grace_secs
             ));
         }
+        if let Some(lib) = &raw.onnxruntime_library
+            && !lib.is_file()
+        {
+            problems.push(format!(
+                "  onnxruntime_library: {} is not a file",
+                lib.display()
+            ));
+        }
         if raw.http_port != 0 && raw.http_port == raw.grpc_port {
             problems.push(format!(
                 "  http_port and grpc_port are both {}",
@@ -178,6 +194,7 @@ impl ServeSettings {
                 drain_grace: Duration::from_secs_f64(raw.drain_grace_secs),
                 log_format: raw.log_format,
                 log_level: raw.log_level,
+                onnxruntime_library: raw.onnxruntime_library,
             }),
             _ => Err(problems.join("\n")),
         }

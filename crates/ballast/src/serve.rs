@@ -29,7 +29,10 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
     let serving = tokio::spawn(server.run(shutdown.clone()));
     tokio::spawn(shutdown_on_signal(shutdown.clone()));
 
-    let options = RepositoryOptions::default();
+    let options = RepositoryOptions {
+        onnxruntime_library: settings.onnxruntime_library.clone(),
+        ..RepositoryOptions::default()
+    };
     let loading = ModelRepository::load(&settings.model_repository, &options);
     let repo = tokio::select! {
         repo = loading => repo,

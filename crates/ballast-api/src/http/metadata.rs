@@ -33,6 +33,7 @@ fn tensors(specs: &[TensorSpec]) -> Vec<Value> {
 pub fn platform(mv: &ModelVersion) -> &'static str {
     match mv.engine {
         "tract" => "onnx",
+        "onnxruntime" => "onnxruntime_onnx",
         other => other,
     }
 }

@@ -142,7 +142,10 @@ pub async fn start_slow(
             backend,
             config,
         }],
-        &RepositoryOptions { warmup: false },
+        &RepositoryOptions {
+            warmup: false,
+            ..Default::default()
+        },
     )
     .await
     .expect("repository");

@@ -264,7 +264,9 @@ impl<T: Value> Forest<T> {
         let mut stack: Vec<(usize, Option<usize>)> = vec![(tree.root, None)];
         while let Some((id, patch)) = stack.pop() {
             let Some(node) = tree.nodes.get(id) else {
-                return Err(format!("tree {t} refers to node {id}, which does not exist"));
+                return Err(format!(
+                    "tree {t} refers to node {id}, which does not exist"
+                ));
             };
             if std::mem::replace(&mut visited[id], true) {
                 return Err(format!(
@@ -332,7 +334,11 @@ impl<T: Value> Forest<T> {
     }
 
     /// Normalises a test to (value, flags, swap children).
-    fn compile_test(&mut self, test: &Test<T>, default_left: bool) -> Result<(T, u32, bool), String> {
+    fn compile_test(
+        &mut self,
+        test: &Test<T>,
+        default_left: bool,
+    ) -> Result<(T, u32, bool), String> {
         let dl = |left: bool| if left { DEFAULT_LEFT } else { 0 };
         Ok(match test {
             Test::Lt(t) => (*t, dl(default_left), false),
@@ -366,7 +372,14 @@ impl<T: Value> Forest<T> {
                 if max >= 1 << 24 {
                     return Err(format!("category {max} is too large (max 2^24)"));
                 }
-                let mut bits = vec![0u32; if categories.is_empty() { 0 } else { max / 32 + 1 }];
+                let mut bits = vec![
+                    0u32;
+                    if categories.is_empty() {
+                        0
+                    } else {
+                        max / 32 + 1
+                    }
+                ];
                 for &c in categories {
                     bits[c as usize / 32] |= 1 << (c % 32);
                 }
@@ -416,7 +429,10 @@ impl<T: Value> Forest<T> {
         let nf = self.n_features.max(1);
         let g = self.n_groups;
         debug_assert_eq!(x.len() / nf, acc.len() / g);
-        for (xb, ab) in x.chunks(BLOCK_ROWS * nf).zip(acc.chunks_mut(BLOCK_ROWS * g)) {
+        for (xb, ab) in x
+            .chunks(BLOCK_ROWS * nf)
+            .zip(acc.chunks_mut(BLOCK_ROWS * g))
+        {
             self.accumulate_block(xb, ab, nf, g);
         }
     }

@@ -104,7 +104,11 @@ fn num<T: std::str::FromStr>(s: &str, key: &str) -> Result<T, String> {
         .map_err(|_| format!("{key}={s} is not a valid number"))
 }
 
-fn list<T: std::str::FromStr>(block: &HashMap<&str, &str>, key: &str, t: usize) -> Result<Vec<T>, String> {
+fn list<T: std::str::FromStr>(
+    block: &HashMap<&str, &str>,
+    key: &str,
+    t: usize,
+) -> Result<Vec<T>, String> {
     let Some(raw) = block.get(key) else {
         return Ok(Vec::new());
     };
@@ -139,9 +143,23 @@ fn objective(line: &str, n_groups: usize) -> Result<Transform, String> {
         }
         "multiclassova" | "multiclass_ova" | "ova" | "ovr" => Transform::Sigmoid(sigmoid),
         "poisson" | "gamma" | "tweedie" => Transform::Exp,
-        "regression" | "regression_l2" | "l2" | "mean_squared_error" | "mse" | "l2_root"
-        | "root_mean_squared_error" | "rmse" | "regression_l1" | "l1" | "mean_absolute_error"
-        | "mae" | "huber" | "fair" | "quantile" | "mape" | "mean_absolute_percentage_error" => {
+        "regression"
+        | "regression_l2"
+        | "l2"
+        | "mean_squared_error"
+        | "mse"
+        | "l2_root"
+        | "root_mean_squared_error"
+        | "rmse"
+        | "regression_l1"
+        | "l1"
+        | "mean_absolute_error"
+        | "mae"
+        | "huber"
+        | "fair"
+        | "quantile"
+        | "mape"
+        | "mean_absolute_percentage_error" => {
             if sqrt {
                 Transform::SignedSquare
             } else {
@@ -160,7 +178,11 @@ fn objective(line: &str, n_groups: usize) -> Result<Transform, String> {
     })
 }
 
-fn convert_tree(t: usize, block: &HashMap<&str, &str>, group: u32) -> Result<TreeSpec<f64>, String> {
+fn convert_tree(
+    t: usize,
+    block: &HashMap<&str, &str>,
+    group: u32,
+) -> Result<TreeSpec<f64>, String> {
     if block.get("is_linear").is_some_and(|v| v.trim() == "1") {
         return Err(format!(
             "tree {t} is a linear tree (linear_tree=true), which is not supported"
@@ -272,7 +294,11 @@ fn convert_tree(t: usize, block: &HashMap<&str, &str>, group: u32) -> Result<Tre
             right: child(right_child[i])?,
         });
     }
-    nodes.extend(leaf_value.into_iter().map(|v| TreeNode::Leaf(Leaf::Value(v))));
+    nodes.extend(
+        leaf_value
+            .into_iter()
+            .map(|v| TreeNode::Leaf(Leaf::Value(v))),
+    );
     Ok(TreeSpec {
         nodes,
         root: 0,

@@ -78,8 +78,11 @@ fn from_graph(graph: &pb::GraphProto) -> Result<Loaded, String> {
         }
     }
     let tree = tree_node.ok_or_else(|| "the graph has no TreeEnsemble node".to_string())?;
-    let attrs: HashMap<&str, &pb::AttributeProto> =
-        tree.attribute.iter().map(|a| (a.name.as_str(), a)).collect();
+    let attrs: HashMap<&str, &pb::AttributeProto> = tree
+        .attribute
+        .iter()
+        .map(|a| (a.name.as_str(), a))
+        .collect();
     let double = attrs.contains_key("nodes_values_as_tensor");
     if double {
         build::<f64>(graph, tree, &attrs).map(Loaded::F64)
@@ -100,18 +103,22 @@ fn string(attrs: &HashMap<&str, &pb::AttributeProto>, name: &str, default: &str)
 }
 
 /// A float attribute, or its `_as_tensor` double form.
-fn values<T: Value>(attrs: &HashMap<&str, &pb::AttributeProto>, name: &str) -> Result<Vec<T>, String> {
+fn values<T: Value>(
+    attrs: &HashMap<&str, &pb::AttributeProto>,
+    name: &str,
+) -> Result<Vec<T>, String> {
     if let Some(a) = attrs.get(format!("{name}_as_tensor").as_str()) {
-        let t = a
-            .t
-            .as_ref()
-            .ok_or_else(|| format!("{name}_as_tensor holds no tensor"))?;
+        let t =
+            a.t.as_ref()
+                .ok_or_else(|| format!("{name}_as_tensor holds no tensor"))?;
         if !t.double_data.is_empty() {
             return Ok(t.double_data.iter().map(|&v| T::from_f64(v)).collect());
         }
         if !t.raw_data.is_empty() {
             if t.raw_data.len() % 8 != 0 {
-                return Err(format!("{name}_as_tensor: raw data is not a whole number of doubles"));
+                return Err(format!(
+                    "{name}_as_tensor: raw data is not a whole number of doubles"
+                ));
             }
             return Ok(t
                 .raw_data
@@ -123,7 +130,11 @@ fn values<T: Value>(attrs: &HashMap<&str, &pb::AttributeProto>, name: &str) -> R
                 })
                 .collect());
         }
-        return Ok(t.float_data.iter().map(|&v| T::from_f64(v as f64)).collect());
+        return Ok(t
+            .float_data
+            .iter()
+            .map(|&v| T::from_f64(v as f64))
+            .collect());
     }
     Ok(attrs
         .get(name)
@@ -173,7 +184,10 @@ fn build<T: Value>(
     let w_node = ints(attrs, &format!("{prefix}_nodeids"));
     let w_id = ints(attrs, &format!("{prefix}_ids"));
     let w_value: Vec<T> = values(attrs, &format!("{prefix}_weights"))?;
-    if [w_node.len(), w_id.len(), w_value.len()].iter().any(|&l| l != w_tree.len()) {
+    if [w_node.len(), w_id.len(), w_value.len()]
+        .iter()
+        .any(|&l| l != w_tree.len())
+    {
         return Err(format!(
             "{prefix}_treeids, {prefix}_nodeids, {prefix}_ids and {prefix}_weights differ in length"
         ));
@@ -192,7 +206,10 @@ fn build<T: Value>(
         });
         let local = members[t].len();
         members[t].push(i);
-        if where_is.insert((tree_ids[i], node_ids[i]), (t, local)).is_some() {
+        if where_is
+            .insert((tree_ids[i], node_ids[i]), (t, local))
+            .is_some()
+        {
             return Err(format!(
                 "node {} of tree {} appears twice",
                 node_ids[i], tree_ids[i]
@@ -233,7 +250,9 @@ fn build<T: Value>(
                 })
                 .unwrap_or_default();
             if strings.is_empty() {
-                return Err("the classifier has neither classlabels_int64s nor classlabels_strings".into());
+                return Err(
+                    "the classifier has neither classlabels_int64s nor classlabels_strings".into(),
+                );
             }
             Labels::Str(strings)
         };
@@ -263,7 +282,9 @@ fn build<T: Value>(
         for &i in &members[t] {
             let mode = modes[i].as_str();
             if mode == "LEAF" {
-                let w = leaf_weights.remove(&(tree_id, node_ids[i])).unwrap_or_default();
+                let w = leaf_weights
+                    .remove(&(tree_id, node_ids[i]))
+                    .unwrap_or_default();
                 nodes.push(TreeNode::Leaf(Leaf::Weights(w)));
                 continue;
             }
@@ -294,7 +315,10 @@ fn build<T: Value>(
                 }
             };
             if feature_ids[i] < 0 {
-                return Err(format!("tree {tree_id}, node {}: negative feature id", node_ids[i]));
+                return Err(format!(
+                    "tree {tree_id}, node {}: negative feature id",
+                    node_ids[i]
+                ));
             }
             nodes.push(TreeNode::Split {
                 feature: feature_ids[i] as u32,
@@ -359,7 +383,9 @@ fn build<T: Value>(
                 ));
             }
         }
-        let has_score = (0..n_groups as i64).map(|c| weights_classes.contains(&c)).collect();
+        let has_score = (0..n_groups as i64)
+            .map(|c| weights_classes.contains(&c))
+            .collect();
         (
             Head::Classifier(ClassifierHead {
                 binary_case: n_groups == 2 && weights_classes.len() == 1,
@@ -428,7 +454,11 @@ fn input_signature(
                     ));
                 }
             };
-            let used = feature_ids.iter().copied().max().map_or(0, |m| m as usize + 1);
+            let used = feature_ids
+                .iter()
+                .copied()
+                .max()
+                .map_or(0, |m| m as usize + 1);
             let n_features = match dims.get(1) {
                 Some(&d) if d > 0 => {
                     if (d as usize) < used {
@@ -447,8 +477,10 @@ fn input_signature(
         let producer = graph
             .node
             .iter()
-            .find(|n| n.output.iter().any(|o| *o == name))
-            .ok_or_else(|| format!("tensor '{name}' is neither a graph input nor produced by a node"))?;
+            .find(|n| n.output.contains(&name))
+            .ok_or_else(|| {
+                format!("tensor '{name}' is neither a graph input nor produced by a node")
+            })?;
         if !matches!(producer.op_type.as_str(), "Cast" | "Identity") {
             return Err(format!(
                 "the ensemble's input comes from a '{}' node; only Cast/Identity may precede it",
@@ -464,7 +496,10 @@ fn input_signature(
 }
 
 /// For each ensemble output (label, scores / variable), the graph output it reaches, if any.
-fn output_names(graph: &pb::GraphProto, tree: &pb::NodeProto) -> Result<Vec<Option<String>>, String> {
+fn output_names(
+    graph: &pb::GraphProto,
+    tree: &pb::NodeProto,
+) -> Result<Vec<Option<String>>, String> {
     let graph_outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
     let mut result = Vec::new();
     for out in &tree.output {
@@ -475,11 +510,9 @@ fn output_names(graph: &pb::GraphProto, tree: &pb::NodeProto) -> Result<Vec<Opti
                 found = Some(name.clone());
                 break;
             }
-            let Some(next) = graph
-                .node
-                .iter()
-                .find(|n| PASS_THROUGH.contains(&n.op_type.as_str()) && n.input.first() == Some(&name))
-            else {
+            let Some(next) = graph.node.iter().find(|n| {
+                PASS_THROUGH.contains(&n.op_type.as_str()) && n.input.first() == Some(&name)
+            }) else {
                 break;
             };
             let Some(o) = next.output.first() else { break };

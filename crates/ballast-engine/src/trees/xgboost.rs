@@ -199,8 +199,14 @@ fn objective_rules(name: &str, n_groups: usize) -> Result<(Transform, MarginOf),
         "count:poisson" | "reg:gamma" | "reg:tweedie" | "survival:cox" | "survival:aft" => {
             (Transform::Exp, log)
         }
-        "reg:squarederror" | "reg:linear" | "reg:squaredlogerror" | "reg:pseudohubererror"
-        | "reg:absoluteerror" | "reg:quantileerror" | "rank:pairwise" | "rank:ndcg"
+        "reg:squarederror"
+        | "reg:linear"
+        | "reg:squaredlogerror"
+        | "reg:pseudohubererror"
+        | "reg:absoluteerror"
+        | "reg:quantileerror"
+        | "rank:pairwise"
+        | "rank:ndcg"
         | "rank:map" => (Transform::Identity, identity),
         other => {
             return Err(format!(
@@ -251,9 +257,17 @@ fn booster(value: serde_json::Value) -> Result<(GbTree, Option<Vec<f32>>), Strin
     }
 }
 
-fn convert_tree(t: usize, tree: &Tree, group: u32, weight: Option<f32>) -> Result<TreeSpec<f32>, String> {
-    if let Some(s) = &tree.tree_param.size_leaf_vector {
-        if s.trim() != "1" && s.trim() != "0" {
+fn convert_tree(
+    t: usize,
+    tree: &Tree,
+    group: u32,
+    weight: Option<f32>,
+) -> Result<TreeSpec<f32>, String> {
+    if let Some(s) = &tree.tree_param.size_leaf_vector
+        && s.trim() != "1"
+        && s.trim() != "0"
+    {
+        {
             return Err(format!(
                 "tree {t} has vector leaves (size_leaf_vector={s}, multi_strategy=\"multi_output_tree\"), \
                  which are not supported"
@@ -279,18 +293,23 @@ fn convert_tree(t: usize, tree: &Tree, group: u32, weight: Option<f32>) -> Resul
             tree.categories_segments.get(k),
             tree.categories_sizes.get(k),
         ) else {
-            return Err(format!("tree {t}: categories_segments/sizes are shorter than categories_nodes"));
+            return Err(format!(
+                "tree {t}: categories_segments/sizes are shorter than categories_nodes"
+            ));
         };
         let cats = tree
             .categories
             .get(start..start + size)
             .ok_or_else(|| format!("tree {t}: categories of node {node} are out of range"))?;
         if node >= n {
-            return Err(format!("tree {t}: categories_nodes names node {node}, which does not exist"));
+            return Err(format!(
+                "tree {t}: categories_nodes names node {node}, which does not exist"
+            ));
         }
         node_categories[node] = Some(cats);
     }
     let mut nodes = Vec::with_capacity(n);
+    #[allow(clippy::needless_range_loop)] // i indexes eight parallel arrays
     for i in 0..n {
         let left = tree.left_children[i];
         if left < 0 {
@@ -304,7 +323,9 @@ fn convert_tree(t: usize, tree: &Tree, group: u32, weight: Option<f32>) -> Resul
         }
         let right = tree.right_children[i];
         if right < 0 {
-            return Err(format!("tree {t}, node {i} has a left child but no right child"));
+            return Err(format!(
+                "tree {t}, node {i} has a left child but no right child"
+            ));
         }
         let categorical = tree.split_type.get(i).copied().unwrap_or(0) == 1;
         let test = if categorical {
