@@ -267,12 +267,10 @@ fn convert_tree(
         && s.trim() != "1"
         && s.trim() != "0"
     {
-        {
-            return Err(format!(
-                "tree {t} has vector leaves (size_leaf_vector={s}, multi_strategy=\"multi_output_tree\"), \
-                 which are not supported"
-            ));
-        }
+        return Err(format!(
+            "tree {t} has vector leaves (size_leaf_vector={s}, multi_strategy=\"multi_output_tree\"), \
+             which are not supported"
+        ));
     }
     let n = tree.left_children.len();
     if [
