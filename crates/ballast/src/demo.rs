@@ -44,6 +44,14 @@ const BUNDLED: &[(&str, &[u8])] = &[
         "seqmean/1/model.onnx",
         include_bytes!("../../../examples/models/seqmean/1/model.onnx"),
     ),
+    (
+        "fraud_xgb/config.toml",
+        include_bytes!("../../../examples/models/fraud_xgb/config.toml"),
+    ),
+    (
+        "fraud_xgb/1/model.json",
+        include_bytes!("../../../examples/models/fraud_xgb/1/model.json"),
+    ),
 ];
 /// Synthetic card transactions (12 features + label) replayed as traffic.
 const FRAUD_SAMPLE: &str = include_str!("../../../examples/data/fraud_sample.csv");
@@ -121,7 +129,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let http = format!("http://{}", handle.http_addr);
     let grpc = format!("http://{}", handle.grpc_addr);
 
-    println!("ballast demo: serving the bundled models (fraud v1+v2, dtypes, seqmean)");
+    println!(
+        "ballast demo: serving the bundled models (fraud v1+v2 ONNX MLPs, fraud_xgb an XGBoost model on the native tree engine, dtypes, seqmean)"
+    );
     println!(
         "  HTTP {http}   gRPC {}   metrics {http}/metrics\n",
         handle.grpc_addr
@@ -130,6 +140,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  curl {http}/v2/models/fraud");
     println!(
         "  curl -s {http}/v2/models/fraud/infer -d '{{\"inputs\":[{{\"name\":\"features\",\"shape\":[1,12],\"datatype\":\"FP32\",\"data\":[5.2,0.17,-0.98,0.37,0.37,0,4,5.1,1,0,2.8,0]}}]}}'"
+    );
+    println!(
+        "  curl -s {http}/v2/models/fraud_xgb/infer -d '{{\"inputs\":[{{\"name\":\"features\",\"shape\":[1,12],\"datatype\":\"FP32\",\"data\":[5.2,0.17,-0.98,0.37,0.37,0,4,5.1,1,0,2.8,0]}}]}}'"
     );
     println!("  curl -s {http}/metrics | grep ballast_inference_requests_total\n");
 
@@ -170,6 +183,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     )
     .await?;
     over_grpc.print_table();
+
+    println!(
+        "\nPhase 2b: the same transactions through fraud_xgb (100 XGBoost trees, native engine, xgboost's own predictions), 16 clients over gRPC"
+    );
+    let trees = ballast_loadgen::run(
+        &Target {
+            model: "fraud_xgb".into(),
+            ..target.clone()
+        },
+        &closed(Protocol::Grpc),
+        &http_payloads,
+        tick_printer("trees"),
+    )
+    .await?;
+    trees.print_table();
 
     let capacity = steady
         .throughput_ok_per_s

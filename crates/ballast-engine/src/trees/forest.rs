@@ -39,6 +39,7 @@ pub trait Value:
     const DTYPE: DataType;
     const ZERO: Self;
     const ONE: Self;
+    const NEG_INFINITY: Self;
     fn from_f64(v: f64) -> Self;
     fn to_f64(self) -> f64;
     fn is_nan(self) -> bool;
@@ -58,6 +59,7 @@ macro_rules! impl_value {
             const DTYPE: DataType = $dt;
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
+            const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
             #[inline(always)]
             fn from_f64(v: f64) -> Self {
                 v as $t
@@ -108,8 +110,11 @@ const SLOW_SHIFT: u32 = 8;
 /// One node of the flattened forest.
 ///
 /// Split: `value` is the threshold, `feature` the input column, `right` the right child (the
-/// left child is the next node). Leaf: `value` is the leaf value added to group `feature`; with
-/// the VECTOR flag the leaf instead adds `feature` weights from `leaf_weights[right..]`.
+/// left child is the next node). Single-value leaf: absorbing — threshold -inf, feature 0,
+/// `right` pointing at itself, so a walk may step past a leaf and stay on it (the unrolled
+/// path walks every row to the tree's full depth without testing for leaves); its value is in
+/// `Forest::leaf_value`. With the VECTOR flag a leaf instead adds `feature` weights from
+/// `leaf_weights[right..]`.
 #[derive(Clone, Copy, Debug)]
 struct Node<T> {
     value: T,
@@ -205,7 +210,14 @@ pub enum Aggregate {
 #[derive(Debug)]
 pub struct Forest<T> {
     nodes: Vec<Node<T>>,
+    /// Leaf value per node (zero for splits and vector leaves).
+    leaf_value: Vec<T>,
     roots: Vec<u32>,
+    /// Per tree: its output group, its depth, and whether the unrolled path can walk it (no
+    /// slow splits, no vector leaves).
+    groups: Vec<u32>,
+    depths: Vec<u32>,
+    unrolled: Vec<bool>,
     slow: Vec<SlowSplit<T>>,
     leaf_weights: Vec<(u32, T)>,
     n_features: usize,
@@ -216,6 +228,8 @@ pub struct Forest<T> {
 /// Rows per block of the tree-major loop: the block's accumulators and rows stay in L1/L2
 /// while each tree is walked for all of them.
 const BLOCK_ROWS: usize = 64;
+/// Rows walked through one tree side by side on the unrolled path.
+const LANES: usize = 8;
 
 impl<T: Value> Forest<T> {
     /// Flattens `trees`, checking every index, feature and group. Errors say which tree and
@@ -231,7 +245,11 @@ impl<T: Value> Forest<T> {
         }
         let mut forest = Forest {
             nodes: Vec::new(),
+            leaf_value: Vec::new(),
             roots: Vec::with_capacity(trees.len()),
+            groups: Vec::with_capacity(trees.len()),
+            depths: Vec::with_capacity(trees.len()),
+            unrolled: Vec::with_capacity(trees.len()),
             slow: Vec::new(),
             leaf_weights: Vec::new(),
             n_features,
@@ -258,11 +276,15 @@ impl<T: Value> Forest<T> {
             return Err(format!("tree {t} has no node {} (its root)", tree.root));
         }
         self.roots.push(self.nodes.len() as u32);
+        self.groups.push(tree.group);
+        let mut depth = 0u32;
+        let mut unrolled = true;
         let mut visited = vec![false; tree.nodes.len()];
         // Pre-order with an explicit stack; `patch` holds the flattened index of the split whose
         // right child is the node being placed.
-        let mut stack: Vec<(usize, Option<usize>)> = vec![(tree.root, None)];
-        while let Some((id, patch)) = stack.pop() {
+        let mut stack: Vec<(usize, Option<usize>, u32)> = vec![(tree.root, None, 0)];
+        while let Some((id, patch, level)) = stack.pop() {
+            depth = depth.max(level);
             let Some(node) = tree.nodes.get(id) else {
                 return Err(format!(
                     "tree {t} refers to node {id}, which does not exist"
@@ -278,13 +300,17 @@ impl<T: Value> Forest<T> {
                 self.nodes[parent].right = here as u32;
             }
             match node {
-                TreeNode::Leaf(Leaf::Value(v)) => self.nodes.push(Node {
-                    value: *v,
-                    feature: tree.group,
-                    right: 0,
-                    flags: LEAF,
-                }),
+                TreeNode::Leaf(Leaf::Value(v)) => {
+                    self.nodes.push(Node {
+                        value: T::NEG_INFINITY,
+                        feature: 0,
+                        right: here as u32,
+                        flags: LEAF,
+                    });
+                    self.leaf_value.push(*v);
+                }
                 TreeNode::Leaf(Leaf::Weights(w)) => {
+                    unrolled = false;
                     if let Some((g, _)) = w.iter().find(|(g, _)| *g as usize >= self.n_groups) {
                         return Err(format!(
                             "tree {t}, node {id}: a leaf weight is for output {g} but the model has {} outputs",
@@ -297,6 +323,7 @@ impl<T: Value> Forest<T> {
                         right: self.leaf_weights.len() as u32,
                         flags: LEAF | VECTOR,
                     });
+                    self.leaf_value.push(T::ZERO);
                     self.leaf_weights.extend_from_slice(w);
                 }
                 TreeNode::Split {
@@ -313,23 +340,27 @@ impl<T: Value> Forest<T> {
                         ));
                     }
                     let (value, flags, swap) = self.compile_test(test, *default_left)?;
+                    unrolled &= flags & SLOW == 0;
                     self.nodes.push(Node {
                         value,
                         feature: *feature,
                         right: 0,
                         flags,
                     });
+                    self.leaf_value.push(T::ZERO);
                     let (first, second) = if swap {
                         (*right, *left)
                     } else {
                         (*left, *right)
                     };
                     // Pushed in reverse: the left (first) subtree is laid out next.
-                    stack.push((second, Some(here)));
-                    stack.push((first, None));
+                    stack.push((second, Some(here), level + 1));
+                    stack.push((first, None, level + 1));
                 }
             }
         }
+        self.depths.push(depth);
+        self.unrolled.push(unrolled && self.n_features > 0);
         Ok(())
     }
 
@@ -439,23 +470,56 @@ impl<T: Value> Forest<T> {
 
     #[inline]
     fn accumulate_block(&self, x: &[T], acc: &mut [T], nf: usize, g: usize) {
-        for &root in &self.roots {
-            for (row, out) in x.chunks_exact(nf).zip(acc.chunks_exact_mut(g)) {
-                let leaf = self.leaf(root as usize, row);
-                self.add_leaf(leaf, out);
+        let rows = x.len() / nf;
+        for (t, &root) in self.roots.iter().enumerate() {
+            let root = root as usize;
+            let group = self.groups[t] as usize;
+            let mut done = 0;
+            if self.unrolled[t] && self.aggregate == Aggregate::Sum {
+                done = rows - rows % LANES;
+                self.walk_lanes(root, self.depths[t], group, &x[..done * nf], &mut acc[..done * g], nf, g);
+            }
+            for (row, out) in x[done * nf..]
+                .chunks_exact(nf)
+                .zip(acc[done * g..].chunks_exact_mut(g))
+            {
+                let leaf = self.leaf(root, row);
+                self.add_leaf(leaf, group, out);
             }
         }
     }
 
-    /// Walks one tree for one row; returns the leaf node.
+    /// Walks one tree for `LANES` rows at a time, every row to the tree's full depth (leaves
+    /// absorb), so the rows' dependent load chains overlap instead of running one after another.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn walk_lanes(&self, root: usize, depth: u32, group: usize, x: &[T], acc: &mut [T], nf: usize, g: usize) {
+        let nodes = &self.nodes[..];
+        for (xs, out) in x.chunks_exact(LANES * nf).zip(acc.chunks_exact_mut(LANES * g)) {
+            let mut at = [root; LANES];
+            for _ in 0..depth {
+                for (lane, i) in at.iter_mut().enumerate() {
+                    let n = &nodes[*i];
+                    let v = xs[lane * nf + n.feature as usize];
+                    let left = (v < n.value) | (v.is_nan() & (n.flags & DEFAULT_LEFT != 0));
+                    *i = if left { *i + 1 } else { n.right as usize };
+                }
+            }
+            for (lane, i) in at.iter().enumerate() {
+                out[lane * g + group] += self.leaf_value[*i];
+            }
+        }
+    }
+
+    /// Walks one tree for one row; returns the leaf's index.
     #[inline(always)]
-    fn leaf(&self, root: usize, row: &[T]) -> &Node<T> {
+    fn leaf(&self, root: usize, row: &[T]) -> usize {
         let nodes = &self.nodes[..];
         let mut i = root;
         loop {
             let n = &nodes[i];
             if n.flags & LEAF != 0 {
-                return n;
+                return i;
             }
             let x = row[n.feature as usize];
             let left = if n.flags & SLOW != 0 {
@@ -516,13 +580,15 @@ impl<T: Value> Forest<T> {
     }
 
     #[inline(always)]
-    fn add_leaf(&self, leaf: &Node<T>, out: &mut [T]) {
+    fn add_leaf(&self, i: usize, group: usize, out: &mut [T]) {
+        let leaf = &self.nodes[i];
         if leaf.flags & VECTOR == 0 {
-            let slot = &mut out[leaf.feature as usize];
+            let value = self.leaf_value[i];
+            let slot = &mut out[group];
             match self.aggregate {
-                Aggregate::Sum => *slot += leaf.value,
-                Aggregate::Min => *slot = pick(*slot, leaf.value, |a, b| b < a),
-                Aggregate::Max => *slot = pick(*slot, leaf.value, |a, b| b > a),
+                Aggregate::Sum => *slot += value,
+                Aggregate::Min => *slot = pick(*slot, value, |a, b| b < a),
+                Aggregate::Max => *slot = pick(*slot, value, |a, b| b > a),
             }
         } else {
             let start = leaf.right as usize;
