@@ -2,8 +2,10 @@
 //!
 //! A backend is small and synchronous: it reports the model's [`ModelSignature`] and runs one
 //! batch. It knows nothing of HTTP, tokio or queues; the serving layer calls it from dedicated
-//! threads. Engines: [`tract::TractBackend`] (pure-Rust ONNX, always available).
+//! threads. Engines: [`tract::TractBackend`] (pure-Rust ONNX, always available) and
+//! [`onnxruntime::OrtBackend`] (ONNX Runtime, loaded at run time from its shared library).
 
+pub mod onnxruntime;
 pub mod tract;
 
 use ballast_core::{ErrorCode, ModelSignature, Tensor};
