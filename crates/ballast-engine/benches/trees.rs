@@ -19,18 +19,24 @@ fn rows(batch: usize) -> Tensor {
             (seed >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
         })
         .collect();
-    Tensor::new("features", vec![batch, 12], TensorData::F32(data)).unwrap_or_else(|e| panic!("{e}"))
+    Tensor::new("features", vec![batch, 12], TensorData::F32(data))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn trees(c: &mut Criterion) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/fixtures/fraud_xgb_300");
-    let native = TreeBackend::load_xgboost(&dir.join("model.json"), 1).unwrap_or_else(|e| panic!("{e}"));
+    let native =
+        TreeBackend::load_xgboost(&dir.join("model.json"), 1).unwrap_or_else(|e| panic!("{e}"));
     let mut group = c.benchmark_group("fraud_xgb_300");
     for batch in [1usize, 64, 1024] {
         let input = rows(batch);
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_function(format!("native/batch_{batch}"), |b| {
-            b.iter(|| native.infer(black_box(vec![input.clone()])).map(|o| o.len()))
+            b.iter(|| {
+                native
+                    .infer(black_box(vec![input.clone()]))
+                    .map(|o| o.len())
+            })
         });
     }
     group.finish();

@@ -4,8 +4,9 @@
 //! batch. It knows nothing of HTTP, tokio or queues; the serving layer calls it from dedicated
 //! threads. Engines: [`tract::TractBackend`] (pure-Rust ONNX, always available),
 //! [`trees::TreeBackend`] (native XGBoost / LightGBM / ONNX-ML tree ensembles) and
-//! `onnxruntime::OrtBackend` (ONNX Runtime, loaded at run time when its library is present).
+//! [`onnxruntime::OrtBackend`] (ONNX Runtime, loaded at run time when its library is present).
 
+pub mod onnxruntime;
 pub mod tract;
 pub mod trees;
 
@@ -137,17 +138,40 @@ pub fn open_with(
     })
 }
 
-/// ONNX on ONNX Runtime, asked for explicitly: a missing library is an error.
+/// ONNX on ONNX Runtime, asked for explicitly: a missing or unusable library is an error that
+/// names where it looked.
 fn open_onnxruntime(path: &Path, options: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
-    let _ = options;
-    Err(BackendError::Load {
-        path: path.display().to_string(),
-        reason: "the ONNX Runtime backend is not built in yet".into(),
-    })
+    let library =
+        onnxruntime::available(options.onnxruntime_library.as_deref()).map_err(|reason| {
+            BackendError::Load {
+                path: path.display().to_string(),
+                reason: format!("backend \"onnxruntime\" was asked for, but {reason}"),
+            }
+        })?;
+    Ok(Arc::new(onnxruntime::OrtBackend::load(
+        path,
+        &ort_options(library, options),
+    )?))
+}
+
+fn ort_options(library: std::path::PathBuf, options: &OpenOptions) -> onnxruntime::OrtOptions {
+    onnxruntime::OrtOptions {
+        library: Some(library),
+        intra_op_threads: options.threads.max(1),
+        sessions: options.concurrent_calls.max(1),
+    }
 }
 
 /// ONNX with `backend = "auto"`: ONNX Runtime when its library loads, else tract.
 fn open_onnx_auto(path: &Path, options: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
-    let _ = options;
-    Ok(Arc::new(tract::TractBackend::load(path)?))
+    match onnxruntime::available(options.onnxruntime_library.as_deref()) {
+        Ok(library) => Ok(Arc::new(onnxruntime::OrtBackend::load(
+            path,
+            &ort_options(library, options),
+        )?)),
+        Err(reason) => {
+            tracing::debug!(%reason, "ONNX Runtime not available; using tract");
+            tract::TractBackend::load(path).map(|b| Arc::new(b) as Arc<dyn Backend>)
+        }
+    }
 }

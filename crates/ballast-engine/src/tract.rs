@@ -24,12 +24,32 @@ impl TractBackend {
     pub fn load(path: &Path) -> Result<Self, BackendError> {
         let load_err = |reason: String| BackendError::Load {
             path: path.display().to_string(),
-            reason,
+            reason: format!(
+                "{reason} (the ONNX Runtime backend runs the full ONNX operator set: install \
+                 onnxruntime and set backend = \"onnxruntime\" or \"auto\")"
+            ),
         };
         let mut model = tract_onnx::onnx()
             .model_for_path(path)
             .map_err(|e| load_err(format!("{e:#}")))?;
         dedupe_node_names(&mut model);
+        let unsupported: std::collections::BTreeSet<String> = model
+            .nodes
+            .iter()
+            .filter_map(|n| {
+                let name = n.op.name();
+                name.strip_prefix("Unimplemented(")
+                    .and_then(|s| s.strip_suffix(')'))
+                    .map(str::to_string)
+            })
+            .collect();
+        if !unsupported.is_empty() {
+            let ops: Vec<String> = unsupported.into_iter().collect();
+            return Err(load_err(format!(
+                "tract does not implement the operator(s) {}",
+                ops.join(", ")
+            )));
+        }
         let typed = model
             .into_optimized()
             .map_err(|e| load_err(format!("tract cannot optimise this graph: {e:#}")))?;

@@ -274,3 +274,15 @@ fn signatures_name_what_the_model_predicts() {
     assert_eq!(b.signature().outputs[0].describe(), "label (INT64 [-1])");
     assert_eq!(b.engine(), "trees");
 }
+
+#[test]
+fn tract_names_the_op_it_lacks_and_points_to_onnx_runtime() {
+    // TreeEnsembleRegressor is an ONNX-ML op tract does not implement.
+    let path = fixtures().join("skl_gb_regressor/model.onnx");
+    let Err(err) = ballast_engine::tract::TractBackend::load(&path) else {
+        panic!("tract loaded a TreeEnsembleRegressor graph");
+    };
+    let err = err.to_string();
+    assert!(err.contains("TreeEnsembleRegressor"), "{err}");
+    assert!(err.contains("ONNX Runtime backend"), "{err}");
+}

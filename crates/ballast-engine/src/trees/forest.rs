@@ -477,7 +477,15 @@ impl<T: Value> Forest<T> {
             let mut done = 0;
             if self.unrolled[t] && self.aggregate == Aggregate::Sum {
                 done = rows - rows % LANES;
-                self.walk_lanes(root, self.depths[t], group, &x[..done * nf], &mut acc[..done * g], nf, g);
+                self.walk_lanes(
+                    root,
+                    self.depths[t],
+                    group,
+                    &x[..done * nf],
+                    &mut acc[..done * g],
+                    nf,
+                    g,
+                );
             }
             for (row, out) in x[done * nf..]
                 .chunks_exact(nf)
@@ -493,9 +501,21 @@ impl<T: Value> Forest<T> {
     /// absorb), so the rows' dependent load chains overlap instead of running one after another.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn walk_lanes(&self, root: usize, depth: u32, group: usize, x: &[T], acc: &mut [T], nf: usize, g: usize) {
+    fn walk_lanes(
+        &self,
+        root: usize,
+        depth: u32,
+        group: usize,
+        x: &[T],
+        acc: &mut [T],
+        nf: usize,
+        g: usize,
+    ) {
         let nodes = &self.nodes[..];
-        for (xs, out) in x.chunks_exact(LANES * nf).zip(acc.chunks_exact_mut(LANES * g)) {
+        for (xs, out) in x
+            .chunks_exact(LANES * nf)
+            .zip(acc.chunks_exact_mut(LANES * g))
+        {
             let mut at = [root; LANES];
             for _ in 0..depth {
                 for (lane, i) in at.iter_mut().enumerate() {
