@@ -249,7 +249,13 @@ async fn metadata_health_and_output_selection() {
         .json()
         .await
         .unwrap();
-    assert_eq!(cfg["engine"], "tract");
+    // ONNX runs on ONNX Runtime when its library is installed, else on tract.
+    let expected_engine = if ballast_engine::onnxruntime::find_library(None).is_ok() {
+        "onnxruntime"
+    } else {
+        "tract"
+    };
+    assert_eq!(cfg["engine"], expected_engine);
     assert_eq!(cfg["max_batch_size"], 64);
 
     // Only the requested output comes back, in JSON when asked.

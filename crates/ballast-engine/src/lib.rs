@@ -138,6 +138,36 @@ pub fn open_with(
     })
 }
 
+/// Opens one model file on one named engine (not `Auto`), e.g. to compare engines on the same
+/// file: `.onnx` on tract, ONNX Runtime or the tree engine; `.json` (XGBoost) and `.txt`
+/// (LightGBM) on the tree engine.
+pub fn open_file(
+    file: &Path,
+    engine: EngineChoice,
+    options: &OpenOptions,
+) -> Result<Arc<dyn Backend>, BackendError> {
+    let threads = options.threads.max(1);
+    let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let unsupported = || BackendError::Load {
+        path: file.display().to_string(),
+        reason: format!("backend \"{}\" cannot run a .{ext} file", engine.as_str()),
+    };
+    match (ext, engine) {
+        ("onnx", EngineChoice::Tract) => Ok(Arc::new(tract::TractBackend::load(file)?)),
+        ("onnx", EngineChoice::OnnxRuntime) => open_onnxruntime(file, options),
+        ("onnx", EngineChoice::Trees) => {
+            Ok(Arc::new(trees::TreeBackend::load_onnx(file, threads)?))
+        }
+        ("json", EngineChoice::Trees) => {
+            Ok(Arc::new(trees::TreeBackend::load_xgboost(file, threads)?))
+        }
+        ("txt", EngineChoice::Trees) => {
+            Ok(Arc::new(trees::TreeBackend::load_lightgbm(file, threads)?))
+        }
+        _ => Err(unsupported()),
+    }
+}
+
 /// ONNX on ONNX Runtime, asked for explicitly: a missing or unusable library is an error that
 /// names where it looked.
 fn open_onnxruntime(path: &Path, options: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {

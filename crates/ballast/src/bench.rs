@@ -1,12 +1,15 @@
 //! `ballast bench`: drives a running server with the load generator (open or closed loop,
 //! HTTP or gRPC), or, with `--in-process`, times the engine directly — the baseline that
-//! server overhead and serving efficiency are measured against.
+//! server overhead and serving efficiency are measured against — or, with `--engines`, several
+//! engines on the same model side by side.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ballast_core::{DataType, Tensor, TensorData};
+use ballast_core::{DataType, EngineChoice, Tensor, TensorData};
+use ballast_engine::Backend;
 use ballast_loadgen::{Mode, Protocol, RunConfig, Target};
 use serde::Serialize;
 
@@ -26,20 +29,38 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .map(|s| s.trim().parse::<usize>())
             .collect::<Result<_, _>>()
             .context("--batch-sizes must be a comma-separated list of integers")?;
+        let engines: Option<Vec<EngineChoice>> = args
+            .engines
+            .as_deref()
+            .map(|list| {
+                list.split(',')
+                    .map(|e| e.trim().parse::<EngineChoice>())
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--engines: {e}"))?;
         let (repo, model, secs) = (repo.clone(), args.model.clone(), args.duration);
-        let results =
-            tokio::task::spawn_blocking(move || in_process(&repo, &model, &sizes, secs)).await??;
+        let results = tokio::task::spawn_blocking(move || {
+            in_process(&repo, &model, &sizes, secs, engines.as_deref())
+        })
+        .await??;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&results)?);
         } else {
             println!(
-                "{:>8} {:>14} {:>14} {:>12}",
-                "batch", "rows/s", "calls/s", "p50 call µs"
+                "{:>8} {:<24} {:>14} {:>12} {:>12} {:>10}",
+                "batch", "engine:file", "rows/s", "calls/s", "p50 call µs", "vs ORT"
             );
             for r in &results {
                 println!(
-                    "{:>8} {:>14.0} {:>14.0} {:>12.1}",
-                    r.batch, r.rows_per_s, r.calls_per_s, r.p50_call_us
+                    "{:>8} {:<24} {:>14.0} {:>12.0} {:>12.1} {:>10}",
+                    r.batch,
+                    format!("{}:{}", r.engine, r.file),
+                    r.rows_per_s,
+                    r.calls_per_s,
+                    r.p50_call_us,
+                    r.ratio_vs_onnxruntime
+                        .map_or("-".to_string(), |x| format!("{x:.2}x"))
                 );
             }
         }
@@ -90,18 +111,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 pub struct EngineResult {
     pub model: String,
     pub engine: String,
+    /// The model file the engine ran.
+    pub file: String,
     pub batch: usize,
     pub rows_per_s: f64,
     pub calls_per_s: f64,
     pub p50_call_us: f64,
+    /// rows/s ÷ ONNX Runtime's rows/s at the same batch size, when ONNX Runtime ran too.
+    pub ratio_vs_onnxruntime: Option<f64>,
 }
 
-/// Times `model`'s highest version in-process, single thread, for each batch size.
+/// Rounds per batch size: engines alternate round by round, so drift in machine load (a
+/// shared, noisy machine) hits them alike.
+const ROUNDS: usize = 5;
+
+/// Times `model`'s highest version in-process, one call at a time, for each batch size: with
+/// `engines`, every (engine, model file) pair that loads; else the engine `serve` would pick.
 pub fn in_process(
     repo: &Path,
     model: &str,
     batch_sizes: &[usize],
     secs: f64,
+    engines: Option<&[EngineChoice]>,
 ) -> anyhow::Result<Vec<EngineResult>> {
     let model_dir = repo.join(model);
     let version = std::fs::read_dir(&model_dir)
@@ -110,33 +141,88 @@ pub fn in_process(
         .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
         .max()
         .with_context(|| format!("{} has no version directories", model_dir.display()))?;
-    let backend = ballast_engine::open(&model_dir.join(version.to_string()))?;
+    let version_dir = model_dir.join(version.to_string());
+    let options = ballast_engine::OpenOptions::default();
+    let mut candidates: Vec<(String, Arc<dyn Backend>)> = Vec::new();
+    match engines {
+        None => {
+            let backend = ballast_engine::open_with(&version_dir, &options)?;
+            let file = ballast_engine::MODEL_FILES
+                .iter()
+                .find(|f| version_dir.join(f).is_file())
+                .map_or("?", |f| *f);
+            candidates.push((file.to_string(), backend));
+        }
+        Some(list) => {
+            for file in ballast_engine::MODEL_FILES {
+                let path = version_dir.join(file);
+                if !path.is_file() {
+                    continue;
+                }
+                for &engine in list {
+                    match ballast_engine::open_file(&path, engine, &options) {
+                        Ok(b) => candidates.push((file.to_string(), b)),
+                        Err(e) => eprintln!("skipping {}:{file}: {e}", engine.as_str()),
+                    }
+                }
+            }
+        }
+    }
+    anyhow::ensure!(
+        !candidates.is_empty(),
+        "no engine could load {}",
+        version_dir.display()
+    );
     let mut results = Vec::new();
     for &batch in batch_sizes {
-        let inputs = random_inputs(backend.signature(), batch);
-        // Warm up, then time calls for `secs`.
-        for _ in 0..3 {
-            backend.infer(inputs.clone())?;
+        let inputs: Vec<Vec<Tensor>> = candidates
+            .iter()
+            .map(|(_, b)| random_inputs(b.signature(), batch))
+            .collect();
+        let mut calls: Vec<Vec<Duration>> = vec![Vec::new(); candidates.len()];
+        for ((_, backend), input) in candidates.iter().zip(&inputs) {
+            for _ in 0..3 {
+                backend.infer(input.clone())?;
+            }
         }
-        let mut calls = Vec::new();
-        let start = Instant::now();
-        while start.elapsed().as_secs_f64() < secs {
-            let batch_inputs = inputs.clone();
-            let t = Instant::now();
-            backend.infer(batch_inputs)?;
-            calls.push(t.elapsed());
+        for _ in 0..ROUNDS {
+            for (((_, backend), input), times) in candidates.iter().zip(&inputs).zip(&mut calls) {
+                let start = Instant::now();
+                while start.elapsed().as_secs_f64() < secs / ROUNDS as f64 || times.is_empty() {
+                    let batch_inputs = input.clone();
+                    let t = Instant::now();
+                    backend.infer(batch_inputs)?;
+                    times.push(t.elapsed());
+                }
+            }
         }
-        let total: Duration = calls.iter().sum();
-        calls.sort();
-        let n = calls.len() as f64;
-        results.push(EngineResult {
-            model: model.to_string(),
-            engine: backend.engine().to_string(),
-            batch,
-            rows_per_s: n * batch as f64 / total.as_secs_f64(),
-            calls_per_s: n / total.as_secs_f64(),
-            p50_call_us: calls[calls.len() / 2].as_secs_f64() * 1e6,
-        });
+        let first = results.len();
+        for ((file, backend), mut times) in candidates.iter().zip(calls) {
+            let total: Duration = times.iter().sum();
+            times.sort();
+            let n = times.len() as f64;
+            results.push(EngineResult {
+                model: model.to_string(),
+                engine: backend.engine().to_string(),
+                file: file.clone(),
+                batch,
+                rows_per_s: n * batch as f64 / total.as_secs_f64(),
+                calls_per_s: n / total.as_secs_f64(),
+                p50_call_us: times[times.len() / 2].as_secs_f64() * 1e6,
+                ratio_vs_onnxruntime: None,
+            });
+        }
+        let ort = results[first..]
+            .iter()
+            .find(|r| r.engine == "onnxruntime")
+            .map(|r| r.rows_per_s);
+        if let Some(ort) = ort
+            && engines.is_some()
+        {
+            for r in &mut results[first..] {
+                r.ratio_vs_onnxruntime = Some(r.rows_per_s / ort);
+            }
+        }
     }
     Ok(results)
 }

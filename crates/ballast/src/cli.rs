@@ -118,4 +118,9 @@ pub struct BenchArgs {
     /// Batch sizes for --in-process (comma separated).
     #[arg(long, default_value = "1,64")]
     pub batch_sizes: String,
+    /// With --in-process: compare these engines (comma separated: tract, onnxruntime, trees)
+    /// on every model file of the version that they can run, timed in interleaved rounds, with
+    /// ratios against ONNX Runtime. Default: the engine `serve` would pick.
+    #[arg(long)]
+    pub engines: Option<String>,
 }
