@@ -49,12 +49,17 @@ pub trait Value:
     /// The least value greater than `self` (itself for +inf and NaN).
     fn next_up(self) -> Self;
     fn nan() -> Self;
+    /// Negates when `sign` is SIGN (bit 31), else returns the value unchanged; branch-free.
+    fn flip(self, sign: u32) -> Self;
+    /// `!(self >= t)`: true when `self < t` or either is NaN. One compare on the concrete type
+    /// (through `PartialOrd` the generic form costs several instructions more per step).
+    fn lt_or_nan(self, t: Self) -> bool;
     /// Wraps values in the tensor buffer of this type.
     fn wrap(values: Vec<Self>) -> ballast_core::TensorData;
 }
 
 macro_rules! impl_value {
-    ($t:ty, $dt:expr, $wrap:path) => {
+    ($t:ty, $bits:ty, $dt:expr, $wrap:path) => {
         impl Value for $t {
             const DTYPE: DataType = $dt;
             const ZERO: Self = 0.0;
@@ -92,38 +97,56 @@ macro_rules! impl_value {
             fn nan() -> Self {
                 <$t>::NAN
             }
+            #[inline(always)]
+            fn flip(self, sign: u32) -> Self {
+                <$t>::from_bits(self.to_bits() ^ ((sign as $bits) << (<$bits>::BITS - 32)))
+            }
+            #[inline(always)]
+            #[allow(clippy::neg_cmp_op_on_partial_ord)]
+            fn lt_or_nan(self, t: Self) -> bool {
+                !(self >= t)
+            }
             fn wrap(values: Vec<Self>) -> ballast_core::TensorData {
                 $wrap(values)
             }
         }
     };
 }
-impl_value!(f32, DataType::F32, ballast_core::TensorData::F32);
-impl_value!(f64, DataType::F64, ballast_core::TensorData::F64);
+impl_value!(f32, u32, DataType::F32, ballast_core::TensorData::F32);
+impl_value!(f64, u64, DataType::F64, ballast_core::TensorData::F64);
 
-const LEAF: u32 = 1;
-const DEFAULT_LEFT: u32 = 2;
-const SLOW: u32 = 4;
-const VECTOR: u32 = 8;
-const SLOW_SHIFT: u32 = 8;
+const FEATURE_MASK: u32 = (1 << 24) - 1;
+const LEAF: u32 = 1 << 24;
+const SLOW: u32 = 1 << 25;
+const VECTOR: u32 = 1 << 26;
+/// Negate the feature before comparing (see [`Node`]).
+const SIGN: u32 = 1 << 31;
 
-/// One node of the flattened forest.
+/// One node of the flattened forest (16 bytes for `f32`, 24 for `f64`).
 ///
-/// Split: `value` is the threshold, `feature` the input column, `right` the right child (the
-/// left child is the next node). Single-value leaf: absorbing — threshold -inf, feature 0,
-/// `right` pointing at itself, so a walk may step past a leaf and stay on it (the unrolled
-/// path walks every row to the tree's full depth without testing for leaves); its value is in
-/// `Forest::leaf_value`. With the VECTOR flag a leaf instead adds `feature` weights from
-/// `leaf_weights[right..]`.
+/// Fast split: go to `left` when `!(s·x >= value)`, else to `right`, where `s` is -1 when
+/// `meta` has SIGN and the feature is `meta & FEATURE_MASK`. That one comparison also sends NaN
+/// left, so compilation orders the children so that NaN's default side is `left`: a split
+/// stated as "left when x < t, NaN right" becomes "B when !(-x >= next_up(-t))", which is the
+/// same test for every non-NaN x. Leaves point at themselves on both sides, so a walk may step
+/// past a leaf and stay there: the lane walkers run every row to the tree's depth without
+/// testing for leaves. Slow split (SLOW): `value` holds an index into `Forest::slow`.
 #[derive(Clone, Copy, Debug)]
 struct Node<T> {
     value: T,
-    feature: u32,
+    meta: u32,
+    left: u32,
     right: u32,
-    flags: u32,
 }
 
 /// A split the fast path cannot decide.
+#[derive(Clone, Debug)]
+struct Slow<T> {
+    split: SlowSplit<T>,
+    /// Where NaN goes.
+    default_left: bool,
+}
+
 #[derive(Clone, Debug)]
 enum SlowSplit<T> {
     /// Category membership: the value truncated to an integer is looked up in `bits`.
@@ -212,13 +235,18 @@ pub struct Forest<T> {
     nodes: Vec<Node<T>>,
     /// Leaf value per node (zero for splits and vector leaves).
     leaf_value: Vec<T>,
+    /// For vector leaves: (start, count) into `leaf_weights`, per node.
+    leaf_range: Vec<(u32, u32)>,
     roots: Vec<u32>,
-    /// Per tree: its output group, its depth, and whether the unrolled path can walk it (no
+    /// Per tree: its output group, its depth, and whether the lane walkers can walk it (no
     /// slow splits, no vector leaves).
     groups: Vec<u32>,
     depths: Vec<u32>,
-    unrolled: Vec<bool>,
-    slow: Vec<SlowSplit<T>>,
+    fast: Vec<bool>,
+    /// Per tree t: the greatest depth among trees t..t+LANES when all of them are fast (the
+    /// one-row path walks them side by side), else None.
+    lane_run: Vec<Option<u32>>,
+    slow: Vec<Slow<T>>,
     leaf_weights: Vec<(u32, T)>,
     n_features: usize,
     n_groups: usize,
@@ -228,7 +256,8 @@ pub struct Forest<T> {
 /// Rows per block of the tree-major loop: the block's accumulators and rows stay in L1/L2
 /// while each tree is walked for all of them.
 const BLOCK_ROWS: usize = 64;
-/// Rows walked through one tree side by side on the unrolled path.
+/// Walks advanced side by side (rows through one tree, or one row through several trees), so
+/// their dependent load chains overlap.
 const LANES: usize = 8;
 
 impl<T: Value> Forest<T> {
@@ -243,13 +272,20 @@ impl<T: Value> Forest<T> {
         if n_groups == 0 {
             return Err("the model has no outputs (0 classes or targets)".into());
         }
+        if n_features > FEATURE_MASK as usize {
+            return Err(format!(
+                "{n_features} features is more than the 2^24 supported"
+            ));
+        }
         let mut forest = Forest {
             nodes: Vec::new(),
             leaf_value: Vec::new(),
+            leaf_range: Vec::new(),
             roots: Vec::with_capacity(trees.len()),
             groups: Vec::with_capacity(trees.len()),
             depths: Vec::with_capacity(trees.len()),
-            unrolled: Vec::with_capacity(trees.len()),
+            fast: Vec::with_capacity(trees.len()),
+            lane_run: Vec::new(),
             slow: Vec::new(),
             leaf_weights: Vec::new(),
             n_features,
@@ -259,10 +295,29 @@ impl<T: Value> Forest<T> {
         for (t, tree) in trees.into_iter().enumerate() {
             forest.add_tree(t, tree)?;
         }
-        if forest.nodes.len() >= u32::MAX as usize {
-            return Err("the forest has more than 2^32 nodes".into());
+        let n = forest.roots.len();
+        forest.lane_run = (0..n)
+            .map(|t| {
+                (t + LANES <= n && forest.fast[t..t + LANES].iter().all(|&f| f)).then(|| {
+                    forest.depths[t..t + LANES]
+                        .iter()
+                        .copied()
+                        .max()
+                        .unwrap_or(0)
+                })
+            })
+            .collect();
+        if forest.nodes.len() >= u32::MAX as usize || forest.slow.len() >= 1 << 24 {
+            return Err("the forest is too large (2^32 nodes or 2^24 special splits)".into());
         }
         Ok(forest)
+    }
+
+    fn push(&mut self, node: Node<T>, leaf_value: T, range: (u32, u32)) -> usize {
+        self.nodes.push(node);
+        self.leaf_value.push(leaf_value);
+        self.leaf_range.push(range);
+        self.nodes.len() - 1
     }
 
     fn add_tree(&mut self, t: usize, tree: TreeSpec<T>) -> Result<(), String> {
@@ -278,12 +333,12 @@ impl<T: Value> Forest<T> {
         self.roots.push(self.nodes.len() as u32);
         self.groups.push(tree.group);
         let mut depth = 0u32;
-        let mut unrolled = true;
+        let mut fast = true;
         let mut visited = vec![false; tree.nodes.len()];
-        // Pre-order with an explicit stack; `patch` holds the flattened index of the split whose
-        // right child is the node being placed.
-        let mut stack: Vec<(usize, Option<usize>, u32)> = vec![(tree.root, None, 0)];
-        while let Some((id, patch, level)) = stack.pop() {
+        // Pre-order with an explicit stack; `parent` is the flattened split (and which of its
+        // sides) that the node being placed hangs from.
+        let mut stack: Vec<(usize, Option<(usize, bool)>, u32)> = vec![(tree.root, None, 0)];
+        while let Some((id, parent, level)) = stack.pop() {
             depth = depth.max(level);
             let Some(node) = tree.nodes.get(id) else {
                 return Err(format!(
@@ -296,35 +351,34 @@ impl<T: Value> Forest<T> {
                 ));
             }
             let here = self.nodes.len();
-            if let Some(parent) = patch {
-                self.nodes[parent].right = here as u32;
+            if let Some((p, is_left)) = parent {
+                if is_left {
+                    self.nodes[p].left = here as u32;
+                } else {
+                    self.nodes[p].right = here as u32;
+                }
             }
+            let selfloop = |meta| Node {
+                value: T::ZERO,
+                meta,
+                left: here as u32,
+                right: here as u32,
+            };
             match node {
                 TreeNode::Leaf(Leaf::Value(v)) => {
-                    self.nodes.push(Node {
-                        value: T::NEG_INFINITY,
-                        feature: 0,
-                        right: here as u32,
-                        flags: LEAF,
-                    });
-                    self.leaf_value.push(*v);
+                    self.push(selfloop(LEAF), *v, (0, 0));
                 }
                 TreeNode::Leaf(Leaf::Weights(w)) => {
-                    unrolled = false;
+                    fast = false;
                     if let Some((g, _)) = w.iter().find(|(g, _)| *g as usize >= self.n_groups) {
                         return Err(format!(
                             "tree {t}, node {id}: a leaf weight is for output {g} but the model has {} outputs",
                             self.n_groups
                         ));
                     }
-                    self.nodes.push(Node {
-                        value: T::ZERO,
-                        feature: w.len() as u32,
-                        right: self.leaf_weights.len() as u32,
-                        flags: LEAF | VECTOR,
-                    });
-                    self.leaf_value.push(T::ZERO);
+                    let range = (self.leaf_weights.len() as u32, w.len() as u32);
                     self.leaf_weights.extend_from_slice(w);
+                    self.push(selfloop(LEAF | VECTOR), T::ZERO, range);
                 }
                 TreeNode::Split {
                     feature,
@@ -339,60 +393,69 @@ impl<T: Value> Forest<T> {
                             self.n_features
                         ));
                     }
-                    let (value, flags, swap) = self.compile_test(test, *default_left)?;
-                    unrolled &= flags & SLOW == 0;
-                    self.nodes.push(Node {
-                        value,
-                        feature: *feature,
-                        right: 0,
-                        flags,
-                    });
-                    self.leaf_value.push(T::ZERO);
+                    let (value, meta, swap) = self.compile_test(test, *default_left)?;
+                    fast &= meta & SLOW == 0;
+                    self.push(
+                        Node {
+                            value,
+                            meta: meta | feature,
+                            left: 0,
+                            right: 0,
+                        },
+                        T::ZERO,
+                        (0, 0),
+                    );
+                    // The node's `left` side leads to `first`.
                     let (first, second) = if swap {
                         (*right, *left)
                     } else {
                         (*left, *right)
                     };
-                    // Pushed in reverse: the left (first) subtree is laid out next.
-                    stack.push((second, Some(here), level + 1));
-                    stack.push((first, None, level + 1));
+                    stack.push((second, Some((here, false)), level + 1));
+                    stack.push((first, Some((here, true)), level + 1));
                 }
             }
         }
         self.depths.push(depth);
-        self.unrolled.push(unrolled && self.n_features > 0);
+        self.fast.push(fast);
         Ok(())
     }
 
-    /// Normalises a test to (value, flags, swap children).
+    /// Compiles a test to (value, meta flags, whether the node's left side is the source's
+    /// right child).
     fn compile_test(
         &mut self,
         test: &Test<T>,
         default_left: bool,
     ) -> Result<(T, u32, bool), String> {
-        let dl = |left: bool| if left { DEFAULT_LEFT } else { 0 };
-        Ok(match test {
-            Test::Lt(t) => (*t, dl(default_left), false),
-            Test::Le(t) => (t.next_up(), dl(default_left), false),
-            // x > t  <=>  !(x <= t): left child is the "false" side of `x < next_up(t)`.
-            Test::Gt(t) => (t.next_up(), dl(!default_left), true),
-            Test::Ge(t) => (*t, dl(!default_left), true),
-            Test::Eq(t) => self.slow(
-                SlowSplit::Equal {
-                    threshold: *t,
-                    equal_left: true,
-                },
-                default_left,
-            ),
-            Test::Ne(t) => self.slow(
-                SlowSplit::Equal {
-                    threshold: *t,
-                    equal_left: false,
-                },
-                default_left,
-            ),
+        // Normalise to "A when x < t, else B" (with NaN's default side among A/B).
+        let (t, nan_to_a, swapped) = match test {
+            Test::Lt(t) => (*t, default_left, false),
+            Test::Le(t) => (t.next_up(), default_left, false),
+            // x >= t  <=>  !(x < t): A is the source's right child.
+            Test::Ge(t) => (*t, !default_left, true),
+            // x > t  <=>  !(x < next_up(t)).
+            Test::Gt(t) => (t.next_up(), !default_left, true),
+            Test::Eq(t) => {
+                return Ok(self.slow(
+                    SlowSplit::Equal {
+                        threshold: *t,
+                        equal_left: true,
+                    },
+                    default_left,
+                ));
+            }
+            Test::Ne(t) => {
+                return Ok(self.slow(
+                    SlowSplit::Equal {
+                        threshold: *t,
+                        equal_left: false,
+                    },
+                    default_left,
+                ));
+            }
             Test::LeZeroMissing(t) => {
-                self.slow(SlowSplit::ZeroMissing { threshold: *t }, default_left)
+                return Ok(self.slow(SlowSplit::ZeroMissing { threshold: *t }, default_left));
             }
             Test::Categorical {
                 categories,
@@ -414,23 +477,33 @@ impl<T: Value> Forest<T> {
                 for &c in categories {
                     bits[c as usize / 32] |= 1 << (c % 32);
                 }
-                self.slow(
-                    SlowSplit::Categorical {
-                        bits,
-                        in_set_left: *in_set_left,
-                        other_left: *other_left,
-                    },
-                    default_left,
-                )
+                let split = SlowSplit::Categorical {
+                    bits,
+                    in_set_left: *in_set_left,
+                    other_left: *other_left,
+                };
+                return Ok(self.slow(split, default_left));
             }
+        };
+        Ok(if nan_to_a {
+            // left = A when !(x >= t): x < t, or NaN.
+            (t, 0, swapped)
+        } else if t == T::NEG_INFINITY {
+            // Never x < -inf, and NaN goes to B: always B (both sides B).
+            (T::NEG_INFINITY, 0, !swapped)
+        } else {
+            // left = B when !(-x >= next_up(-t)): x >= t, or NaN.
+            ((-t).next_up(), SIGN, !swapped)
         })
     }
 
     fn slow(&mut self, split: SlowSplit<T>, default_left: bool) -> (T, u32, bool) {
-        let index = self.slow.len() as u32;
-        self.slow.push(split);
-        let dl = if default_left { DEFAULT_LEFT } else { 0 };
-        (T::ZERO, SLOW | dl | (index << SLOW_SHIFT), false)
+        let index = self.slow.len();
+        self.slow.push(Slow {
+            split,
+            default_left,
+        });
+        (T::from_f64(index as f64), SLOW, false)
     }
 
     pub fn n_features(&self) -> usize {
@@ -453,9 +526,9 @@ impl<T: Value> Forest<T> {
         self.aggregate
     }
 
-    /// Adds every tree's contribution for `rows` rows of `x` (row-major, `n_features` wide)
-    /// into `acc` (`rows * n_groups`, pre-filled by the caller: base scores for sums, NaN for
-    /// min/max meaning "no value yet").
+    /// Adds every tree's contribution for the rows of `x` (row-major, `n_features` wide) into
+    /// `acc` (`rows * n_groups`, pre-filled by the caller: base scores for sums, NaN for min/max
+    /// meaning "no value yet").
     pub fn accumulate(&self, x: &[T], acc: &mut [T]) {
         let nf = self.n_features.max(1);
         let g = self.n_groups;
@@ -471,93 +544,124 @@ impl<T: Value> Forest<T> {
     #[inline]
     fn accumulate_block(&self, x: &[T], acc: &mut [T], nf: usize, g: usize) {
         let rows = x.len() / nf;
+        let sum = self.aggregate == Aggregate::Sum;
+        // Groups of LANES rows: tree by tree, rows side by side.
+        let lane_rows = if sum && self.n_features > 0 {
+            rows - rows % LANES
+        } else {
+            0
+        };
         for (t, &root) in self.roots.iter().enumerate() {
+            if lane_rows == 0 {
+                break;
+            }
             let root = root as usize;
             let group = self.groups[t] as usize;
-            let mut done = 0;
-            if self.unrolled[t] && self.aggregate == Aggregate::Sum {
-                done = rows - rows % LANES;
-                self.walk_lanes(
-                    root,
-                    self.depths[t],
-                    group,
-                    &x[..done * nf],
-                    &mut acc[..done * g],
-                    nf,
-                    g,
-                );
-            }
-            for (row, out) in x[done * nf..]
-                .chunks_exact(nf)
-                .zip(acc[done * g..].chunks_exact_mut(g))
-            {
-                let leaf = self.leaf(root, row);
-                self.add_leaf(leaf, group, out);
-            }
-        }
-    }
-
-    /// Walks one tree for `LANES` rows at a time, every row to the tree's full depth (leaves
-    /// absorb), so the rows' dependent load chains overlap instead of running one after another.
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    fn walk_lanes(
-        &self,
-        root: usize,
-        depth: u32,
-        group: usize,
-        x: &[T],
-        acc: &mut [T],
-        nf: usize,
-        g: usize,
-    ) {
-        let nodes = &self.nodes[..];
-        for (xs, out) in x
-            .chunks_exact(LANES * nf)
-            .zip(acc.chunks_exact_mut(LANES * g))
-        {
-            let mut at = [root; LANES];
-            for _ in 0..depth {
-                for (lane, i) in at.iter_mut().enumerate() {
-                    let n = &nodes[*i];
-                    let v = xs[lane * nf + n.feature as usize];
-                    let left = (v < n.value) | (v.is_nan() & (n.flags & DEFAULT_LEFT != 0));
-                    *i = if left { *i + 1 } else { n.right as usize };
+            if self.fast[t] {
+                for (xs, out) in x[..lane_rows * nf]
+                    .chunks_exact(LANES * nf)
+                    .zip(acc[..lane_rows * g].chunks_exact_mut(LANES * g))
+                {
+                    let at = self.walk_lanes([root; LANES], self.depths[t], |lane| lane * nf, xs);
+                    for (lane, i) in at.iter().enumerate() {
+                        out[lane * g + group] += self.leaf_value[*i];
+                    }
+                }
+            } else {
+                for (row, out) in x[..lane_rows * nf]
+                    .chunks_exact(nf)
+                    .zip(acc[..lane_rows * g].chunks_exact_mut(g))
+                {
+                    let leaf = self.leaf(root, row);
+                    self.add_leaf(leaf, group, out);
                 }
             }
-            for (lane, i) in at.iter().enumerate() {
-                out[lane * g + group] += self.leaf_value[*i];
+        }
+        // The remaining rows: one row at a time, trees side by side.
+        for (row, out) in x[lane_rows * nf..]
+            .chunks_exact(nf)
+            .zip(acc[lane_rows * g..].chunks_exact_mut(g))
+        {
+            self.accumulate_row(row, out);
+        }
+    }
+
+    /// Every tree for one row, in tree order: runs of LANES fast trees are walked side by side.
+    fn accumulate_row(&self, row: &[T], out: &mut [T]) {
+        let n = self.roots.len();
+        let sum = self.aggregate == Aggregate::Sum && self.n_features > 0;
+        let mut t = 0;
+        while t < n {
+            if let (true, Some(depth)) = (sum, self.lane_run[t]) {
+                let roots: [usize; LANES] =
+                    std::array::from_fn(|lane| self.roots[t + lane] as usize);
+                let at = self.walk_lanes(roots, depth, |_| 0, row);
+                for (lane, i) in at.iter().enumerate() {
+                    out[self.groups[t + lane] as usize] += self.leaf_value[*i];
+                }
+                t += LANES;
+            } else {
+                let leaf = self.leaf(self.roots[t] as usize, row);
+                self.add_leaf(leaf, self.groups[t] as usize, out);
+                t += 1;
             }
         }
     }
 
-    /// Walks one tree for one row; returns the leaf's index.
+    /// Advances LANES walks `depth` steps (leaves absorb), lane `l` starting at `roots[l]` and
+    /// reading its row at `x[offset(l)..]`. Only for trees without slow splits.
     #[inline(always)]
+    fn walk_lanes(
+        &self,
+        roots: [usize; LANES],
+        depth: u32,
+        offset: impl Fn(usize) -> usize,
+        x: &[T],
+    ) -> [usize; LANES] {
+        let nodes = &self.nodes[..];
+        let mut at = roots;
+        let offsets: [usize; LANES] = std::array::from_fn(offset);
+        for _ in 0..depth {
+            for lane in 0..LANES {
+                let n = &nodes[at[lane]];
+                let v = x[offsets[lane] + (n.meta & FEATURE_MASK) as usize];
+                let left = v.flip(n.meta & SIGN).lt_or_nan(n.value);
+                at[lane] = if left { n.left } else { n.right } as usize;
+            }
+        }
+        at
+    }
+
+    /// Walks one tree for one row, any split kind; returns the leaf's index.
+    #[inline]
     fn leaf(&self, root: usize, row: &[T]) -> usize {
         let nodes = &self.nodes[..];
         let mut i = root;
         loop {
             let n = &nodes[i];
-            if n.flags & LEAF != 0 {
+            if n.meta & LEAF != 0 {
                 return i;
             }
-            let x = row[n.feature as usize];
-            let left = if n.flags & SLOW != 0 {
+            let x = row[(n.meta & FEATURE_MASK) as usize];
+            let left = if n.meta & SLOW != 0 {
                 self.decide_slow(n, x)
             } else {
-                // NaN compares false; it then takes the default side.
-                (x < n.value) | (x.is_nan() & (n.flags & DEFAULT_LEFT != 0))
+                x.flip(n.meta & SIGN).lt_or_nan(n.value)
             };
-            i = if left { i + 1 } else { n.right as usize };
+            i = if left { n.left } else { n.right } as usize;
         }
     }
 
     #[cold]
     fn decide_slow(&self, n: &Node<T>, x: T) -> bool {
-        let default_left = n.flags & DEFAULT_LEFT != 0;
-        let Some(split) = self.slow.get((n.flags >> SLOW_SHIFT) as usize) else {
-            return default_left;
+        let Some(Slow {
+            split,
+            default_left,
+        }) = self.slow.get(n.value.to_f64() as usize)
+        else {
+            return true;
         };
+        let default_left = *default_left;
         match split {
             SlowSplit::ZeroMissing { threshold } => {
                 let zero = T::from_f64(1e-35);
@@ -602,7 +706,7 @@ impl<T: Value> Forest<T> {
     #[inline(always)]
     fn add_leaf(&self, i: usize, group: usize, out: &mut [T]) {
         let leaf = &self.nodes[i];
-        if leaf.flags & VECTOR == 0 {
+        if leaf.meta & VECTOR == 0 {
             let value = self.leaf_value[i];
             let slot = &mut out[group];
             match self.aggregate {
@@ -611,9 +715,9 @@ impl<T: Value> Forest<T> {
                 Aggregate::Max => *slot = pick(*slot, value, |a, b| b > a),
             }
         } else {
-            let start = leaf.right as usize;
-            let end = start + leaf.feature as usize;
-            for &(g, w) in &self.leaf_weights[start..end] {
+            let (start, count) = self.leaf_range[i];
+            let start = start as usize;
+            for &(g, w) in &self.leaf_weights[start..start + count as usize] {
                 let slot = &mut out[g as usize];
                 match self.aggregate {
                     Aggregate::Sum => *slot += w,

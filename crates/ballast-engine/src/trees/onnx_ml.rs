@@ -329,11 +329,7 @@ fn build<T: Value>(
                 right: child(false_ids[i], "false")?,
             });
         }
-        trees.push(TreeSpec {
-            nodes,
-            root: 0,
-            group: 0,
-        });
+        trees.push(single_group(nodes));
     }
 
     let post = match string(attrs, "post_transform", "NONE").as_str() {
@@ -540,4 +536,32 @@ fn tensor_type(v: &pb::ValueInfoProto) -> Option<(i32, Vec<i64>)> {
         })
         .unwrap_or_default();
     Some((t.elem_type, dims))
+}
+
+/// A tree whose leaves each carry one weight, all for the same class or target, becomes a
+/// tree of plain leaf values for that group (the fast path); others keep weight lists.
+fn single_group<T: Value>(nodes: Vec<TreeNode<T>>) -> TreeSpec<T> {
+    let mut group = None;
+    let uniform = nodes.iter().all(|n| match n {
+        TreeNode::Leaf(Leaf::Weights(w)) => w.len() == 1 && *group.get_or_insert(w[0].0) == w[0].0,
+        _ => true,
+    });
+    match (uniform, group) {
+        (true, Some(g)) => TreeSpec {
+            nodes: nodes
+                .into_iter()
+                .map(|n| match n {
+                    TreeNode::Leaf(Leaf::Weights(w)) => TreeNode::Leaf(Leaf::Value(w[0].1)),
+                    other => other,
+                })
+                .collect(),
+            root: 0,
+            group: g,
+        },
+        _ => TreeSpec {
+            nodes,
+            root: 0,
+            group: 0,
+        },
+    }
 }
