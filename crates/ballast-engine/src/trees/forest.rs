@@ -253,6 +253,10 @@ pub struct Forest<T> {
     aggregate: Aggregate,
 }
 
+/// A node waiting to be placed: its id in the source tree, the flattened split it hangs from
+/// (and whether on that split's left side), and its depth.
+type Pending = (usize, Option<(usize, bool)>, u32);
+
 /// Rows per block of the tree-major loop: the block's accumulators and rows stay in L1/L2
 /// while each tree is walked for all of them.
 const BLOCK_ROWS: usize = 64;
@@ -337,7 +341,7 @@ impl<T: Value> Forest<T> {
         let mut visited = vec![false; tree.nodes.len()];
         // Pre-order with an explicit stack; `parent` is the flattened split (and which of its
         // sides) that the node being placed hangs from.
-        let mut stack: Vec<(usize, Option<(usize, bool)>, u32)> = vec![(tree.root, None, 0)];
+        let mut stack: Vec<Pending> = vec![(tree.root, None, 0)];
         while let Some((id, parent, level)) = stack.pop() {
             depth = depth.max(level);
             let Some(node) = tree.nodes.get(id) else {
