@@ -1,5 +1,8 @@
 //! Tree-ensemble hot path: the 300-tree XGBoost fraud model (depth 6) at batch 1, 64 and 1024,
-//! single thread, on the native tree engine.
+//! single thread: the native tree engine on the XGBoost JSON and on the same trees as an ONNX
+//! TreeEnsembleClassifier, and ONNX Runtime on that ONNX file (when its library is found).
+//! `ballast bench --in-process DIR --model M --engines onnxruntime,trees` prints the same as
+//! ratios, interleaved in rounds.
 
 use std::hint::black_box;
 use std::path::Path;
