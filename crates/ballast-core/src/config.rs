@@ -68,6 +68,33 @@ impl std::str::FromStr for EngineChoice {
     }
 }
 
+/// What kind of file a model is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelFormat {
+    Onnx,
+    /// XGBoost JSON (`Booster.save_model("x.json")`).
+    Xgboost,
+    /// LightGBM text (`Booster.save_model("x.txt")`).
+    Lightgbm,
+}
+
+impl std::str::FromStr for ModelFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "onnx" => ModelFormat::Onnx,
+            "xgboost" => ModelFormat::Xgboost,
+            "lightgbm" => ModelFormat::Lightgbm,
+            other => {
+                return Err(format!(
+                    "format must be one of onnx, xgboost, lightgbm, got '{other}'"
+                ));
+            }
+        })
+    }
+}
+
 /// One intra-op thread per engine call: for tabular models a second thread made batches of
 /// 1–64 rows slower (measured); parallelism across batches (`instances`) pays first.
 pub const DEFAULT_THREADS: usize = 1;
@@ -91,6 +118,10 @@ pub struct ModelConfig {
     pub instances: usize,
     /// Which engine runs the model file.
     pub backend: EngineChoice,
+    /// The model file in each version directory, when not `model.onnx|json|txt`.
+    pub model_file: Option<String>,
+    /// The model file's format, when its extension does not say.
+    pub format: Option<ModelFormat>,
     /// Threads one engine call may use (ONNX Runtime intra-op threads; the tree engine's row
     /// blocks for batches of 512 rows or more). tract ignores it.
     pub threads: usize,
@@ -113,6 +144,8 @@ impl Default for ModelConfig {
             max_concurrency: None,
             instances: DEFAULT_INSTANCES,
             backend: EngineChoice::Auto,
+            model_file: None,
+            format: None,
             threads: DEFAULT_THREADS,
             allow_non_finite: false,
             warmup: true,
@@ -142,6 +175,8 @@ struct RawConfig {
     max_concurrency: Option<usize>,
     instances: Option<usize>,
     backend: Option<String>,
+    model_file: Option<String>,
+    format: Option<String>,
     threads: Option<usize>,
     allow_non_finite: Option<bool>,
     warmup: Option<bool>,
@@ -205,6 +240,20 @@ impl ModelConfig {
         if let Some(b) = &raw.backend {
             match b.parse() {
                 Ok(choice) => cfg.backend = choice,
+                Err(e) => problems.push(e),
+            }
+        }
+        if let Some(f) = raw.model_file {
+            if f.is_empty() || f.contains('/') || f.contains('\\') || f == "." || f == ".." {
+                problems.push(format!(
+                    "model_file must be a file name inside the version directory, got '{f}'"
+                ));
+            }
+            cfg.model_file = Some(f);
+        }
+        if let Some(f) = &raw.format {
+            match f.parse() {
+                Ok(format) => cfg.format = Some(format),
                 Err(e) => problems.push(e),
             }
         }
@@ -311,6 +360,18 @@ mod tests {
         assert_eq!(cfg.backend, EngineChoice::Auto);
         let cfg = ModelConfig::from_toml("backend = \"trees\"\nthreads = 4\n", "m").unwrap();
         assert_eq!((cfg.backend, cfg.threads), (EngineChoice::Trees, 4));
+        let cfg =
+            ModelConfig::from_toml("model_file = \"b.bin\"\nformat = \"lightgbm\"\n", "m").unwrap();
+        assert_eq!(cfg.model_file.as_deref(), Some("b.bin"));
+        assert_eq!(cfg.format, Some(ModelFormat::Lightgbm));
+        let err =
+            ModelConfig::from_toml("model_file = \"../x\"\nformat = \"pmml\"\n", "m").unwrap_err();
+        assert!(
+            err.message.contains("model_file must be"),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains("format must be"), "{}", err.message);
         let err = ModelConfig::from_toml("backend = \"gpu\"\nthreads = 0\n", "m").unwrap_err();
         assert!(
             err.message.contains("backend must be one of"),

@@ -10,7 +10,7 @@ pub mod signature;
 pub mod tensor;
 pub mod validate;
 
-pub use config::{EngineChoice, ModelConfig, TensorOverride};
+pub use config::{EngineChoice, ModelConfig, ModelFormat, TensorOverride};
 pub use error::{Error, ErrorCode};
 pub use signature::{ModelSignature, TensorSpec};
 pub use tensor::{DataType, Tensor, TensorData};

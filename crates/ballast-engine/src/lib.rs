@@ -13,7 +13,7 @@ pub mod trees;
 use std::path::Path;
 use std::sync::Arc;
 
-use ballast_core::{EngineChoice, ErrorCode, ModelSignature, Tensor};
+use ballast_core::{EngineChoice, ErrorCode, ModelFormat, ModelSignature, Tensor};
 
 /// Why an engine could not load or run a model.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +66,10 @@ pub struct OpenOptions {
     pub concurrent_calls: usize,
     /// The ONNX Runtime library, when configured explicitly.
     pub onnxruntime_library: Option<std::path::PathBuf>,
+    /// The model file's name inside each version directory, when not one of [`MODEL_FILES`].
+    pub model_file: Option<String>,
+    /// The file's format, when its extension does not say.
+    pub format: Option<ModelFormat>,
 }
 
 /// Opens the model in a version directory with default options.
@@ -85,57 +89,97 @@ pub fn open_with(
     version_dir: &Path,
     options: &OpenOptions,
 ) -> Result<Arc<dyn Backend>, BackendError> {
+    let (path, format) = locate(version_dir, options)?;
     let threads = options.threads.max(1);
-    let onnx = version_dir.join("model.onnx");
-    let xgb = version_dir.join("model.json");
-    let lgb = version_dir.join("model.txt");
-    let not_for = |path: &Path, engine: &str| BackendError::Load {
-        path: path.display().to_string(),
-        reason: format!(
-            "backend \"{engine}\" cannot run this file; the tree engine (backend = \"trees\" or \"auto\") runs XGBoost and LightGBM models"
-        ),
-    };
-    if onnx.is_file() {
-        return match options.backend {
-            EngineChoice::Tract => Ok(Arc::new(tract::TractBackend::load(&onnx)?)),
-            EngineChoice::Trees => Ok(Arc::new(trees::TreeBackend::load_onnx(&onnx, threads)?)),
-            EngineChoice::OnnxRuntime => open_onnxruntime(&onnx, options),
+    match format {
+        ModelFormat::Onnx => match options.backend {
+            EngineChoice::Tract => Ok(Arc::new(tract::TractBackend::load(&path)?)),
+            EngineChoice::Trees => Ok(Arc::new(trees::TreeBackend::load_onnx(&path, threads)?)),
+            EngineChoice::OnnxRuntime => open_onnxruntime(&path, options),
             EngineChoice::Auto => {
-                if trees::onnx_ml::has_tree_ensemble(&onnx) {
-                    match trees::TreeBackend::load_onnx(&onnx, threads) {
+                if trees::onnx_ml::has_tree_ensemble(&path) {
+                    match trees::TreeBackend::load_onnx(&path, threads) {
                         Ok(b) => return Ok(Arc::new(b)),
                         Err(e) => tracing::info!(
-                            path = %onnx.display(),
+                            path = %path.display(),
                             reason = %e,
                             "tree engine declined this graph; trying the other engines"
                         ),
                     }
                 }
-                open_onnx_auto(&onnx, options)
+                open_onnx_auto(&path, options)
             }
-        };
+        },
+        ModelFormat::Xgboost | ModelFormat::Lightgbm => match options.backend {
+            EngineChoice::Auto | EngineChoice::Trees => {
+                Ok(Arc::new(if format == ModelFormat::Xgboost {
+                    trees::TreeBackend::load_xgboost(&path, threads)?
+                } else {
+                    trees::TreeBackend::load_lightgbm(&path, threads)?
+                }))
+            }
+            other => Err(BackendError::Load {
+                path: path.display().to_string(),
+                reason: format!(
+                    "backend \"{}\" cannot run this file; the tree engine (backend = \"trees\" or \"auto\") runs XGBoost and LightGBM models",
+                    other.as_str()
+                ),
+            }),
+        },
     }
-    for (path, load) in [
-        (
-            &xgb,
-            trees::TreeBackend::load_xgboost as fn(&Path, usize) -> _,
-        ),
-        (&lgb, trees::TreeBackend::load_lightgbm),
+}
+
+/// The model file of a version directory and its format: `options.model_file` (format from
+/// `options.format` or the extension) or the first of [`MODEL_FILES`] present.
+fn locate(
+    version_dir: &Path,
+    options: &OpenOptions,
+) -> Result<(std::path::PathBuf, ModelFormat), BackendError> {
+    let load_err = |path: &Path, reason: String| BackendError::Load {
+        path: path.display().to_string(),
+        reason,
+    };
+    if let Some(file) = &options.model_file {
+        let path = version_dir.join(file);
+        if !path.is_file() {
+            return Err(load_err(
+                &path,
+                format!("model_file \"{file}\" does not exist in this version"),
+            ));
+        }
+        let format = match options.format {
+            Some(f) => f,
+            None => match path.extension().and_then(|e| e.to_str()) {
+                Some("onnx") => ModelFormat::Onnx,
+                Some("json") => ModelFormat::Xgboost,
+                Some("txt") => ModelFormat::Lightgbm,
+                _ => {
+                    return Err(load_err(
+                        &path,
+                        "cannot tell the format from the extension; set format = \"onnx\", \"xgboost\" or \"lightgbm\"".into(),
+                    ));
+                }
+            },
+        };
+        return Ok((path, format));
+    }
+    for (file, format) in [
+        ("model.onnx", ModelFormat::Onnx),
+        ("model.json", ModelFormat::Xgboost),
+        ("model.txt", ModelFormat::Lightgbm),
     ] {
+        let path = version_dir.join(file);
         if path.is_file() {
-            return match options.backend {
-                EngineChoice::Auto | EngineChoice::Trees => Ok(Arc::new(load(path, threads)?)),
-                other => Err(not_for(path, other.as_str())),
-            };
+            return Ok((path, options.format.unwrap_or(format)));
         }
     }
-    Err(BackendError::Load {
-        path: version_dir.display().to_string(),
-        reason: format!(
+    Err(load_err(
+        version_dir,
+        format!(
             "no model file found; expected one of: {}",
             MODEL_FILES.join(", ")
         ),
-    })
+    ))
 }
 
 /// Opens one model file on one named engine (not `Auto`), e.g. to compare engines on the same

@@ -304,6 +304,29 @@ fn auto_selection_picks_the_engine_the_file_calls_for() {
             .contains("model.onnx, model.json, model.txt"),
         "{err}"
     );
+    // A file named in config, its format from the extension or stated.
+    let named = dir.path().join("named");
+    std::fs::create_dir_all(&named).expect("mkdir");
+    std::fs::copy(
+        tree_fixture("lgb_binary", "model.txt"),
+        named.join("booster.bin"),
+    )
+    .expect("copy");
+    let lgb_named = OpenOptions {
+        model_file: Some("booster.bin".into()),
+        format: Some(ballast_core::ModelFormat::Lightgbm),
+        ..OpenOptions::default()
+    };
+    let b = open_with(&named, &lgb_named).expect("named lightgbm file");
+    assert_eq!(b.signature().outputs[0].name, "probability");
+    let unknown = OpenOptions {
+        model_file: Some("booster.bin".into()),
+        ..OpenOptions::default()
+    };
+    let Err(err) = open_with(&named, &unknown) else {
+        panic!("a .bin file loaded without a format")
+    };
+    assert!(err.to_string().contains("set format"), "{err}");
     if std::env::var("BALLAST_SKIP_ORT_TESTS").is_ok_and(|v| v == "1") {
         return;
     }

@@ -261,6 +261,8 @@ fn scan(dir: &Path, onnxruntime_library: Option<&Path>) -> Result<Vec<ModelSpec>
                 threads: config.threads,
                 concurrent_calls: config.instances,
                 onnxruntime_library: onnxruntime_library.map(Path::to_path_buf),
+                model_file: config.model_file.clone(),
+                format: config.format,
             };
             let backend = ballast_engine::open_with(&path, &options).map_err(|e| {
                 Error::new(
