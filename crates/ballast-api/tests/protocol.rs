@@ -343,3 +343,63 @@ async fn metadata_health_and_output_selection() {
     assert!(metrics.contains(r#"model="fraud",version="2",outcome="ok""#));
     server.stop().await;
 }
+
+/// A tree model with no config takes NaN as "missing" (each split's default side) and answers
+/// with xgboost's own prediction; the same request to an ONNX MLP is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tree_models_take_nan_as_missing_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture =
+        common::examples_dir().join("../crates/ballast-engine/tests/fixtures/trees/xgb_binary");
+    std::fs::create_dir_all(dir.path().join("xgb/1")).unwrap();
+    std::fs::copy(
+        fixture.join("model.json"),
+        dir.path().join("xgb/1/model.json"),
+    )
+    .unwrap();
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(fixture.join("expected.json")).unwrap()).unwrap();
+    // The first fixture row that holds a NaN (JSON null), and xgboost's answer for it.
+    let data = expected["input"]["data"].as_array().unwrap();
+    let row = (0..200)
+        .find(|r| data[r * 6..r * 6 + 6].iter().any(Value::is_null))
+        .unwrap();
+    let x: Vec<f32> = data[row * 6..row * 6 + 6]
+        .iter()
+        .map(|v| v.as_f64().map_or(f32::NAN, |f| f as f32))
+        .collect();
+    let want = expected["outputs"]["probability"]["data"][row]
+        .as_f64()
+        .unwrap();
+
+    let server = common::start_repo(dir.path()).await;
+    // Binary tensor extension: JSON cannot carry NaN.
+    let header = json!({"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 6],
+        "parameters": {"binary_data_size": 24}}],
+        "outputs": [{"name": "probability", "parameters": {"binary_data": false}}]})
+    .to_string();
+    let mut body = header.clone().into_bytes();
+    for v in &x {
+        body.extend_from_slice(&v.to_le_bytes());
+    }
+    let resp = reqwest::Client::new()
+        .post(server.url("/v2/models/xgb/infer"))
+        .header("Inference-Header-Content-Length", header.len().to_string())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let out: Value = resp.json().await.unwrap();
+    let got = out["outputs"][0]["data"][0].as_f64().unwrap();
+    assert!((got - want).abs() < 1e-6, "got {got}, xgboost gave {want}");
+    let cfg: Value = reqwest::get(server.url("/v2/models/xgb/config"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cfg["engine"], "trees");
+    assert_eq!(cfg["allow_non_finite"], true);
+    server.stop().await;
+}

@@ -125,7 +125,9 @@ pub struct ModelConfig {
     /// Threads one engine call may use (ONNX Runtime intra-op threads; the tree engine's row
     /// blocks for batches of 512 rows or more). tract ignores it.
     pub threads: usize,
-    pub allow_non_finite: bool,
+    /// Accept NaN / Inf inputs. `None`: the engine's default — tree engines take NaN as
+    /// "missing" (each split sends it to its default side); other engines refuse them.
+    pub allow_non_finite: Option<bool>,
     /// Run one inference before declaring the model ready.
     pub warmup: bool,
     pub inputs: Vec<TensorOverride>,
@@ -147,7 +149,7 @@ impl Default for ModelConfig {
             model_file: None,
             format: None,
             threads: DEFAULT_THREADS,
-            allow_non_finite: false,
+            allow_non_finite: None,
             warmup: true,
             inputs: Vec::new(),
             outputs: Vec::new(),
@@ -275,7 +277,7 @@ impl ModelConfig {
         if raw.min_concurrency == Some(0) || raw.max_concurrency == Some(0) {
             problems.push("min_concurrency and max_concurrency must be at least 1".to_string());
         }
-        cfg.allow_non_finite = raw.allow_non_finite.unwrap_or(cfg.allow_non_finite);
+        cfg.allow_non_finite = raw.allow_non_finite;
         cfg.warmup = raw.warmup.unwrap_or(cfg.warmup);
         for (kind, list, out) in [
             ("input", raw.inputs, &mut cfg.inputs),

@@ -38,6 +38,18 @@ impl BackendError {
     }
 }
 
+/// Checks that an engine returned as many outputs as the signature lists.
+pub(crate) fn expect_outputs(signature: &ModelSignature, got: usize) -> Result<(), BackendError> {
+    if got == signature.outputs.len() {
+        Ok(())
+    } else {
+        Err(BackendError::Compute(format!(
+            "engine returned {got} outputs, signature has {}",
+            signature.outputs.len()
+        )))
+    }
+}
+
 /// One loaded model, ready to run batches. Implementations must be usable from several threads
 /// at once (`&self`); an engine that needs per-thread state keeps it internally.
 pub trait Backend: Send + Sync + 'static {

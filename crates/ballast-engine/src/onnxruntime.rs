@@ -439,13 +439,7 @@ impl OrtBackend {
             ort::ErrorCode::InvalidArgument => BackendError::InvalidInput(e.to_string()),
             _ => BackendError::Compute(e.to_string()),
         })?;
-        if outputs.len() != self.signature.outputs.len() {
-            return Err(BackendError::Compute(format!(
-                "engine returned {} outputs, signature has {}",
-                outputs.len(),
-                self.signature.outputs.len()
-            )));
-        }
+        crate::expect_outputs(&self.signature, outputs.len())?;
         self.signature
             .outputs
             .iter()

@@ -222,13 +222,7 @@ impl Backend for TractBackend {
             .plan
             .run(values)
             .map_err(|e| BackendError::Compute(format!("{e:#}")))?;
-        if outputs.len() != self.signature.outputs.len() {
-            return Err(BackendError::Compute(format!(
-                "engine returned {} outputs, signature has {}",
-                outputs.len(),
-                self.signature.outputs.len()
-            )));
-        }
+        crate::expect_outputs(&self.signature, outputs.len())?;
         self.signature
             .outputs
             .iter()

@@ -47,6 +47,11 @@ impl ModelVersion {
         ModelConfig::apply_overrides(&config.inputs, &mut signature.inputs, "input")?;
         ModelConfig::apply_overrides(&config.outputs, &mut signature.outputs, "output")?;
         let mut config = config;
+        config.allow_non_finite = Some(
+            config
+                .allow_non_finite
+                .unwrap_or(backend.engine() == ballast_engine::trees::ENGINE),
+        );
         if config.max_batch_size > 0 && !signature.supports_batching() {
             tracing::info!(
                 model = name,
@@ -147,7 +152,7 @@ impl ModelVersion {
             request.inputs,
             RequestLimits {
                 max_batch_size: self.config.max_batch_size,
-                allow_non_finite: self.config.allow_non_finite,
+                allow_non_finite: self.config.allow_non_finite.unwrap_or(false),
             },
         )?;
         let now = Instant::now();
