@@ -271,6 +271,12 @@ fn classify_status(status: Status) -> Outcome {
         }
         source = s.source();
     }
+    // tonic sometimes turns its own client timeout into `Cancelled("Timeout expired")` with
+    // the source dropped (`Status::from_error` on a wrapped `TimeoutExpired`).
+    if status.code() == Code::Cancelled && status.message() == tonic::TimeoutExpired(()).to_string()
+    {
+        return Outcome::Timeout;
+    }
     if local {
         return Outcome::Error(ErrorDetail::Grpc(status));
     }
