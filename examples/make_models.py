@@ -53,7 +53,7 @@ FEATURE_NAMES = [
 N_FEATURES = len(FEATURE_NAMES)
 
 CONFIGS = {
-    "fraud": "max_batch_size = 64\nmax_queue_delay_ms = 2\nallow_non_finite = false\n",
+    "fraud": "max_batch_size = 64\nmax_queue_delay_ms = 0\nallow_non_finite = false\n",
     "dtypes": "max_batch_size = 16\nmax_queue_delay_ms = 1\nallow_non_finite = false\n",
     "seqmean": "max_batch_size = 8\nmax_queue_delay_ms = 1\nallow_non_finite = true\n",
 }
