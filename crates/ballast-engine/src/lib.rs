@@ -62,6 +62,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Runs one batch. `inputs` follow the signature's input order; the result holds every
     /// output in the signature's output order.
     fn infer(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, BackendError>;
+
+    /// Whether NaN inputs mean "missing" to this engine (tree ensembles send them down each
+    /// split's default side), so a model config that does not say accepts them.
+    fn nan_is_missing(&self) -> bool {
+        false
+    }
 }
 
 /// Model file names, in the order an engine is chosen for a version directory.
@@ -102,42 +108,59 @@ pub fn open_with(
     options: &OpenOptions,
 ) -> Result<Arc<dyn Backend>, BackendError> {
     let (path, format) = locate(version_dir, options)?;
+    open_as(&path, format, options.backend, options)
+}
+
+/// Opens `path`, a file of `format`, on `engine` (see [`open_with`] for what `Auto` picks).
+fn open_as(
+    path: &Path,
+    format: ModelFormat,
+    engine: EngineChoice,
+    options: &OpenOptions,
+) -> Result<Arc<dyn Backend>, BackendError> {
     let threads = options.threads.max(1);
-    match format {
-        ModelFormat::Onnx => match options.backend {
-            EngineChoice::Tract => Ok(Arc::new(tract::TractBackend::load(&path)?)),
-            EngineChoice::Trees => Ok(Arc::new(trees::TreeBackend::load_onnx(&path, threads)?)),
-            EngineChoice::OnnxRuntime => open_onnxruntime(&path, options),
-            EngineChoice::Auto => {
-                if trees::onnx_ml::has_tree_ensemble(&path) {
-                    match trees::TreeBackend::load_onnx(&path, threads) {
-                        Ok(b) => return Ok(Arc::new(b)),
-                        Err(e) => tracing::info!(
-                            path = %path.display(),
-                            reason = %e,
-                            "tree engine declined this graph; trying the other engines"
-                        ),
-                    }
+    match (format, engine) {
+        (ModelFormat::Onnx, EngineChoice::Tract) => Ok(Arc::new(tract::TractBackend::load(path)?)),
+        (ModelFormat::Onnx, EngineChoice::Trees) => {
+            Ok(Arc::new(trees::TreeBackend::load_onnx(path, threads)?))
+        }
+        (ModelFormat::Onnx, EngineChoice::OnnxRuntime) => open_onnxruntime(path, options),
+        (ModelFormat::Onnx, EngineChoice::Auto) => {
+            if trees::onnx_ml::has_tree_ensemble(path) {
+                match trees::TreeBackend::load_onnx(path, threads) {
+                    Ok(b) => return Ok(Arc::new(b)),
+                    Err(e) => tracing::info!(
+                        path = %path.display(),
+                        reason = %e,
+                        "tree engine declined this graph; trying the other engines"
+                    ),
                 }
-                open_onnx_auto(&path, options)
             }
-        },
-        ModelFormat::Xgboost | ModelFormat::Lightgbm => match options.backend {
-            EngineChoice::Auto | EngineChoice::Trees => {
-                Ok(Arc::new(if format == ModelFormat::Xgboost {
-                    trees::TreeBackend::load_xgboost(&path, threads)?
-                } else {
-                    trees::TreeBackend::load_lightgbm(&path, threads)?
-                }))
-            }
-            other => Err(BackendError::Load {
-                path: path.display().to_string(),
-                reason: format!(
-                    "backend \"{}\" cannot run this file; the tree engine (backend = \"trees\" or \"auto\") runs XGBoost and LightGBM models",
-                    other.as_str()
-                ),
-            }),
-        },
+            open_onnx_auto(path, options)
+        }
+        (ModelFormat::Xgboost, EngineChoice::Auto | EngineChoice::Trees) => {
+            Ok(Arc::new(trees::TreeBackend::load_xgboost(path, threads)?))
+        }
+        (ModelFormat::Lightgbm, EngineChoice::Auto | EngineChoice::Trees) => {
+            Ok(Arc::new(trees::TreeBackend::load_lightgbm(path, threads)?))
+        }
+        (ModelFormat::Xgboost | ModelFormat::Lightgbm, other) => Err(BackendError::Load {
+            path: path.display().to_string(),
+            reason: format!(
+                "backend \"{}\" cannot run this file; the tree engine (backend = \"trees\" or \"auto\") runs XGBoost and LightGBM models",
+                other.as_str()
+            ),
+        }),
+    }
+}
+
+/// A model file's format by its extension: `.onnx`, `.json` (XGBoost), `.txt` (LightGBM).
+fn format_of(path: &Path) -> Option<ModelFormat> {
+    match path.extension()?.to_str()? {
+        "onnx" => Some(ModelFormat::Onnx),
+        "json" => Some(ModelFormat::Xgboost),
+        "txt" => Some(ModelFormat::Lightgbm),
+        _ => None,
     }
 }
 
@@ -159,29 +182,17 @@ fn locate(
                 format!("model_file \"{file}\" does not exist in this version"),
             ));
         }
-        let format = match options.format {
-            Some(f) => f,
-            None => match path.extension().and_then(|e| e.to_str()) {
-                Some("onnx") => ModelFormat::Onnx,
-                Some("json") => ModelFormat::Xgboost,
-                Some("txt") => ModelFormat::Lightgbm,
-                _ => {
-                    return Err(load_err(
-                        &path,
-                        "cannot tell the format from the extension; set format = \"onnx\", \"xgboost\" or \"lightgbm\"".into(),
-                    ));
-                }
-            },
+        let Some(format) = options.format.or_else(|| format_of(&path)) else {
+            return Err(load_err(
+                &path,
+                "cannot tell the format from the extension; set format = \"onnx\", \"xgboost\" or \"lightgbm\"".into(),
+            ));
         };
         return Ok((path, format));
     }
-    for (file, format) in [
-        ("model.onnx", ModelFormat::Onnx),
-        ("model.json", ModelFormat::Xgboost),
-        ("model.txt", ModelFormat::Lightgbm),
-    ] {
+    for file in MODEL_FILES {
         let path = version_dir.join(file);
-        if path.is_file() {
+        if let (true, Some(format)) = (path.is_file(), format_of(&path)) {
             return Ok((path, options.format.unwrap_or(format)));
         }
     }
@@ -194,34 +205,22 @@ fn locate(
     ))
 }
 
-/// Opens one model file on one named engine (not `Auto`), e.g. to compare engines on the same
-/// file: `.onnx` on tract, ONNX Runtime or the tree engine; `.json` (XGBoost) and `.txt`
-/// (LightGBM) on the tree engine.
+/// Opens one model file on one engine, e.g. to compare engines on the same file: `.onnx` on
+/// tract, ONNX Runtime or the tree engine; `.json` (XGBoost) and `.txt` (LightGBM) on the tree
+/// engine.
 pub fn open_file(
     file: &Path,
     engine: EngineChoice,
     options: &OpenOptions,
 ) -> Result<Arc<dyn Backend>, BackendError> {
-    let threads = options.threads.max(1);
-    let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let unsupported = || BackendError::Load {
-        path: file.display().to_string(),
-        reason: format!("backend \"{}\" cannot run a .{ext} file", engine.as_str()),
-    };
-    match (ext, engine) {
-        ("onnx", EngineChoice::Tract) => Ok(Arc::new(tract::TractBackend::load(file)?)),
-        ("onnx", EngineChoice::OnnxRuntime) => open_onnxruntime(file, options),
-        ("onnx", EngineChoice::Trees) => {
-            Ok(Arc::new(trees::TreeBackend::load_onnx(file, threads)?))
-        }
-        ("json", EngineChoice::Trees) => {
-            Ok(Arc::new(trees::TreeBackend::load_xgboost(file, threads)?))
-        }
-        ("txt", EngineChoice::Trees) => {
-            Ok(Arc::new(trees::TreeBackend::load_lightgbm(file, threads)?))
-        }
-        _ => Err(unsupported()),
-    }
+    let format = options
+        .format
+        .or_else(|| format_of(file))
+        .ok_or_else(|| BackendError::Load {
+            path: file.display().to_string(),
+            reason: "cannot tell the format from the extension (.onnx, .json, .txt)".into(),
+        })?;
+    open_as(file, format, engine, options)
 }
 
 /// ONNX on ONNX Runtime, asked for explicitly: a missing or unusable library is an error that

@@ -47,11 +47,7 @@ impl ModelVersion {
         ModelConfig::apply_overrides(&config.inputs, &mut signature.inputs, "input")?;
         ModelConfig::apply_overrides(&config.outputs, &mut signature.outputs, "output")?;
         let mut config = config;
-        config.allow_non_finite = Some(
-            config
-                .allow_non_finite
-                .unwrap_or(backend.engine() == ballast_engine::trees::ENGINE),
-        );
+        config.allow_non_finite = Some(config.allow_non_finite.unwrap_or(backend.nan_is_missing()));
         if config.max_batch_size > 0 && !signature.supports_batching() {
             tracing::info!(
                 model = name,

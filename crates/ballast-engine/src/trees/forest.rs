@@ -711,35 +711,25 @@ impl<T: Value> Forest<T> {
     fn add_leaf(&self, i: usize, group: usize, out: &mut [T]) {
         let leaf = &self.nodes[i];
         if leaf.meta & VECTOR == 0 {
-            let value = self.leaf_value[i];
-            let slot = &mut out[group];
-            match self.aggregate {
-                Aggregate::Sum => *slot += value,
-                Aggregate::Min => *slot = pick(*slot, value, |a, b| b < a),
-                Aggregate::Max => *slot = pick(*slot, value, |a, b| b > a),
-            }
+            self.combine(&mut out[group], self.leaf_value[i]);
         } else {
             let (start, count) = self.leaf_range[i];
             let start = start as usize;
             for &(g, w) in &self.leaf_weights[start..start + count as usize] {
-                let slot = &mut out[g as usize];
-                match self.aggregate {
-                    Aggregate::Sum => *slot += w,
-                    Aggregate::Min => *slot = pick(*slot, w, |a, b| b < a),
-                    Aggregate::Max => *slot = pick(*slot, w, |a, b| b > a),
-                }
+                self.combine(&mut out[g as usize], w);
             }
         }
     }
-}
 
-/// Min/max with NaN meaning "no value yet".
-#[inline(always)]
-fn pick<T: Value>(current: T, candidate: T, better: impl Fn(T, T) -> bool) -> T {
-    if current.is_nan() || better(current, candidate) {
-        candidate
-    } else {
-        current
+    /// Folds one leaf value into an accumulator (min/max treat NaN as "no value yet").
+    #[inline(always)]
+    fn combine(&self, slot: &mut T, value: T) {
+        *slot = match self.aggregate {
+            Aggregate::Sum => *slot + value,
+            Aggregate::Min if slot.is_nan() || value < *slot => value,
+            Aggregate::Max if slot.is_nan() || value > *slot => value,
+            Aggregate::Min | Aggregate::Max => *slot,
+        };
     }
 }
 

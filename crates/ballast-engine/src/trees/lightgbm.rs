@@ -87,15 +87,13 @@ pub(crate) fn parse(text: &str) -> Result<Ensemble<f64>, String> {
     }
     let iterations = trees.len().div_ceil(n_groups).max(1);
     let forest = Forest::build(trees, n_features, n_groups, Aggregate::Sum)?;
-    Ok(Ensemble {
-        signature: gbm_signature(DataType::F64, n_features, n_groups, transform),
-        forest,
-        head: Head::Gbm(GbmHead {
-            base: vec![0.0; n_groups],
-            divide_by: average_output.then_some(iterations as f64),
-            transform,
-        }),
-    })
+    let head = Head::Gbm(GbmHead {
+        base: vec![0.0; n_groups],
+        divide_by: average_output.then_some(iterations as f64),
+        transform,
+    });
+    let signature = gbm_signature(DataType::F64, n_features, n_groups, transform);
+    Ok(Ensemble::new(forest, head, signature))
 }
 
 fn num<T: std::str::FromStr>(s: &str, key: &str) -> Result<T, String> {

@@ -125,6 +125,26 @@ pub(crate) struct Ensemble<T> {
     pub forest: Forest<T>,
     pub head: Head<T>,
     pub signature: ModelSignature,
+    /// What each row's accumulators start from: the base score for GBM heads, zero for ONNX
+    /// sums, NaN ("no value yet") for ONNX min/max.
+    init: Vec<T>,
+}
+
+impl<T: Value> Ensemble<T> {
+    pub(crate) fn new(forest: Forest<T>, head: Head<T>, signature: ModelSignature) -> Self {
+        let g = forest.n_groups();
+        let init = match &head {
+            Head::Gbm(h) => h.base.clone(),
+            Head::Regressor(_) if forest.aggregate() != forest::Aggregate::Sum => vec![T::nan(); g],
+            Head::Classifier(_) | Head::Regressor(_) => vec![T::ZERO; g],
+        };
+        Self {
+            forest,
+            head,
+            signature,
+            init,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -229,6 +249,10 @@ impl Backend for TreeBackend {
         }
     }
 
+    fn nan_is_missing(&self) -> bool {
+        true
+    }
+
     fn infer(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, BackendError> {
         match &self.model {
             Precision::F32(e) => e.infer(inputs, self.pool.as_ref()),
@@ -263,17 +287,9 @@ impl<T: Value> Ensemble<T> {
         };
         let x = to_values::<T>(&input)?;
         let g = self.forest.n_groups();
-        let init = match &self.head {
-            Head::Gbm(h) => h.base.clone(),
-            Head::Classifier(_) => vec![T::ZERO; g],
-            Head::Regressor(_) => match self.forest_aggregate() {
-                forest::Aggregate::Sum => vec![T::ZERO; g],
-                _ => vec![T::nan(); g],
-            },
-        };
         let mut acc: Vec<T> = Vec::with_capacity(rows * g);
         for _ in 0..rows {
-            acc.extend_from_slice(&init);
+            acc.extend_from_slice(&self.init);
         }
         match pool {
             Some(pool) if rows >= PARALLEL_MIN_ROWS => {
@@ -289,10 +305,6 @@ impl<T: Value> Ensemble<T> {
             _ => self.forest.accumulate(&x, &mut acc),
         }
         self.finish(acc, rows)
-    }
-
-    fn forest_aggregate(&self) -> forest::Aggregate {
-        self.forest.aggregate()
     }
 
     fn finish(&self, mut acc: Vec<T>, rows: usize) -> Result<Vec<Tensor>, BackendError> {
@@ -347,13 +359,17 @@ impl<T: Value> Ensemble<T> {
             }
             Head::Classifier(h) => {
                 let (labels, scores) = classify(h, acc, g, rows);
+                // Each kind appears at most once (the loader maps the node's two outputs).
+                let (mut labels, mut scores) = (Some(labels), Some(scores));
                 let mut out = Vec::with_capacity(h.outputs.len());
-                for (i, (kind, _)) in h.outputs.iter().enumerate() {
-                    let spec = &self.signature.outputs[i];
+                for (spec, (kind, _)) in self.signature.outputs.iter().zip(&h.outputs) {
                     let data = match kind {
-                        ClassifierOutput::Label => labels.clone(),
-                        ClassifierOutput::Scores => T::wrap(scores.clone()),
-                    };
+                        ClassifierOutput::Label => labels.take(),
+                        ClassifierOutput::Scores => scores.take().map(T::wrap),
+                    }
+                    .ok_or_else(|| {
+                        BackendError::Compute(format!("output '{}' listed twice", spec.name))
+                    })?;
                     out.push(tensor(spec, data)?);
                 }
                 Ok(out)
@@ -474,15 +490,14 @@ fn onnx_post<T: Value>(post: PostTransform, row: &mut [T]) {
 /// them. Returns (labels tensor data, scores `rows x classes`).
 fn classify<T: Value>(
     h: &ClassifierHead<T>,
-    acc: Vec<T>,
+    mut acc: Vec<T>,
     g: usize,
     rows: usize,
 ) -> (TensorData, Vec<T>) {
     let n_classes = h.labels.len();
     let mut scores = Vec::with_capacity(rows * n_classes);
     let mut label_idx: Vec<LabelPick> = Vec::with_capacity(rows);
-    for row in acc.chunks_exact(g) {
-        let mut s = row.to_vec();
+    for s in acc.chunks_exact_mut(g) {
         if n_classes > 2 {
             for (k, b) in h.base_values.iter().enumerate().take(g) {
                 s[k] += *b;
@@ -494,8 +509,8 @@ fn classify<T: Value>(
                 }
             }
             label_idx.push(LabelPick::Class(best.unwrap_or(0)));
-            onnx_post(h.post, &mut s);
-            scores.extend_from_slice(&s);
+            onnx_post(h.post, s);
+            scores.extend_from_slice(s);
             continue;
         }
         // Two classes.

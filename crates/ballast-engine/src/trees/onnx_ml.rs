@@ -49,12 +49,35 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, String> {
 }
 
 /// True when the graph contains an ONNX-ML tree-ensemble node (whatever else it holds).
+///
+/// Decodes only the operator names: prost skips every other field — initializers included —
+/// without materialising it, so asking costs little even for a large network.
 pub fn has_tree_ensemble(path: &Path) -> bool {
-    tract_onnx::onnx()
-        .proto_model_for_path(path)
+    use prost::Message;
+    std::fs::read(path)
         .ok()
+        .and_then(|bytes| OpsOnly::decode(bytes.as_slice()).ok())
         .and_then(|m| m.graph)
         .is_some_and(|g| g.node.iter().any(|n| is_tree_op(&n.op_type)))
+}
+
+/// `ModelProto` reduced to `graph` (field 7) → `node` (field 1) → `op_type` (field 4).
+#[derive(Clone, PartialEq, prost::Message)]
+struct OpsOnly {
+    #[prost(message, optional, tag = "7")]
+    graph: Option<GraphOps>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct GraphOps {
+    #[prost(message, repeated, tag = "1")]
+    node: Vec<NodeOp>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct NodeOp {
+    #[prost(string, tag = "4")]
+    op_type: String,
 }
 
 fn is_tree_op(op: &str) -> bool {
@@ -354,7 +377,7 @@ fn build<T: Value>(
     let average = string(attrs, "aggregate_function", "SUM") == "AVERAGE";
     let forest = Forest::build(trees, n_features, n_groups, aggregate)?;
 
-    let out_names = output_names(graph, tree)?;
+    let out_names = output_names(graph, tree);
     let (head, outputs) = if let Some(labels) = labels {
         if aggregate != Aggregate::Sum || average {
             return Err("TreeEnsembleClassifier supports only aggregate_function SUM".into());
@@ -413,14 +436,11 @@ fn build<T: Value>(
     if outputs.is_empty() {
         return Err("no output of the tree ensemble reaches a graph output".into());
     }
-    Ok(Ensemble {
-        forest,
-        head,
-        signature: ModelSignature {
-            inputs: vec![input_spec],
-            outputs,
-        },
-    })
+    let signature = ModelSignature {
+        inputs: vec![input_spec],
+        outputs,
+    };
+    Ok(Ensemble::new(forest, head, signature))
 }
 
 /// The graph input behind the ensemble's input (following Cast/Identity backwards).
@@ -491,11 +511,9 @@ fn input_signature(
     }
 }
 
-/// For each ensemble output (label, scores / variable), the graph output it reaches, if any.
-fn output_names(
-    graph: &pb::GraphProto,
-    tree: &pb::NodeProto,
-) -> Result<Vec<Option<String>>, String> {
+/// For each ensemble output in the node's order (label, scores / variable), the graph output it
+/// reaches through pass-through nodes, if any.
+fn output_names(graph: &pb::GraphProto, tree: &pb::NodeProto) -> Vec<Option<String>> {
     let graph_outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
     let mut result = Vec::new();
     for out in &tree.output {
@@ -516,8 +534,7 @@ fn output_names(
         }
         result.push(found);
     }
-    // Serve outputs in the graph's declared order.
-    Ok(result)
+    result
 }
 
 fn tensor_type(v: &pb::ValueInfoProto) -> Option<(i32, Vec<i64>)> {

@@ -147,15 +147,13 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Ensemble<f32>, String> {
         trees.push(convert_tree(t, tree, *group, weight)?);
     }
     let forest = Forest::build(trees, n_features, n_groups, Aggregate::Sum)?;
-    Ok(Ensemble {
-        signature: gbm_signature(DataType::F32, n_features, n_groups, transform),
-        forest,
-        head: Head::Gbm(GbmHead {
-            base,
-            divide_by: None,
-            transform,
-        }),
-    })
+    let head = Head::Gbm(GbmHead {
+        base,
+        divide_by: None,
+        transform,
+    });
+    let signature = gbm_signature(DataType::F32, n_features, n_groups, transform);
+    Ok(Ensemble::new(forest, head, signature))
 }
 
 fn parse_num(s: &str, what: &str) -> Result<usize, String> {
