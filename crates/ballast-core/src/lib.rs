@@ -8,9 +8,11 @@ pub mod config;
 pub mod error;
 pub mod signature;
 pub mod tensor;
+pub mod traffic;
 pub mod validate;
 
 pub use config::{EngineChoice, ModelConfig, ModelFormat, TensorOverride};
 pub use error::{Error, ErrorCode};
 pub use signature::{ModelSignature, TensorSpec};
 pub use tensor::{DataType, Tensor, TensorData};
+pub use traffic::{RolloutPlan, TrafficPolicy};
