@@ -147,22 +147,26 @@ impl GrpcInferenceService for Inference {
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout);
-        let message = req.into_inner();
+        let (metadata, _, message) = req.into_parts();
         let repo = self.state.repository().map_err(to_status)?;
-        let mv = repo
-            .get(&message.model_name, version_arg(&message.model_version))
+        let routed = repo
+            .route(
+                &message.model_name,
+                version_arg(&message.model_version),
+                |name| metadata.get(name).map(|v| v.as_bytes()),
+            )
             .map_err(to_status)?;
-        let admission = mv.admit().map_err(to_status)?;
+        let admission = routed.admit().map_err(to_status)?;
         let mut decoded = match decode_request(message) {
             Ok(d) => d,
-            Err(e) => return Err(to_status(mv.reject_admitted(admission, e))),
+            Err(e) => return Err(to_status(routed.reject_admitted(admission, e))),
         };
         let timeout = match (decoded.timeout, grpc_timeout) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         decoded.request.deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-        let response = mv
+        let response = routed
             .infer(admission, decoded.request)
             .await
             .map_err(to_status)?;

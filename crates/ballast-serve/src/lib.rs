@@ -13,7 +13,9 @@ pub mod model;
 pub mod repository;
 pub mod request;
 pub mod scheduler;
+pub mod traffic;
 
 pub use model::{Admission, ModelVersion};
-pub use repository::{ModelRepository, RepositoryOptions};
+pub use repository::{ModelEntry, ModelRepository, ModelSpec, RepositoryOptions};
+pub use traffic::Routed;
 pub use request::{InferRequest, InferResponse};

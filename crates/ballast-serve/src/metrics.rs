@@ -17,6 +17,15 @@ pub const REJECTIONS_TOTAL: &str = "ballast_rejections_total";
 pub const MODEL_READY: &str = "ballast_model_ready";
 pub const BUILD_INFO: &str = "ballast_build_info";
 pub const MODEL_INFO: &str = "ballast_model_info";
+pub const SHADOW_REQUESTS_TOTAL: &str = "ballast_shadow_requests_total";
+pub const SHADOW_AGREEMENT: &str = "ballast_shadow_agreement_ratio";
+pub const SHADOW_ABS_DIFF: &str = "ballast_shadow_mean_abs_diff";
+pub const SHADOW_LATENCY_DELTA: &str = "ballast_shadow_latency_delta_seconds";
+pub const ALIAS_VERSION: &str = "ballast_alias_version";
+pub const ROLLOUT_STEP: &str = "ballast_rollout_step";
+pub const ROLLOUT_CANDIDATE_SHARE: &str = "ballast_rollout_candidate_percent";
+pub const REGISTRY_EVENTS_TOTAL: &str = "ballast_registry_events_total";
+pub const LOAD_FAILURES_TOTAL: &str = "ballast_model_load_failures_total";
 
 /// Latency buckets from 50 µs to 10 s: the fast end resolves tabular models, the slow end
 /// catches stalls.
@@ -76,6 +85,53 @@ pub fn describe() {
         MODEL_INFO,
         "The engine serving each model version (label engine); the value is always 1."
     );
+    metrics::describe_counter!(
+        SHADOW_REQUESTS_TOTAL,
+        "Requests mirrored to a shadow version and compared with the baseline's answer, by result (agree, disagree)."
+    );
+    metrics::describe_gauge!(
+        SHADOW_AGREEMENT,
+        "Share of shadowed requests whose outputs agree with the baseline's, since the policy began."
+    );
+    metrics::describe_gauge!(
+        SHADOW_ABS_DIFF,
+        "Mean absolute difference of shadowed outputs from the baseline's, since the policy began."
+    );
+    metrics::describe_gauge!(
+        SHADOW_LATENCY_DELTA,
+        Unit::Seconds,
+        "Mean latency of the shadow version minus the baseline's on the same requests."
+    );
+    metrics::describe_gauge!(
+        ALIAS_VERSION,
+        "The version each alias of a served model points at."
+    );
+    metrics::describe_gauge!(
+        ROLLOUT_STEP,
+        "Index of the current step of a model's running rollout (-1 when none)."
+    );
+    metrics::describe_gauge!(
+        ROLLOUT_CANDIDATE_SHARE,
+        "Percent of traffic the rollout candidate answers (canary) or mirrors (shadow)."
+    );
+    metrics::describe_counter!(
+        REGISTRY_EVENTS_TOTAL,
+        "Registry and rollout decisions by kind (promoted, rolled_back, rollout_step, ...)."
+    );
+    metrics::describe_counter!(
+        LOAD_FAILURES_TOTAL,
+        "Model versions that failed to load or verify; the version that was serving kept serving."
+    );
+}
+
+/// Records one shadow comparison for `model`/`version` and the running figures
+/// (agreement, mean absolute difference, mean latency delta in seconds).
+pub fn shadow_compared(model: &str, version: &str, agree: bool, summary: (f64, f64, f64)) {
+    let labels = [("model", model.to_string()), ("version", version.to_string())];
+    metrics::counter!(SHADOW_REQUESTS_TOTAL, "model" => model.to_string(), "version" => version.to_string(), "result" => if agree { "agree" } else { "disagree" }).increment(1);
+    metrics::gauge!(SHADOW_AGREEMENT, &labels).set(summary.0);
+    metrics::gauge!(SHADOW_ABS_DIFF, &labels).set(summary.1);
+    metrics::gauge!(SHADOW_LATENCY_DELTA, &labels).set(summary.2);
 }
 
 /// Why a request was refused before compute.

@@ -1,17 +1,23 @@
-//! The model repository: `DIR/<model>/<version>/model.onnx` plus an optional
-//! `DIR/<model>/config.toml`. Every version found is loaded, warmed with one inference and
-//! served; the highest version is the default. Readiness and draining live here.
+//! The served models. Two ways in: [`ModelRepository::load`] reads a read-only repository
+//! (`DIR/<model>/<version>/model.*` plus an optional `DIR/<model>/config.toml`; every version
+//! is loaded and warmed, the highest is the default), and the registry's deployer
+//! (`ballast-deploy`) [`ModelRepository::launch`]es versions in the background and
+//! [`ModelRepository::install`]s whole entries — versions, aliases and traffic policy — in one
+//! atomic swap. Readiness and draining live here too.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use ballast_core::{Error, ErrorCode, ModelConfig};
 use ballast_engine::Backend;
+use parking_lot::Mutex;
 
 use crate::model::ModelVersion;
+use crate::traffic::{ActiveTraffic, Routed};
 
 #[derive(Debug, Clone)]
 pub struct RepositoryOptions {
@@ -30,15 +36,41 @@ impl Default for RepositoryOptions {
     }
 }
 
-/// All versions of one model.
+/// All served versions of one model, its aliases and the traffic policy in force. Immutable:
+/// a change installs a new entry (see [`ModelRepository::install`]).
 pub struct ModelEntry {
     pub name: String,
     pub versions: BTreeMap<u64, Arc<ModelVersion>>,
+    /// Alias name → version (only aliases whose version is loaded).
+    pub aliases: BTreeMap<String, u64>,
+    /// The version unversioned requests go to, unless a canary takes them.
+    pub default: u64,
+    pub traffic: Option<Arc<ActiveTraffic>>,
 }
 
 impl ModelEntry {
+    /// An entry serving the highest version by default, with no aliases or policy.
+    pub fn newest_by_default(name: String, versions: BTreeMap<u64, Arc<ModelVersion>>) -> Self {
+        let default = versions.keys().next_back().copied().unwrap_or(0);
+        Self {
+            name,
+            versions,
+            aliases: BTreeMap::new(),
+            default,
+            traffic: None,
+        }
+    }
+
     pub fn default_version(&self) -> Option<&Arc<ModelVersion>> {
-        self.versions.values().next_back()
+        self.versions.get(&self.default)
+    }
+
+    /// A version number or an alias name.
+    pub fn lookup(&self, label: &str) -> Option<&Arc<ModelVersion>> {
+        match label.parse::<u64>() {
+            Ok(n) => self.versions.get(&n),
+            Err(_) => self.aliases.get(label).and_then(|v| self.versions.get(v)),
+        }
     }
 }
 
@@ -50,8 +82,16 @@ pub struct ModelSpec {
     pub config: ModelConfig,
 }
 
+type Table = BTreeMap<String, Arc<ModelEntry>>;
+
+/// The served models. Readers take a snapshot with one atomic load; writers (loading,
+/// alias flips, policies) swap in a new table. A request keeps the version it resolved to
+/// alive until it is answered, so a version removed from the table drains by itself.
 pub struct ModelRepository {
-    models: BTreeMap<String, ModelEntry>,
+    table: ArcSwap<Table>,
+    write: Mutex<()>,
+    /// Versions taken out of the table that may still be finishing requests.
+    retired: Mutex<Vec<Weak<ModelVersion>>>,
     ready: AtomicBool,
     draining: Arc<AtomicBool>,
 }
@@ -70,98 +110,192 @@ impl ModelRepository {
         Self::from_specs(specs, options).await
     }
 
-    /// Serves models that are already loaded.
+    /// A repository serving nothing yet (models are installed as they load).
+    pub fn empty() -> Self {
+        Self {
+            table: ArcSwap::from_pointee(Table::new()),
+            write: Mutex::new(()),
+            retired: Mutex::new(Vec::new()),
+            ready: AtomicBool::new(true),
+            draining: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Serves models that are already loaded; each model's highest version is its default.
     pub async fn from_specs(
         specs: Vec<ModelSpec>,
         options: &RepositoryOptions,
     ) -> Result<Self, Error> {
-        let draining = Arc::new(AtomicBool::new(false));
-        let mut models: BTreeMap<String, ModelEntry> = BTreeMap::new();
+        let repo = Self::empty();
+        let mut models: BTreeMap<String, BTreeMap<u64, Arc<ModelVersion>>> = BTreeMap::new();
         for spec in specs {
             let warm = options.warmup && spec.config.warmup;
-            let mv = ModelVersion::start(
-                &spec.name,
-                spec.version,
-                spec.backend,
-                spec.config,
-                draining.clone(),
-            )?;
-            if warm {
-                let admission = mv.admit()?;
-                mv.infer(admission, mv.warmup_request())
-                    .await
-                    .map_err(|e| {
-                        Error::new(
-                            ErrorCode::Internal,
-                            format!(
-                                "model '{}' version {}: warm-up inference failed: {}",
-                                spec.name, spec.version, e.message
-                            ),
-                        )
-                    })?;
-            }
-            mv.set_ready_metric(true);
-            tracing::info!(
-                model = %spec.name,
-                version = spec.version,
-                engine = mv.engine,
-                inputs = %mv.signature.inputs.iter().map(|s| s.describe()).collect::<Vec<_>>().join(", "),
-                outputs = %mv.signature.outputs.iter().map(|s| s.describe()).collect::<Vec<_>>().join(", "),
-                max_batch_size = mv.config.max_batch_size,
-                "model version ready"
-            );
-            models
-                .entry(spec.name.clone())
-                .or_insert_with(|| ModelEntry {
-                    name: spec.name.clone(),
-                    versions: BTreeMap::new(),
-                })
-                .versions
-                .insert(spec.version, Arc::new(mv));
+            let (name, version) = (spec.name.clone(), spec.version);
+            let mv = repo.launch(spec, warm).await?;
+            models.entry(name).or_default().insert(version, mv);
         }
-        Ok(Self {
-            models,
-            ready: AtomicBool::new(true),
-            draining,
-        })
+        for (name, versions) in models {
+            repo.install(ModelEntry::newest_by_default(name, versions));
+        }
+        Ok(repo)
     }
 
-    pub fn models(&self) -> impl Iterator<Item = &ModelEntry> {
-        self.models.values()
+    /// Starts one version's scheduler and engine threads and, when `warm`, runs one inference
+    /// through the full path. The version serves nothing until an entry holding it is
+    /// installed.
+    pub async fn launch(&self, spec: ModelSpec, warm: bool) -> Result<Arc<ModelVersion>, Error> {
+        let mv = ModelVersion::start(
+            &spec.name,
+            spec.version,
+            spec.backend,
+            spec.config,
+            self.draining.clone(),
+        )?;
+        if warm {
+            let admission = mv.admit()?;
+            mv.infer(admission, mv.warmup_request())
+                .await
+                .map_err(|e| {
+                    Error::new(
+                        ErrorCode::Internal,
+                        format!(
+                            "model '{}' version {}: warm-up inference failed: {}",
+                            spec.name, spec.version, e.message
+                        ),
+                    )
+                })?;
+        }
+        tracing::info!(
+            model = %spec.name,
+            version = spec.version,
+            engine = mv.engine,
+            inputs = %mv.signature.inputs.iter().map(|s| s.describe()).collect::<Vec<_>>().join(", "),
+            outputs = %mv.signature.outputs.iter().map(|s| s.describe()).collect::<Vec<_>>().join(", "),
+            max_batch_size = mv.config.max_batch_size,
+            "model version ready"
+        );
+        Ok(Arc::new(mv))
     }
 
-    /// Resolves a model and optional version label to a served version.
+    /// Makes `entry` the model's served state at once. Versions of the previous entry that the
+    /// new one does not hold finish their in-flight requests and are then dropped.
+    pub fn install(&self, entry: ModelEntry) {
+        let _w = self.write.lock();
+        let mut table = Table::clone(&self.table.load());
+        for mv in entry.versions.values() {
+            mv.set_ready_metric(true);
+        }
+        for (alias, version) in &entry.aliases {
+            metrics::gauge!(crate::metrics::ALIAS_VERSION, "model" => entry.name.clone(), "alias" => alias.clone())
+                .set(*version as f64);
+        }
+        let old = table.insert(entry.name.clone(), Arc::new(entry));
+        if let Some(old) = old {
+            let new = &table[&old.name];
+            self.retire(&old, Some(new));
+        }
+        self.table.store(Arc::new(table));
+    }
+
+    /// Stops serving a model; its in-flight requests finish.
+    pub fn remove(&self, model: &str) {
+        let _w = self.write.lock();
+        let mut table = Table::clone(&self.table.load());
+        if let Some(old) = table.remove(model) {
+            self.retire(&old, None);
+        }
+        self.table.store(Arc::new(table));
+    }
+
+    fn retire(&self, old: &ModelEntry, new: Option<&Arc<ModelEntry>>) {
+        let mut retired = self.retired.lock();
+        retired.retain(|w| w.strong_count() > 0);
+        for (v, mv) in &old.versions {
+            let kept = new.and_then(|n| n.versions.get(v));
+            if kept.is_some_and(|k| Arc::ptr_eq(k, mv)) {
+                continue;
+            }
+            if kept.is_none() {
+                mv.set_ready_metric(false);
+            }
+            retired.push(Arc::downgrade(mv));
+        }
+        for alias in old.aliases.keys() {
+            if new.is_none_or(|n| !n.aliases.contains_key(alias)) {
+                metrics::gauge!(crate::metrics::ALIAS_VERSION, "model" => old.name.clone(), "alias" => alias.clone())
+                    .set(-1.0);
+            }
+        }
+    }
+
+    /// A snapshot of every served model.
+    pub fn models(&self) -> Vec<Arc<ModelEntry>> {
+        self.table.load().values().cloned().collect()
+    }
+
+    fn unknown_model(&self, model: &str, table: &Table) -> Error {
+        let names: Vec<&str> = table.keys().map(String::as_str).collect();
+        Error::not_found(format!(
+            "unknown model '{model}'; this server serves: {}",
+            if names.is_empty() {
+                "(none)".to_string()
+            } else {
+                names.join(", ")
+            }
+        ))
+    }
+
+    pub fn entry(&self, model: &str) -> Result<Arc<ModelEntry>, Error> {
+        let table = self.table.load();
+        table
+            .get(model)
+            .cloned()
+            .ok_or_else(|| self.unknown_model(model, &table))
+    }
+
+    /// Resolves a model and optional version label (a number or an alias) to a served
+    /// version; without a label, the model's default version (no traffic policy applied).
     pub fn get(&self, model: &str, version: Option<&str>) -> Result<Arc<ModelVersion>, Error> {
-        let Some(entry) = self.models.get(model) else {
-            let names: Vec<&str> = self.models.keys().map(String::as_str).collect();
-            return Err(Error::not_found(format!(
-                "unknown model '{model}'; this server serves: {}",
-                if names.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    names.join(", ")
-                }
-            )));
-        };
+        let entry = self.entry(model)?;
         let found = match version.filter(|v| !v.is_empty()) {
             None => entry.default_version(),
-            Some(v) => v.parse::<u64>().ok().and_then(|n| entry.versions.get(&n)),
+            Some(v) => entry.lookup(v),
         };
         found.cloned().ok_or_else(|| {
             let versions: Vec<String> = entry.versions.keys().map(u64::to_string).collect();
+            let aliases: Vec<String> = entry
+                .aliases
+                .iter()
+                .map(|(a, v)| format!("{a} (→{v})"))
+                .collect();
             Error::not_found(format!(
-                "model '{model}' has no version '{}'; available versions: {}",
+                "model '{model}' has no served version '{}'; served versions: {}{}",
                 version.unwrap_or(""),
-                versions.join(", ")
+                versions.join(", "),
+                if aliases.is_empty() {
+                    String::new()
+                } else {
+                    format!("; aliases: {}", aliases.join(", "))
+                }
             ))
         })
     }
 
-    pub fn entry(&self, model: &str) -> Result<&ModelEntry, Error> {
-        self.get(model, None)?;
-        self.models
-            .get(model)
-            .ok_or_else(|| Error::not_found(format!("unknown model '{model}'")))
+    /// Where an inference request goes: an explicit version or alias goes there directly;
+    /// an unversioned request follows the model's traffic policy.
+    pub fn route<'h>(
+        &self,
+        model: &str,
+        version: Option<&str>,
+        header: impl Fn(&str) -> Option<&'h [u8]>,
+    ) -> Result<Routed, Error> {
+        if version.is_none_or(str::is_empty) {
+            let entry = self.entry(model)?;
+            if let Some(traffic) = &entry.traffic {
+                return Ok(traffic.route(header));
+            }
+        }
+        self.get(model, version).map(Routed::direct)
     }
 
     pub fn is_ready(&self) -> bool {
@@ -175,17 +309,28 @@ impl ModelRepository {
     /// Readiness off; new requests get UNAVAILABLE; admitted ones finish.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Release);
-        for mv in self.models.values().flat_map(|m| m.versions.values()) {
-            mv.set_ready_metric(false);
+        for entry in self.models() {
+            for mv in entry.versions.values() {
+                mv.set_ready_metric(false);
+            }
         }
     }
 
+    /// Requests admitted and not yet answered, including on versions already swapped out.
     pub fn in_flight(&self) -> usize {
-        self.models
-            .values()
-            .flat_map(|m| m.versions.values())
+        let served: usize = self
+            .models()
+            .iter()
+            .flat_map(|m| m.versions.values().map(|v| v.in_flight()).collect::<Vec<_>>())
+            .sum();
+        let retired: usize = self
+            .retired
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
             .map(|v| v.in_flight())
-            .sum()
+            .sum();
+        served + retired
     }
 
     /// Waits until no admitted request remains, or `grace` passes. Returns what was left.

@@ -88,8 +88,10 @@ async fn handle(
     body: Body,
 ) -> Result<Response, ApiError> {
     let repo = state.repository()?;
-    let mv = repo.get(&model, version.as_deref())?;
-    let admission = mv.admit()?;
+    let routed = repo.route(&model, version.as_deref(), |name| {
+        headers.get(name).map(|v| v.as_bytes())
+    })?;
+    let admission = routed.admit()?;
     let decoded = async {
         let header_len = header_usize(&headers, HEADER_CONTENT_LENGTH)?;
         let header_timeout =
@@ -112,9 +114,9 @@ async fn handle(
     .await;
     let decoded = match decoded {
         Ok(d) => d,
-        Err(e) => return Err(mv.reject_admitted(admission, e).into()),
+        Err(e) => return Err(routed.reject_admitted(admission, e).into()),
     };
-    let response = mv.infer(admission, decoded.request).await?;
+    let response = routed.infer(admission, decoded.request).await?;
     let encoded = encode_response(&response, &decoded.format)?;
     let mut out = Response::new(Body::from(encoded.body));
     let h = out.headers_mut();

@@ -1,0 +1,455 @@
+//! ballast-deploy: makes a running server serve what the registry says, and runs rollouts.
+//!
+//! One task ([`Deployer::run`]) wakes when the registry's generation changes (polled every
+//! `poll_interval`, or at once when the admin API calls [`Deployer::notify`]) and on every
+//! tick for running rollouts:
+//!
+//! 1. **Reconcile** ([`Deployer::reconcile`]): for each model, the versions that must be
+//!    loaded are its aliases' targets (production first), the previous production version
+//!    (so a rollback is a pointer swap) and the candidates of its traffic policy or running
+//!    rollout. A missing one is fetched from the artifact store into the cache, verified
+//!    byte for byte against its digest, checked against the signature policy, opened by its
+//!    engine and warmed — all off the request path. Only then is a new [`ModelEntry`]
+//!    (versions, aliases, default, traffic) installed in one atomic swap. A failure keeps the
+//!    version that was serving, records a `load_failed` event with the reason and retries
+//!    only when the registry changes.
+//! 2. **Rollouts** ([`rollout`]): each running rollout's step is judged on the window of
+//!    figures since the step began; the plan advances, promotes or rolls back, and every
+//!    decision lands in the event log with its figures.
+//!
+//! A server and the CLI may share one SQLite registry: the CLI writes, the server polls.
+
+pub mod gates;
+pub mod rollout;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ballast_core::{Error, ModelConfig, TrafficPolicy};
+use ballast_engine::Backend;
+use ballast_registry::store::VersionRecord;
+use ballast_registry::{PRODUCTION, Registry, RegistryError};
+use ballast_serve::traffic::{ActiveTraffic, RolloutStats};
+use ballast_serve::{ModelEntry, ModelRepository, ModelSpec, ModelVersion};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use gates::{Gate, Verdict, default_gates};
+
+/// Opens a materialised version directory with an engine.
+pub trait Loader: Send + Sync + 'static {
+    fn load(&self, dir: &Path, config: &ModelConfig) -> Result<Arc<dyn Backend>, Error>;
+}
+
+/// The engines of `ballast-engine`, chosen by file type and the model's config.
+pub struct EngineLoader {
+    pub onnxruntime_library: Option<PathBuf>,
+}
+
+impl Loader for EngineLoader {
+    fn load(&self, dir: &Path, config: &ModelConfig) -> Result<Arc<dyn Backend>, Error> {
+        let options = ballast_engine::OpenOptions {
+            backend: config.backend,
+            threads: config.threads,
+            concurrent_calls: config.instances,
+            onnxruntime_library: self.onnxruntime_library.clone(),
+            model_file: config.model_file.clone(),
+            format: config.format,
+        };
+        ballast_engine::open_with(dir, &options).map_err(|e| Error::internal(e.to_string()))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DeployOptions {
+    /// How often the registry's generation is checked and rollouts are judged.
+    pub poll_interval: Duration,
+    /// Warm each version with one inference before it takes traffic.
+    pub warmup: bool,
+}
+
+impl Default for DeployOptions {
+    fn default() -> Self {
+        Self {
+            // A change made by another process is live within ~250 ms plus load time.
+            poll_interval: Duration::from_millis(250),
+            warmup: true,
+        }
+    }
+}
+
+/// A loaded version and what it was loaded from.
+struct Loaded {
+    version: Arc<ModelVersion>,
+    digest: String,
+    config: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    loaded: HashMap<(String, u64), Loaded>,
+    /// (model, version, digest, config) that failed, and why: not retried until the registry
+    /// changes.
+    failed: HashMap<(String, u64), (String, Option<String>, u64, String)>,
+    generation: Option<u64>,
+    stats: HashMap<String, (u64, u64, Arc<RolloutStats>)>,
+}
+
+pub struct Deployer {
+    pub registry: Arc<Registry>,
+    pub repository: Arc<ModelRepository>,
+    loader: Arc<dyn Loader>,
+    options: DeployOptions,
+    gates: Vec<Box<dyn Gate>>,
+    notify: Notify,
+    state: tokio::sync::Mutex<State>,
+    rollouts: Mutex<HashMap<i64, rollout::StepWindow>>,
+}
+
+impl Deployer {
+    pub fn new(
+        registry: Arc<Registry>,
+        repository: Arc<ModelRepository>,
+        loader: Arc<dyn Loader>,
+        options: DeployOptions,
+    ) -> Self {
+        Self {
+            registry,
+            repository,
+            loader,
+            options,
+            gates: default_gates(),
+            notify: Notify::new(),
+            state: tokio::sync::Mutex::new(State::default()),
+            rollouts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Replaces the rollout gates (the defaults are error rate, p99 latency, divergence).
+    pub fn with_gates(mut self, gates: Vec<Box<dyn Gate>>) -> Self {
+        self.gates = gates;
+        self
+    }
+
+    /// Wakes the loop now (after a change made in this process).
+    pub fn notify(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Reconciles and judges rollouts until `stop` fires.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            if let Err(e) = self.reconcile().await {
+                tracing::warn!(error = %e, "cannot reconcile with the registry; serving what is loaded");
+            }
+            if let Err(e) = self.judge_rollouts().await {
+                tracing::warn!(error = %e, "cannot judge rollouts");
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = self.notify.notified() => {}
+                () = tokio::time::sleep(self.options.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Brings the repository in line with the registry when its generation moved. Returns
+    /// whether anything was examined.
+    pub async fn reconcile(&self) -> Result<bool, RegistryError> {
+        let mut state = self.state.lock().await;
+        let generation = self.registry.store.generation().await?;
+        if state.generation == Some(generation) {
+            return Ok(false);
+        }
+        for model in self.registry.store.list_models().await? {
+            self.reconcile_model(&mut state, &model.name, model.config_toml, generation)
+                .await?;
+        }
+        state.generation = Some(generation);
+        Ok(true)
+    }
+
+    async fn reconcile_model(
+        &self,
+        state: &mut State,
+        model: &str,
+        config_toml: Option<String>,
+        generation: u64,
+    ) -> Result<(), RegistryError> {
+        let store = &self.registry.store;
+        let versions: BTreeMap<u64, VersionRecord> = store
+            .list_versions(model)
+            .await?
+            .into_iter()
+            .map(|v| (v.version, v))
+            .collect();
+        let Some(&newest) = versions.keys().next_back() else {
+            return Ok(());
+        };
+        let aliases: BTreeMap<String, u64> = store
+            .list_aliases(model)
+            .await?
+            .into_iter()
+            .map(|a| (a.alias, a.version))
+            .collect();
+        let production = aliases.get(PRODUCTION).copied().unwrap_or(newest);
+        let rollout = store.active_rollout(model).await?;
+        let policy = match &rollout {
+            Some(r) if r.baseline == production => r.plan.policy_at(r.step, r.candidate),
+            _ => store.get_policy(model).await?.unwrap_or_default(),
+        };
+        let previous = store
+            .alias_history(model, PRODUCTION)
+            .await?
+            .iter()
+            .rev()
+            .filter(|h| !h.reverted && h.version != production)
+            .map(|h| h.version)
+            .next();
+
+        // Production first: it is what most traffic needs.
+        let mut wanted: Vec<u64> = vec![production];
+        wanted.extend(aliases.values().copied());
+        wanted.extend(policy.candidates());
+        wanted.extend(previous);
+        let mut seen = HashSet::new();
+        wanted.retain(|v| seen.insert(*v));
+
+        let current = self.repository.entry(model).ok();
+        let mut served: BTreeMap<u64, Arc<ModelVersion>> = BTreeMap::new();
+        for v in &wanted {
+            let Some(record) = versions.get(v) else {
+                continue;
+            };
+            match self
+                .ensure_loaded(state, record, config_toml.as_deref(), generation)
+                .await
+            {
+                Some(mv) => {
+                    served.insert(*v, mv);
+                }
+                None => {
+                    // Keep serving what was serving under this number, if anything.
+                    if let Some(old) = current.as_ref().and_then(|c| c.versions.get(v)) {
+                        served.insert(*v, old.clone());
+                    }
+                }
+            }
+        }
+        let default = if served.contains_key(&production) {
+            production
+        } else if let Some(d) = current.as_ref().map(|c| c.default) {
+            // Production's target failed to load: the old default keeps serving.
+            if let Some(old) = current.as_ref().and_then(|c| c.versions.get(&d)) {
+                served.entry(d).or_insert_with(|| old.clone());
+            }
+            d
+        } else if let Some(&any) = served.keys().next_back() {
+            any
+        } else {
+            return Ok(());
+        };
+        let served_aliases: BTreeMap<String, u64> = aliases
+            .iter()
+            .filter(|(_, v)| served.contains_key(v))
+            .map(|(a, v)| (a.clone(), *v))
+            .collect();
+        let traffic = self.traffic(state, model, &policy, default, &served);
+        let changed = match &current {
+            None => true,
+            Some(c) => {
+                c.default != default
+                    || c.aliases != served_aliases
+                    || c.versions.len() != served.len()
+                    || c
+                        .versions
+                        .iter()
+                        .zip(&served)
+                        .any(|((a, x), (b, y))| a != b || !Arc::ptr_eq(x, y))
+                    || c.traffic.as_ref().map(|t| (&t.policy, Arc::as_ptr(&t.stats)))
+                        != traffic.as_ref().map(|t| (&t.policy, Arc::as_ptr(&t.stats)))
+            }
+        };
+        if changed {
+            tracing::info!(
+                model,
+                default,
+                versions = ?served.keys().collect::<Vec<_>>(),
+                aliases = ?served_aliases,
+                "serving"
+            );
+            self.repository.install(ModelEntry {
+                name: model.to_string(),
+                versions: served,
+                aliases: served_aliases,
+                default,
+                traffic,
+            });
+        }
+        // Versions no longer wanted are unloaded once their requests finish.
+        state
+            .loaded
+            .retain(|(m, v), _| m != model || wanted.contains(v));
+        Ok(())
+    }
+
+    fn traffic(
+        &self,
+        state: &mut State,
+        model: &str,
+        policy: &TrafficPolicy,
+        baseline: u64,
+        served: &BTreeMap<u64, Arc<ModelVersion>>,
+    ) -> Option<Arc<ActiveTraffic>> {
+        if policy.is_empty() {
+            state.stats.remove(model);
+            return None;
+        }
+        let base = served.get(&baseline)?.clone();
+        let canary = policy
+            .canary
+            .as_ref()
+            .and_then(|c| served.get(&c.version).cloned());
+        let shadow = policy
+            .shadow
+            .as_ref()
+            .and_then(|s| served.get(&s.version).cloned());
+        let candidate = policy.candidates().next()?;
+        // One stats object per (baseline, candidate) pair, kept across steps so a rollout's
+        // windows are differences of one monotonic series.
+        let stats = match state.stats.get(model) {
+            Some((b, c, s)) if *b == baseline && *c == candidate => s.clone(),
+            _ => {
+                let s = Arc::new(RolloutStats::default());
+                state
+                    .stats
+                    .insert(model.to_string(), (baseline, candidate, s.clone()));
+                s
+            }
+        };
+        Some(Arc::new(ActiveTraffic {
+            policy: policy.clone(),
+            baseline: base,
+            canary,
+            shadow,
+            stats,
+        }))
+    }
+
+    /// The loaded version, loading it if needed. `None` when it cannot be loaded (the reason
+    /// is in the event log).
+    async fn ensure_loaded(
+        &self,
+        state: &mut State,
+        record: &VersionRecord,
+        config_toml: Option<&str>,
+        generation: u64,
+    ) -> Option<Arc<ModelVersion>> {
+        let key = (record.model.clone(), record.version);
+        if let Some(l) = state.loaded.get(&key)
+            && l.digest == record.digest
+            && l.config.as_deref() == config_toml
+        {
+            return Some(l.version.clone());
+        }
+        if let Some((digest, config, failed_at, _)) = state.failed.get(&key)
+            && *digest == record.digest
+            && config.as_deref() == config_toml
+            && *failed_at == generation
+        {
+            return None;
+        }
+        match self.load(record, config_toml).await {
+            Ok(mv) => {
+                state.failed.remove(&key);
+                state.loaded.insert(
+                    key,
+                    Loaded {
+                        version: mv.clone(),
+                        digest: record.digest.clone(),
+                        config: config_toml.map(str::to_string),
+                    },
+                );
+                Some(mv)
+            }
+            Err(reason) => {
+                let already = state.failed.get(&key).is_some_and(|(d, c, _, r)| {
+                    *d == record.digest && c.as_deref() == config_toml && *r == reason
+                });
+                state.failed.insert(
+                    key,
+                    (
+                        record.digest.clone(),
+                        config_toml.map(str::to_string),
+                        generation,
+                        reason.clone(),
+                    ),
+                );
+                metrics::counter!(ballast_serve::metrics::LOAD_FAILURES_TOTAL, "model" => record.model.clone())
+                    .increment(1);
+                if !already {
+                    let _ = self
+                        .registry
+                        .event(
+                            Some(&record.model),
+                            "load_failed",
+                            format!(
+                                "{} version {} was not loaded; the serving version is unaffected: {reason}",
+                                record.model, record.version
+                            ),
+                            serde_json::json!({ "version": record.version, "digest": record.digest, "reason": reason }),
+                        )
+                        .await;
+                    metrics::counter!(ballast_serve::metrics::REGISTRY_EVENTS_TOTAL, "kind" => "load_failed")
+                        .increment(1);
+                }
+                None
+            }
+        }
+    }
+
+    async fn load(
+        &self,
+        record: &VersionRecord,
+        config_toml: Option<&str>,
+    ) -> Result<Arc<ModelVersion>, String> {
+        let config = match config_toml {
+            Some(t) => ModelConfig::from_toml(t, &format!("model '{}' config", record.model))
+                .map_err(|e| e.message)?,
+            None => ModelConfig::default(),
+        };
+        self.registry
+            .options
+            .signatures
+            .check(record)
+            .map_err(|e| e.to_string())?;
+        let dir = self
+            .registry
+            .artifacts
+            .materialize(&record.model, record.version, &record.digest, &record.files)
+            .await
+            .map_err(|e| e.to_string())?;
+        let loader = self.loader.clone();
+        let open_config = config.clone();
+        let backend = tokio::task::spawn_blocking(move || loader.load(&dir, &open_config))
+            .await
+            .map_err(|e| format!("loader thread failed: {e}"))?
+            .map_err(|e| e.message)?;
+        let warm = self.options.warmup && config.warmup;
+        self.repository
+            .launch(
+                ModelSpec {
+                    name: record.model.clone(),
+                    version: record.version,
+                    backend,
+                    config,
+                },
+                warm,
+            )
+            .await
+            .map_err(|e| e.message)
+    }
+}
