@@ -76,10 +76,7 @@ impl Gate for LatencyGate {
     }
 
     fn judge(&self, w: &StatsSnapshot, limits: &GateThresholds, _mode: StepMode) -> Verdict {
-        let (b, c) = (
-            w.baseline.quantile_ms(0.99),
-            w.candidate.quantile_ms(0.99),
-        );
+        let (b, c) = (w.baseline.quantile_ms(0.99), w.candidate.quantile_ms(0.99));
         let ok = |s: &ballast_serve::traffic::ArmSnapshot| s.requests.saturating_sub(s.errors);
         let figures = json!({
             "baseline_p99_ms": b, "candidate_p99_ms": c,

@@ -107,6 +107,8 @@ pub struct Deployer {
     notify: Notify,
     state: tokio::sync::Mutex<State>,
     rollouts: Mutex<HashMap<i64, rollout::StepWindow>>,
+    /// (model, version) → why it did not load, for the rollout controller.
+    load_failures: Mutex<HashMap<(String, u64), String>>,
 }
 
 impl Deployer {
@@ -125,6 +127,7 @@ impl Deployer {
             notify: Notify::new(),
             state: tokio::sync::Mutex::new(State::default()),
             rollouts: Mutex::new(HashMap::new()),
+            load_failures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -132,6 +135,14 @@ impl Deployer {
     pub fn with_gates(mut self, gates: Vec<Box<dyn Gate>>) -> Self {
         self.gates = gates;
         self
+    }
+
+    /// Why `model` version `version` last failed to load, if it did.
+    pub fn load_failure(&self, model: &str, version: u64) -> Option<String> {
+        self.load_failures
+            .lock()
+            .get(&(model.to_string(), version))
+            .cloned()
     }
 
     /// Wakes the loop now (after a change made in this process).
@@ -264,12 +275,13 @@ impl Deployer {
                 c.default != default
                     || c.aliases != served_aliases
                     || c.versions.len() != served.len()
-                    || c
-                        .versions
+                    || c.versions
                         .iter()
                         .zip(&served)
                         .any(|((a, x), (b, y))| a != b || !Arc::ptr_eq(x, y))
-                    || c.traffic.as_ref().map(|t| (&t.policy, Arc::as_ptr(&t.stats)))
+                    || c.traffic
+                        .as_ref()
+                        .map(|t| (&t.policy, Arc::as_ptr(&t.stats)))
                         != traffic.as_ref().map(|t| (&t.policy, Arc::as_ptr(&t.stats)))
             }
         };
@@ -365,6 +377,7 @@ impl Deployer {
         match self.load(record, config_toml).await {
             Ok(mv) => {
                 state.failed.remove(&key);
+                self.load_failures.lock().remove(&key);
                 state.loaded.insert(
                     key,
                     Loaded {
@@ -379,6 +392,9 @@ impl Deployer {
                 let already = state.failed.get(&key).is_some_and(|(d, c, _, r)| {
                     *d == record.digest && c.as_deref() == config_toml && *r == reason
                 });
+                self.load_failures
+                    .lock()
+                    .insert(key.clone(), reason.clone());
                 state.failed.insert(
                     key,
                     (

@@ -27,6 +27,10 @@ pub struct StepWindow {
     started: Instant,
     /// Figures at the moment the step's traffic began (None until the candidate is serving).
     start: Option<StatsSnapshot>,
+    /// Figures when the rollout's first step began: when a step leaves the baseline too
+    /// little traffic to judge against (canary 100%), its figures over the whole rollout
+    /// stand in.
+    origin: Option<StatsSnapshot>,
 }
 
 enum Decision {
@@ -81,17 +85,25 @@ impl Deployer {
             step: r.step,
             started: Instant::now(),
             start: None,
+            origin: None,
         });
         if window.step != r.step {
             *window = StepWindow {
                 step: r.step,
                 started: Instant::now(),
                 start: None,
+                origin: window.origin.take(),
             };
         }
         let timeout = Duration::from_secs_f64(r.plan.step_timeout_secs);
         let timed_out = !timeout.is_zero() && window.started.elapsed() > timeout;
         let Some(now) = live else {
+            if let Some(reason) = self.load_failure(&r.model, r.candidate) {
+                return Decision::RollBack(
+                    format!("candidate version {} failed to load: {reason}", r.candidate),
+                    json!({ "step": r.step, "load_error": reason }),
+                );
+            }
             if timed_out {
                 return Decision::RollBack(
                     format!(
@@ -110,7 +122,11 @@ impl Deployer {
             window.started = Instant::now();
             now.clone()
         });
-        let w = now.since(start);
+        let mut w = now.since(start);
+        let origin = window.origin.get_or_insert_with(|| start.clone());
+        if w.baseline.requests < r.plan.gates.min_samples {
+            w.baseline = now.since(origin).baseline;
+        }
         let elapsed = window.started.elapsed();
         let mut figures = serde_json::Map::new();
         figures.insert("step".into(), json!(r.step));

@@ -17,5 +17,5 @@ pub mod traffic;
 
 pub use model::{Admission, ModelVersion};
 pub use repository::{ModelEntry, ModelRepository, ModelSpec, RepositoryOptions};
-pub use traffic::Routed;
 pub use request::{InferRequest, InferResponse};
+pub use traffic::Routed;

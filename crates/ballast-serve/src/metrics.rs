@@ -127,7 +127,10 @@ pub fn describe() {
 /// Records one shadow comparison for `model`/`version` and the running figures
 /// (agreement, mean absolute difference, mean latency delta in seconds).
 pub fn shadow_compared(model: &str, version: &str, agree: bool, summary: (f64, f64, f64)) {
-    let labels = [("model", model.to_string()), ("version", version.to_string())];
+    let labels = [
+        ("model", model.to_string()),
+        ("version", version.to_string()),
+    ];
     metrics::counter!(SHADOW_REQUESTS_TOTAL, "model" => model.to_string(), "version" => version.to_string(), "result" => if agree { "agree" } else { "disagree" }).increment(1);
     metrics::gauge!(SHADOW_AGREEMENT, &labels).set(summary.0);
     metrics::gauge!(SHADOW_ABS_DIFF, &labels).set(summary.1);

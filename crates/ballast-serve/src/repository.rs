@@ -321,7 +321,12 @@ impl ModelRepository {
         let served: usize = self
             .models()
             .iter()
-            .flat_map(|m| m.versions.values().map(|v| v.in_flight()).collect::<Vec<_>>())
+            .flat_map(|m| {
+                m.versions
+                    .values()
+                    .map(|v| v.in_flight())
+                    .collect::<Vec<_>>()
+            })
             .sum();
         let retired: usize = self
             .retired

@@ -81,7 +81,11 @@ impl ArmStats {
         ArmSnapshot {
             requests: self.requests.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
-            latency: self.latency.iter().map(|b| b.load(Ordering::Relaxed)).collect(),
+            latency: self
+                .latency
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
         }
     }
 }
@@ -378,7 +382,12 @@ async fn shadow(
             c.abs_diff_sum += diff;
             c.elements += n;
             c.latency_delta_sum += elapsed.as_secs_f64() - primary_elapsed.as_secs_f64();
-            crate::metrics::shadow_compared(&target.name, &target.version_label, agree, c_summary(&c));
+            crate::metrics::shadow_compared(
+                &target.name,
+                &target.version_label,
+                agree,
+                c_summary(&c),
+            );
         }
         Err(_) => c.failed += 1,
     }
@@ -456,12 +465,17 @@ mod tests {
     #[test]
     fn buckets_are_monotonic_and_bound_their_values() {
         let mut last = 0;
-        for us in [0u64, 1, 15, 16, 17, 31, 32, 100, 1000, 12_345, 1_000_000, 60_000_000] {
+        for us in [
+            0u64, 1, 15, 16, 17, 31, 32, 100, 1000, 12_345, 1_000_000, 60_000_000,
+        ] {
             let b = bucket_of(us);
             assert!(b >= last, "bucket order at {us}");
             last = b;
             assert!(bucket_upper(b) >= us, "upper bound of {us}");
-            assert!(bucket_upper(b) as f64 <= (us as f64) * 1.125 + 1.0, "resolution at {us}");
+            assert!(
+                bucket_upper(b) as f64 <= (us as f64) * 1.125 + 1.0,
+                "resolution at {us}"
+            );
         }
     }
 
@@ -496,7 +510,10 @@ mod tests {
             shape: vec![v.len()],
             data: TensorData::F32(v),
         };
-        assert_eq!(compare(&[t(vec![1.0, 2.0])], &[t(vec![1.0, 2.0])]), (true, 0.0, 2));
+        assert_eq!(
+            compare(&[t(vec![1.0, 2.0])], &[t(vec![1.0, 2.0])]),
+            (true, 0.0, 2)
+        );
         let (agree, sum, n) = compare(&[t(vec![1.0, 2.0])], &[t(vec![1.5, 2.0])]);
         assert!(!agree && (sum - 0.5).abs() < 1e-9 && n == 2);
         assert!(!compare(&[t(vec![1.0])], &[t(vec![1.0, 2.0])]).0);
