@@ -19,6 +19,7 @@
 //!
 //! A server and the CLI may share one SQLite registry: the CLI writes, the server polls.
 
+pub mod admin;
 pub mod gates;
 pub mod rollout;
 

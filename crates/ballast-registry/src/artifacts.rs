@@ -332,6 +332,37 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), R
     Ok(())
 }
 
+/// The manifest and digest `put_dir` would produce for `path` (a directory or one file),
+/// without storing anything: how `apply` finds out whether a directory is already a version.
+pub async fn local_manifest(path: &Path) -> Result<(Vec<FileEntry>, String), RegistryError> {
+    let mut files = Vec::new();
+    if path.is_file() {
+        let (digest, size) = hash_file(path).await?;
+        let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+            RegistryError::Invalid(format!("{} has no file name", path.display()))
+        })?;
+        files.push(FileEntry {
+            path: name.to_string(),
+            digest,
+            size,
+        });
+    } else {
+        let mut paths = Vec::new();
+        collect_files(path, path, &mut paths)?;
+        paths.sort();
+        for rel in paths {
+            let (digest, size) = hash_file(&path.join(&rel)).await?;
+            files.push(FileEntry {
+                path: rel,
+                digest,
+                size,
+            });
+        }
+    }
+    let digest = manifest_digest(&files);
+    Ok((files, digest))
+}
+
 /// `sha256:<hex>` and size of a file, streamed.
 pub async fn hash_file(path: &Path) -> Result<(String, u64), RegistryError> {
     let mut f = tokio::fs::File::open(path)

@@ -10,6 +10,7 @@
 //!
 //! The serving side (hot swap, traffic split, rollout controller) lives in `ballast-deploy`.
 
+pub mod apply;
 pub mod artifacts;
 pub mod signing;
 pub mod store;
@@ -634,6 +635,73 @@ impl Registry {
             rollout: self.store.active_rollout(model).await?,
         })
     }
+}
+
+/// One field that differs between two versions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub field: String,
+    pub a: String,
+    pub b: String,
+}
+
+/// What differs between two versions: digest, size, files, model card, signature, creator.
+pub fn diff_versions(a: &VersionRecord, b: &VersionRecord) -> Vec<Change> {
+    let mut out = Vec::new();
+    let mut add = |field: &str, x: String, y: String| {
+        if x != y {
+            out.push(Change {
+                field: field.to_string(),
+                a: x,
+                b: y,
+            });
+        }
+    };
+    let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+    add("model", a.model.clone(), b.model.clone());
+    add("version", a.version.to_string(), b.version.to_string());
+    add("digest", a.digest.clone(), b.digest.clone());
+    add("size", a.size.to_string(), b.size.to_string());
+    add("created_by", a.created_by.clone(), b.created_by.clone());
+    add("signer", opt(&a.signer), opt(&b.signer));
+    add("card.owner", opt(&a.card.owner), opt(&b.card.owner));
+    add(
+        "card.description",
+        opt(&a.card.description),
+        opt(&b.card.description),
+    );
+    add(
+        "card.intended_use",
+        opt(&a.card.intended_use),
+        opt(&b.card.intended_use),
+    );
+    add(
+        "card.trained_on",
+        opt(&a.card.trained_on),
+        opt(&b.card.trained_on),
+    );
+    let keys: std::collections::BTreeSet<&String> =
+        a.card.metrics.keys().chain(b.card.metrics.keys()).collect();
+    for k in keys {
+        let show = |m: &BTreeMap<String, f64>| m.get(k).map_or("-".into(), |v| v.to_string());
+        add(
+            &format!("metric.{k}"),
+            show(&a.card.metrics),
+            show(&b.card.metrics),
+        );
+    }
+    let files: std::collections::BTreeSet<&String> =
+        a.files.iter().chain(&b.files).map(|f| &f.path).collect();
+    for path in files {
+        let find = |v: &VersionRecord| {
+            v.files
+                .iter()
+                .find(|f| &f.path == path)
+                .map_or("-".into(), |f| format!("{} ({} bytes)", f.digest, f.size))
+        };
+        add(&format!("file {path}"), find(a), find(b));
+    }
+    out
 }
 
 #[derive(Debug, Clone, Serialize)]

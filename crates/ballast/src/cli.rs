@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::LogFormat;
+use crate::registry_cli::{
+    ApplyArgs, EventsArgs, ModelCommand, PolicyCommand, RegistryArgs, RolloutCommand,
+};
 
 #[derive(Parser, Debug)]
 #[command(name = "ballast", version, about = "Serve ML models under real load.")]
@@ -22,6 +25,58 @@ pub enum Command {
     Demo(DemoArgs),
     /// Load generator: open or closed loop over HTTP or gRPC, HDR percentiles.
     Bench(BenchArgs),
+    /// The model registry: push, list, show, diff, import, promote, rollback, sign, verify.
+    Model(ModelArgs),
+    /// Automated rollouts: start, status, cancel.
+    Rollout(RolloutArgs),
+    /// Traffic policies: canary (weighted or sticky) and shadow.
+    Policy(PolicyArgs),
+    /// The event log: promotions, rollout steps, rollbacks and their reasons.
+    Events(EventsCmd),
+    /// Make the registry match a declaration file (models, versions, aliases, traffic).
+    Apply(ApplyCmd),
+    /// Show what `apply` would change, changing nothing.
+    Diff(ApplyCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct ModelArgs {
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(subcommand)]
+    pub command: ModelCommand,
+}
+
+#[derive(Args, Debug)]
+pub struct RolloutArgs {
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(subcommand)]
+    pub command: RolloutCommand,
+}
+
+#[derive(Args, Debug)]
+pub struct PolicyArgs {
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsCmd {
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub args: EventsArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyCmd {
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub args: ApplyArgs,
 }
 
 #[derive(Args, Debug, Default)]
@@ -29,9 +84,28 @@ pub struct ServeArgs {
     /// Configuration file (TOML); env BALLAST_CONFIG.
     #[arg(long, env = "BALLAST_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Model repository: DIR/<model>/<version>/model.{onnx,json,txt} [+ DIR/<model>/config.toml].
+    /// Serve a read-only model repository: DIR/<model>/<version>/model.{onnx,json,txt}
+    /// [+ DIR/<model>/config.toml]. Without it, serve from the registry in --data-dir.
     #[arg(long)]
     pub model_repository: Option<PathBuf>,
+    /// Registry data directory (metadata database, artifacts, cache); env BALLAST_DATA_DIR.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Artifact store: a directory or s3://, gs://, az:// URL; env BALLAST_ARTIFACTS.
+    #[arg(long)]
+    pub artifacts: Option<String>,
+    /// Admin API port (registry mode); 0 picks a free port.
+    #[arg(long)]
+    pub admin_port: Option<u16>,
+    /// Bearer token the admin API requires; env BALLAST_ADMIN_TOKEN.
+    #[arg(long)]
+    pub admin_token: Option<String>,
+    /// Refuse to serve versions without a valid signature from a trusted key.
+    #[arg(long)]
+    pub require_signature: Option<bool>,
+    /// Trusted ed25519 public key (PEM); repeatable.
+    #[arg(long = "trusted-key")]
+    pub trusted_keys: Vec<PathBuf>,
     #[arg(long)]
     pub host: Option<String>,
     #[arg(long)]

@@ -17,6 +17,9 @@ const DEFAULT_HOST: &str = "127.0.0.1";
 /// Triton's and KServe's ports, so existing clients and probes work unchanged.
 const DEFAULT_HTTP_PORT: u16 = 8000;
 const DEFAULT_GRPC_PORT: u16 = 8001;
+/// The admin API (registry operations) listens apart from inference traffic.
+const DEFAULT_ADMIN_PORT: u16 = 8002;
+const DEFAULT_DATA_DIR: &str = "ballast-data";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
 #[serde(rename_all = "lowercase")]
@@ -39,6 +42,12 @@ struct Raw {
     log_format: LogFormat,
     log_level: String,
     onnxruntime_library: Option<PathBuf>,
+    data_dir: PathBuf,
+    artifacts: Option<String>,
+    admin_port: u16,
+    admin_token: Option<String>,
+    require_signature: bool,
+    trusted_keys: Vec<PathBuf>,
 }
 
 impl Default for Raw {
@@ -53,6 +62,12 @@ impl Default for Raw {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             onnxruntime_library: None,
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            artifacts: None,
+            admin_port: DEFAULT_ADMIN_PORT,
+            admin_token: None,
+            require_signature: false,
+            trusted_keys: Vec::new(),
         }
     }
 }
@@ -78,6 +93,18 @@ struct Flags<'a> {
     log_level: &'a Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     onnxruntime_library: &'a Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: &'a Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifacts: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin_port: &'a Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin_token: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    require_signature: &'a Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    trusted_keys: &'a Vec<PathBuf>,
 }
 
 const ENV_KEYS: &[&str] = &[
@@ -90,11 +117,15 @@ const ENV_KEYS: &[&str] = &[
     "log_format",
     "log_level",
     "onnxruntime_library",
+    "data_dir",
+    "artifacts",
+    "admin_port",
+    "admin_token",
+    "require_signature",
 ];
 
 #[derive(Debug, Clone)]
 pub struct ServeSettings {
-    pub model_repository: PathBuf,
     pub http_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
     pub max_request_bytes: usize,
@@ -103,6 +134,14 @@ pub struct ServeSettings {
     pub log_level: String,
     /// The ONNX Runtime shared library; `None` searches the well-known places.
     pub onnxruntime_library: Option<PathBuf>,
+    /// Serve this read-only repository; `None` serves from the registry.
+    pub model_repository: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    pub artifacts: Option<String>,
+    pub admin_addr: SocketAddr,
+    pub admin_token: Option<String>,
+    pub require_signature: bool,
+    pub trusted_keys: Vec<PathBuf>,
 }
 
 impl ServeSettings {
@@ -127,6 +166,12 @@ impl ServeSettings {
                 log_format: &args.log_format,
                 log_level: &args.log_level,
                 onnxruntime_library: &args.onnxruntime_library,
+                data_dir: &args.data_dir,
+                artifacts: &args.artifacts,
+                admin_port: &args.admin_port,
+                admin_token: &args.admin_token,
+                require_signature: &args.require_signature,
+                trusted_keys: &args.trusted_keys,
             }));
         let raw: Raw = figment.extract().map_err(|e| {
             e.into_iter()
@@ -154,11 +199,30 @@ impl ServeSettings {
                 ));
                 None
             }
-            None => {
-                problems.push("  model_repository: required (--model-repository DIR or BALLAST_MODEL_REPOSITORY)".to_string());
-                None
-            }
+            None => None,
         };
+        for key in &raw.trusted_keys {
+            if !key.is_file() {
+                problems.push(format!("  trusted_keys: {} is not a file", key.display()));
+            }
+        }
+        if raw.require_signature && raw.trusted_keys.is_empty() {
+            problems.push(
+                "  require_signature: needs at least one trusted key (--trusted-key FILE)"
+                    .to_string(),
+            );
+        }
+        if raw.admin_token.as_deref().is_some_and(|t| t.len() < 16) {
+            problems.push("  admin_token: must be at least 16 characters".to_string());
+        }
+        if raw.admin_port != 0
+            && (raw.admin_port == raw.http_port || raw.admin_port == raw.grpc_port)
+        {
+            problems.push(format!(
+                "  admin_port {} collides with the HTTP or gRPC port",
+                raw.admin_port
+            ));
+        }
         if raw.max_request_bytes < 1024 {
             problems.push(format!(
                 "  max_request_bytes: must be at least 1024, got {}",
@@ -185,9 +249,15 @@ impl ServeSettings {
                 raw.http_port
             ));
         }
-        match (host, model_repository) {
-            (Some(host), Some(model_repository)) if problems.is_empty() => Ok(Self {
+        match host {
+            Some(host) if problems.is_empty() => Ok(Self {
                 model_repository,
+                data_dir: raw.data_dir,
+                artifacts: raw.artifacts,
+                admin_addr: SocketAddr::new(host, raw.admin_port),
+                admin_token: raw.admin_token,
+                require_signature: raw.require_signature,
+                trusted_keys: raw.trusted_keys,
                 http_addr: SocketAddr::new(host, raw.http_port),
                 grpc_addr: SocketAddr::new(host, raw.grpc_port),
                 max_request_bytes: raw.max_request_bytes,

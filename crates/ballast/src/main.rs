@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod demo;
 mod logging;
+mod registry_cli;
 mod serve;
 
 use std::process::ExitCode;
@@ -49,6 +50,42 @@ fn main() -> ExitCode {
             Command::Bench(args) => {
                 logging::init(config::LogFormat::Text, "warn");
                 bench::run(args).await.map_err(report)
+            }
+            Command::Model(a) => {
+                logging::init(config::LogFormat::Text, "warn");
+                registry_cli::model(&a.registry, a.command)
+                    .await
+                    .map_err(report)
+            }
+            Command::Rollout(a) => {
+                logging::init(config::LogFormat::Text, "warn");
+                registry_cli::rollout(&a.registry, a.command)
+                    .await
+                    .map_err(report)
+            }
+            Command::Policy(a) => {
+                logging::init(config::LogFormat::Text, "warn");
+                registry_cli::policy(&a.registry, a.command)
+                    .await
+                    .map_err(report)
+            }
+            Command::Events(a) => {
+                logging::init(config::LogFormat::Text, "warn");
+                registry_cli::events(&a.registry, a.args)
+                    .await
+                    .map_err(report)
+            }
+            Command::Apply(a) => {
+                logging::init(config::LogFormat::Text, "warn");
+                registry_cli::apply_file(&a.registry, a.args, true)
+                    .await
+                    .map_err(report)
+            }
+            Command::Diff(a) => {
+                logging::init(config::LogFormat::Text, "warn");
+                registry_cli::apply_file(&a.registry, a.args, false)
+                    .await
+                    .map_err(report)
             }
         }
     });

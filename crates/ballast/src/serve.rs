@@ -1,9 +1,14 @@
-//! `ballast serve`: bind both listeners, load and warm every model, serve, drain on SIGTERM.
+//! `ballast serve`: bind both listeners, load and warm every model (from a read-only
+//! repository, or from the registry with the deployer and the admin API), serve, drain on
+//! SIGTERM.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use ballast_api::{ApiConfig, Server};
+use ballast_deploy::{DeployOptions, Deployer, EngineLoader};
+use ballast_registry::signing::{self, SignaturePolicy};
+use ballast_registry::{Registry, RegistryOptions};
 use ballast_serve::{ModelRepository, RepositoryOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -29,31 +34,39 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
     let serving = tokio::spawn(server.run(shutdown.clone()));
     tokio::spawn(shutdown_on_signal(shutdown.clone()));
 
-    let options = RepositoryOptions {
-        onnxruntime_library: settings.onnxruntime_library.clone(),
-        ..RepositoryOptions::default()
-    };
-    let loading = ModelRepository::load(&settings.model_repository, &options);
-    let repo = tokio::select! {
-        repo = loading => repo,
-        () = shutdown.cancelled() => {
-            tracing::info!("shutdown requested while loading models");
-            return Ok(());
+    let repo = match &settings.model_repository {
+        Some(dir) => {
+            let options = RepositoryOptions {
+                onnxruntime_library: settings.onnxruntime_library.clone(),
+                ..RepositoryOptions::default()
+            };
+            let loading = ModelRepository::load(dir, &options);
+            let repo = tokio::select! {
+                repo = loading => repo,
+                () = shutdown.cancelled() => {
+                    tracing::info!("shutdown requested while loading models");
+                    return Ok(());
+                }
+            };
+            match repo {
+                Ok(r) => Arc::new(r),
+                Err(e) => {
+                    shutdown.cancel();
+                    let _ = serving.await;
+                    anyhow::bail!("cannot load models from {}: {}", dir.display(), e.message);
+                }
+            }
         }
+        None => match start_registry(&settings, shutdown.clone()).await {
+            Ok(repo) => repo,
+            Err(e) => {
+                shutdown.cancel();
+                let _ = serving.await;
+                return Err(e);
+            }
+        },
     };
-    let repo = match repo {
-        Ok(r) => r,
-        Err(e) => {
-            shutdown.cancel();
-            let _ = serving.await;
-            anyhow::bail!(
-                "cannot load models from {}: {}",
-                settings.model_repository.display(),
-                e.message
-            );
-        }
-    };
-    handle.set_repository(Arc::new(repo));
+    handle.set_repository(repo);
     tracing::info!(http = %handle.http_addr, grpc = %handle.grpc_addr, "ready");
     let left = serving.await.context("server task failed")??;
     if left > 0 {
@@ -64,6 +77,68 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Registry mode: open the registry, load what its aliases and policies name (first
+/// reconcile, before readiness), keep reconciling in the background, serve the admin API.
+async fn start_registry(
+    settings: &ServeSettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Arc<ModelRepository>> {
+    let trusted = settings
+        .trusted_keys
+        .iter()
+        .map(|k| signing::read_verifying_key(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut options = RegistryOptions::new(&settings.data_dir);
+    options.artifacts = settings.artifacts.clone();
+    options.signatures = SignaturePolicy {
+        require: settings.require_signature,
+        trusted,
+    };
+    let registry = Registry::open(options).await.with_context(|| {
+        format!(
+            "cannot open the registry in {}",
+            settings.data_dir.display()
+        )
+    })?;
+    let repo = Arc::new(ModelRepository::empty());
+    let deployer = Arc::new(Deployer::new(
+        Arc::new(registry),
+        repo.clone(),
+        Arc::new(EngineLoader {
+            onnxruntime_library: settings.onnxruntime_library.clone(),
+        }),
+        DeployOptions::default(),
+    ));
+    let admin = tokio::net::TcpListener::bind(settings.admin_addr)
+        .await
+        .with_context(|| format!("cannot bind the admin API on {}", settings.admin_addr))?;
+    let admin_addr = admin.local_addr()?;
+    let router = ballast_deploy::admin::router(ballast_deploy::admin::AdminState {
+        deployer: deployer.clone(),
+        token: settings.admin_token.as_deref().map(Arc::from),
+    });
+    let admin_stop = shutdown.clone();
+    tokio::spawn(async move {
+        let served = axum::serve(admin, router)
+            .with_graceful_shutdown(async move { admin_stop.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "admin API stopped");
+        }
+    });
+    tracing::info!(
+        data_dir = %settings.data_dir.display(),
+        admin = %admin_addr,
+        "serving from the registry"
+    );
+    deployer
+        .reconcile()
+        .await
+        .context("cannot read the registry")?;
+    tokio::spawn(deployer.run(shutdown));
+    Ok(repo)
 }
 
 /// Cancels `token` on SIGTERM or Ctrl-C.

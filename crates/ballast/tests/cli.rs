@@ -15,7 +15,15 @@ fn examples() -> std::path::PathBuf {
 #[test]
 fn bad_configuration_lists_every_problem_and_exits_64() {
     let out = Command::new(BIN)
-        .args(["serve", "--host", "not-an-ip", "--max-request-bytes", "10"])
+        .args([
+            "serve",
+            "--host",
+            "not-an-ip",
+            "--max-request-bytes",
+            "10",
+            "--model-repository",
+            "/nonexistent/models",
+        ])
         .env_remove("BALLAST_MODEL_REPOSITORY")
         .output()
         .unwrap();
@@ -24,7 +32,7 @@ fn bad_configuration_lists_every_problem_and_exits_64() {
     for fragment in [
         "host",
         "not-an-ip",
-        "model_repository: required",
+        "model_repository: /nonexistent/models is not a directory",
         "max_request_bytes",
     ] {
         assert!(err.contains(fragment), "stderr lacks {fragment:?}:\n{err}");
