@@ -89,12 +89,14 @@ struct Loaded {
     config: Option<String>,
 }
 
+/// (digest, config, generation, reason) of a failed load.
+type Failed = (String, Option<String>, u64, String);
+
 #[derive(Default)]
 struct State {
     loaded: HashMap<(String, u64), Loaded>,
-    /// (model, version, digest, config) that failed, and why: not retried until the registry
-    /// changes.
-    failed: HashMap<(String, u64), (String, Option<String>, u64, String)>,
+    /// Versions that failed to load: not retried until the registry changes.
+    failed: HashMap<(String, u64), Failed>,
     generation: Option<u64>,
     stats: HashMap<String, (u64, u64, Arc<RolloutStats>)>,
 }

@@ -108,10 +108,14 @@ pub struct DesiredModel {
     pub config_toml: Option<String>,
     pub versions: Vec<(PathBuf, ModelCard)>,
     pub aliases: BTreeMap<String, Target>,
-    /// (canary: target, percent, sticky header), (shadow: target, percent); `Some` even when
-    /// both are empty means "no policy".
-    pub traffic: Option<(Option<(Target, f64, Option<String>)>, Option<(Target, f64)>)>,
+    /// `Some` even when both shares are empty means "no policy".
+    pub traffic: Option<(Option<CanaryDecl>, Option<ShadowDecl>)>,
 }
+
+/// Canary target, percent and sticky header.
+pub type CanaryDecl = (Target, f64, Option<String>);
+/// Shadow target and percent.
+pub type ShadowDecl = (Target, f64);
 
 /// A validated declaration.
 #[derive(Debug, Clone)]
