@@ -269,7 +269,7 @@ impl ModelRepository {
                 .map(|(a, v)| format!("{a} (→{v})"))
                 .collect();
             Error::not_found(format!(
-                "model '{model}' has no served version '{}'; served versions: {}{}",
+                "model '{model}' has no version '{}' being served; served versions: {}{}",
                 version.unwrap_or(""),
                 versions.join(", "),
                 if aliases.is_empty() {
