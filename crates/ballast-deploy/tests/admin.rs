@@ -15,6 +15,7 @@ const TOKEN: &str = "0123456789abcdef-admin";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_drives_the_registry_and_the_server_follows() {
+    let _serial = SERIAL.lock().await;
     let stack = start(tempfile::tempdir().unwrap()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = format!("http://{}", listener.local_addr().unwrap());

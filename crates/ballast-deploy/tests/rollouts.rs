@@ -18,6 +18,7 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_alias_flips_and_rollbacks_under_load_fail_no_request() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let cli = registry_at(dir.path()).await;
     let src = tempfile::tempdir().unwrap();
@@ -98,6 +99,7 @@ async fn twenty_alias_flips_and_rollbacks_under_load_fail_no_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_artifact_is_refused_and_the_running_version_keeps_serving() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let cli = registry_at(dir.path()).await;
     let src = tempfile::tempdir().unwrap();
@@ -193,9 +195,9 @@ fn plan() -> RolloutPlan {
         ],
         gates: GateThresholds {
             min_samples: 30,
-            // Two shared cores run the load, the server and both versions: a few ms of
-            // p99 noise is the machine, not the model. The slow candidate adds ≥ 10 ms.
-            p99_slack_ms: 5.0,
+            // Two shared cores run the load, the server and both versions: several ms of
+            // p99 noise is the machine, not the model. The slow candidate adds ≥ 30 ms.
+            p99_slack_ms: 15.0,
             ..GateThresholds::default()
         },
         sticky_header: Some("x-user".into()),
@@ -229,6 +231,7 @@ async fn roll_out(stack: &Stack, model: &str, candidate: u64) -> (RolloutState, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faulty_candidates_roll_back_and_a_good_one_is_promoted() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let cli = registry_at(dir.path()).await;
     let src = tempfile::tempdir().unwrap();

@@ -106,7 +106,7 @@ pub async fn push(registry: &Registry, dir: &Path, model: &str) -> u64 {
 
 /// The real engines, except that a version directory holding a `FAULT` file gets its engine
 /// wrapped: `broken` fails every call (so its warm-up fails), `error` fails every call with
-/// real data (all-zero warm-up rows pass), `slow` makes every call 10× slower (at least 10 ms).
+/// real data (all-zero warm-up rows pass), `slow` makes every call 10× slower (at least 30 ms).
 /// This stands in for a candidate that is broken in ways a file cannot show at load time.
 pub struct FaultLoader(pub EngineLoader);
 
@@ -171,10 +171,15 @@ impl Backend for Faulty {
         }
         let started = std::time::Instant::now();
         let out = self.inner.infer(inputs)?;
-        std::thread::sleep((started.elapsed() * 9).max(Duration::from_millis(10)));
+        std::thread::sleep((started.elapsed() * 9).max(Duration::from_millis(30)));
         Ok(out)
     }
 }
+
+/// Tests in one binary run in parallel; each drives its own load. On a 2-core machine three
+/// loads at once turn scheduling noise into latency the gates would judge, so tests that
+/// measure hold this lock.
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 pub struct Stack {
     pub dir: tempfile::TempDir,
