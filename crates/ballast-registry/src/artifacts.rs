@@ -64,15 +64,27 @@ impl ArtifactStore {
     /// `file://` or `memory://` URL; cloud credentials come from the usual environment
     /// variables (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
     pub fn open(location: &str, cache_dir: &Path) -> Result<Self, RegistryError> {
+        Self::open_with(location, cache_dir, &[])
+    }
+
+    /// As [`Self::open`], with `object_store` configuration keys (`aws_endpoint`,
+    /// `aws_allow_http`, `google_service_account`, ...) that override the environment.
+    pub fn open_with(
+        location: &str,
+        cache_dir: &Path,
+        options: &[(String, String)],
+    ) -> Result<Self, RegistryError> {
         let (store, prefix): (Arc<dyn ObjectStore>, ObjectPath) = if location.contains("://") {
             let url = url::Url::parse(location).map_err(|e| {
                 RegistryError::Invalid(format!("artifact store URL {location:?} is invalid: {e}"))
             })?;
-            let env = std::env::vars().filter(|(k, _)| {
-                ["AWS_", "GOOGLE_", "AZURE_"]
-                    .iter()
-                    .any(|p| k.starts_with(p))
-            });
+            let env = std::env::vars()
+                .filter(|(k, _)| {
+                    ["AWS_", "GOOGLE_", "AZURE_"]
+                        .iter()
+                        .any(|p| k.starts_with(p))
+                })
+                .chain(options.iter().cloned());
             let (store, prefix) = object_store::parse_url_opts(&url, env).map_err(|e| {
                 RegistryError::Invalid(format!("artifact store URL {location:?}: {e}"))
             })?;
