@@ -257,6 +257,14 @@ impl ModelRepository {
     /// version; without a label, the model's default version (no traffic policy applied).
     pub fn get(&self, model: &str, version: Option<&str>) -> Result<Arc<ModelVersion>, Error> {
         let entry = self.entry(model)?;
+        Self::version_of(&entry, model, version)
+    }
+
+    fn version_of(
+        entry: &ModelEntry,
+        model: &str,
+        version: Option<&str>,
+    ) -> Result<Arc<ModelVersion>, Error> {
         let found = match version.filter(|v| !v.is_empty()) {
             None => entry.default_version(),
             Some(v) => entry.lookup(v),
@@ -289,13 +297,16 @@ impl ModelRepository {
         version: Option<&str>,
         header: impl Fn(&str) -> Option<&'h [u8]>,
     ) -> Result<Routed, Error> {
-        if version.is_none_or(str::is_empty) {
-            let entry = self.entry(model)?;
-            if let Some(traffic) = &entry.traffic {
-                return Ok(traffic.route(header));
-            }
+        let table = self.table.load();
+        let entry = table
+            .get(model)
+            .ok_or_else(|| self.unknown_model(model, &table))?;
+        if version.is_none_or(str::is_empty)
+            && let Some(traffic) = &entry.traffic
+        {
+            return Ok(traffic.route(header));
         }
-        self.get(model, version).map(Routed::direct)
+        Self::version_of(entry, model, version).map(Routed::direct)
     }
 
     pub fn is_ready(&self) -> bool {
