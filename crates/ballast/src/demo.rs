@@ -1,6 +1,7 @@
 //! `ballast demo`: serves the example models bundled into the binary and drives realistic
 //! traffic at them — real fraud-like transactions over HTTP, then gRPC, then a spike well past
-//! capacity — printing live throughput, latency percentiles and rejections.
+//! capacity, then an automated rollout of fraud v2 with its gate decisions and an instant
+//! rollback — printing live throughput, latency percentiles, rejections and the event log.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,8 +9,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ballast_api::{ApiConfig, Server};
+use ballast_core::RolloutPlan;
+use ballast_core::traffic::{GateThresholds, RolloutStep, StepMode};
+use ballast_deploy::{DeployOptions, Deployer, EngineLoader};
 use ballast_loadgen::{LiveStats, Mode, Protocol, RunConfig, Target};
-use ballast_serve::{ModelRepository, RepositoryOptions};
+use ballast_registry::store::{EventFilter, ModelCard, RolloutState};
+use ballast_registry::{PRODUCTION, Registry, RegistryOptions};
+use ballast_serve::ModelRepository;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::DemoArgs;
@@ -56,9 +62,19 @@ const BUNDLED: &[(&str, &[u8])] = &[
 /// Synthetic card transactions (12 features + label) replayed as traffic.
 const FRAUD_SAMPLE: &str = include_str!("../../../examples/data/fraud_sample.csv");
 
+fn demo_card() -> ModelCard {
+    ModelCard {
+        owner: Some("ballast demo".into()),
+        description: Some("bundled example model".into()),
+        intended_use: Some("demonstration only".into()),
+        trained_on: Some("examples/make_models.py synthetic data".into()),
+        metrics: [("synthetic".to_string(), 1.0)].into(),
+    }
+}
+
 fn write_models(dir: &Path) -> anyhow::Result<()> {
     for (path, bytes) in BUNDLED {
-        let target = dir.join(path);
+        let target = dir.join("models").join(path);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -122,10 +138,35 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let handle = server.handle(shutdown.clone())?;
     let serving = tokio::spawn(server.run(shutdown.clone()));
-    let repo = ModelRepository::load(dir.path(), &RepositoryOptions::default())
+    // The bundled repository goes through the registry, as a team's models would: imported
+    // with a model card, served by the deployer, fraud v1 in production.
+    let registry = Arc::new(
+        Registry::open(RegistryOptions::new(dir.path().join("registry")))
+            .await
+            .context("opening the demo registry")?,
+    );
+    registry
+        .import(&dir.path().join("models"), &demo_card(), "demo")
         .await
-        .map_err(|e| anyhow::anyhow!("loading the bundled models: {}", e.message))?;
-    handle.set_repository(Arc::new(repo));
+        .context("importing the bundled models")?;
+    registry
+        .promote("fraud", 1, PRODUCTION, "demo", "demo starts on v1")
+        .await?;
+    let repo = Arc::new(ModelRepository::empty());
+    let deployer = Arc::new(Deployer::new(
+        registry.clone(),
+        repo.clone(),
+        Arc::new(EngineLoader {
+            onnxruntime_library: None,
+        }),
+        DeployOptions::default(),
+    ));
+    deployer
+        .reconcile()
+        .await
+        .context("loading the bundled models")?;
+    handle.set_repository(repo);
+    tokio::spawn(deployer.clone().run(shutdown.clone()));
     let http = format!("http://{}", handle.http_addr);
     let grpc = format!("http://{}", handle.grpc_addr);
 
@@ -228,6 +269,81 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         100.0 * spike.throughput_ok_per_s / capacity,
         spike.rejected,
         spike.latency_ok.p99_us / 1000.0
+    );
+
+    println!(
+        "\nPhase 4: an automated rollout of fraud v2 against production v1 under 16 HTTP clients:\n  \
+         shadow 100% → canary 25% → 100%, gated on error rate, p99 latency and output divergence"
+    );
+    let plan = RolloutPlan {
+        steps: [
+            (StepMode::Shadow, 100.0),
+            (StepMode::Canary, 25.0),
+            (StepMode::Canary, 100.0),
+        ]
+        .into_iter()
+        .map(|(mode, percent)| RolloutStep {
+            mode,
+            percent,
+            min_requests: 300,
+            min_duration_secs: (phase.as_secs_f64() / 4.0).max(1.0),
+        })
+        .collect(),
+        gates: GateThresholds {
+            // v2 is a different network, not a retrain: its scores may differ this much.
+            max_mean_abs_diff: 0.5,
+            ..GateThresholds::default()
+        },
+        sticky_header: None,
+        step_timeout_secs: phase.as_secs_f64() * 4.0,
+    };
+    let started = registry.start_rollout("fraud", 2, &plan, "demo").await?;
+    deployer.notify();
+    let rollout_load = RunConfig {
+        duration: phase * 3,
+        ..closed(Protocol::Http)
+    };
+    let watch = async {
+        let mut after = None;
+        loop {
+            let events = registry
+                .events(&EventFilter {
+                    model: Some("fraud".into()),
+                    after,
+                    ..EventFilter::default()
+                })
+                .await?;
+            for e in &events {
+                if e.kind.starts_with("rollout") || e.kind == "promoted" {
+                    println!("  event {:<20} {}", e.kind, e.message);
+                }
+                after = Some(e.id);
+            }
+            let r = registry.store.get_rollout(started.id).await?;
+            if r.is_none_or(|r| r.state != RolloutState::Running) {
+                return Ok::<_, anyhow::Error>(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let (rolled, watched) = tokio::join!(
+        ballast_loadgen::run(&target, &rollout_load, &http_payloads, |_: &LiveStats| {}),
+        watch
+    );
+    watched?;
+    let rolled = rolled?;
+    println!(
+        "  during the rollout: {} requests answered, {} failed",
+        rolled.ok,
+        rolled.errors + rolled.rejected
+    );
+    let (from, to) = registry
+        .rollback("fraud", PRODUCTION, "demo", "demo: instant rollback")
+        .await?;
+    deployer.notify();
+    println!(
+        "  ballast model rollback fraud: production {from} → {to} (the previous version stays loaded, so this is a pointer swap)\n  \
+         every decision above is in the event log: ballast events --model fraud (this demo's registry lives in a temp dir)"
     );
 
     if args.no_serve {
