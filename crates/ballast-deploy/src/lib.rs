@@ -112,6 +112,9 @@ pub struct Deployer {
     rollouts: Mutex<HashMap<i64, rollout::StepWindow>>,
     /// (model, version) → why it did not load, for the rollout controller.
     load_failures: Mutex<HashMap<(String, u64), String>>,
+    /// The newest event counted into metrics (`None` until the first pass, which starts at
+    /// the end of the log: a restart does not recount history).
+    events_seen: Mutex<Option<i64>>,
 }
 
 impl Deployer {
@@ -131,6 +134,7 @@ impl Deployer {
             state: tokio::sync::Mutex::new(State::default()),
             rollouts: Mutex::new(HashMap::new()),
             load_failures: Mutex::new(HashMap::new()),
+            events_seen: Mutex::new(None),
         }
     }
 
@@ -162,12 +166,46 @@ impl Deployer {
             if let Err(e) = self.judge_rollouts().await {
                 tracing::warn!(error = %e, "cannot judge rollouts");
             }
+            if let Err(e) = self.count_events().await {
+                tracing::warn!(error = %e, "cannot read the event log");
+            }
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = self.notify.notified() => {}
                 () = tokio::time::sleep(self.options.poll_interval) => {}
             }
         }
+    }
+
+    /// Counts new events by kind into `ballast_registry_events_total`, whoever wrote them
+    /// (this server, the CLI, another replica).
+    pub async fn count_events(&self) -> Result<(), RegistryError> {
+        let seen = *self.events_seen.lock();
+        let events = self
+            .registry
+            .events(&ballast_registry::store::EventFilter {
+                after: seen,
+                limit: if seen.is_none() {
+                    Some(1)
+                } else {
+                    Some(10_000)
+                },
+                ..Default::default()
+            })
+            .await?;
+        let Some(last) = events.last().map(|e| e.id) else {
+            // An empty log: count from its start.
+            self.events_seen.lock().get_or_insert(0);
+            return Ok(());
+        };
+        if seen.is_some() {
+            for e in &events {
+                metrics::counter!(ballast_serve::metrics::REGISTRY_EVENTS_TOTAL, "kind" => e.kind.clone())
+                    .increment(1);
+            }
+        }
+        *self.events_seen.lock() = Some(last);
+        Ok(())
     }
 
     /// Brings the repository in line with the registry when its generation moved. Returns
@@ -422,8 +460,6 @@ impl Deployer {
                             serde_json::json!({ "version": record.version, "digest": record.digest, "reason": reason }),
                         )
                         .await;
-                    metrics::counter!(ballast_serve::metrics::REGISTRY_EVENTS_TOTAL, "kind" => "load_failed")
-                        .increment(1);
                 }
                 None
             }

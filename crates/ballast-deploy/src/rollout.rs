@@ -268,8 +268,7 @@ impl Deployer {
                 "rollout_rolled_back"
             }
         };
-        metrics::counter!(ballast_serve::metrics::REGISTRY_EVENTS_TOTAL, "kind" => kind)
-            .increment(1);
+        tracing::debug!(model, kind, "rollout decision");
         // Apply the new step (or the end of the rollout) now, not at the next poll.
         self.reconcile().await?;
         Ok(())

@@ -151,6 +151,24 @@ async fn admin_api_drives_the_registry_and_the_server_follows() {
     assert_eq!(events.len(), 2);
     assert_eq!(events[0]["details"]["actor"], "admin-api");
 
+    // Decisions reach the metrics, whoever made them.
+    let metrics_url = format!("{}/metrics", stack.http);
+    let counted = wait_for_async(|| async {
+        let text = client
+            .get(&metrics_url)
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .any(|l| l.starts_with("ballast_registry_events_total{kind=\"rolled_back\"} 1"))
+            .then_some(())
+    })
+    .await;
+    assert!(counted, "ballast_registry_events_total counts the rollback");
+
     let r = client
         .post(format!("{admin}/admin/v1/apply?dry_run=true"))
         .header("authorization", &auth)
