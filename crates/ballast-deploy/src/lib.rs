@@ -11,8 +11,8 @@
 //!    byte for byte against its digest, checked against the signature policy, opened by its
 //!    engine and warmed — all off the request path. Only then is a new [`ModelEntry`]
 //!    (versions, aliases, default, traffic) installed in one atomic swap. A failure keeps the
-//!    version that was serving, records a `load_failed` event with the reason and retries
-//!    only when the registry changes.
+//!    version that was serving, records a `load_failed` event with the reason (once per
+//!    cause) and retries on the next registry change or after 30 s.
 //! 2. **Rollouts** ([`rollout`]): each running rollout's step is judged on the window of
 //!    figures since the step began; the plan advances, promotes or rolls back, and every
 //!    decision lands in the event log with its figures.
@@ -70,6 +70,9 @@ pub struct DeployOptions {
     pub poll_interval: Duration,
     /// Warm each version with one inference before it takes traffic.
     pub warmup: bool,
+    /// Failed loads are tried again this often even when the registry has not changed (a
+    /// transient object-store error, or a restored blob, heals by itself).
+    pub load_retry: Duration,
 }
 
 impl Default for DeployOptions {
@@ -78,6 +81,7 @@ impl Default for DeployOptions {
             // A change made by another process is live within ~250 ms plus load time.
             poll_interval: Duration::from_millis(250),
             warmup: true,
+            load_retry: Duration::from_secs(30),
         }
     }
 }
@@ -89,15 +93,19 @@ struct Loaded {
     config: Option<String>,
 }
 
-/// (digest, config, generation, reason) of a failed load.
+/// (digest, config, reconcile pass, reason) of a failed load.
 type Failed = (String, Option<String>, u64, String);
 
 #[derive(Default)]
 struct State {
     loaded: HashMap<(String, u64), Loaded>,
-    /// Versions that failed to load: not retried until the registry changes.
+    /// Versions that failed to load: retried on the next registry change, or after
+    /// `load_retry`.
     failed: HashMap<(String, u64), Failed>,
     generation: Option<u64>,
+    /// Reconcile passes so far; a failure is not retried within its own pass.
+    pass: u64,
+    retry_at: Option<tokio::time::Instant>,
     stats: HashMap<String, (u64, u64, Arc<RolloutStats>)>,
 }
 
@@ -213,14 +221,21 @@ impl Deployer {
     pub async fn reconcile(&self) -> Result<bool, RegistryError> {
         let mut state = self.state.lock().await;
         let generation = self.registry.store.generation().await?;
-        if state.generation == Some(generation) {
+        let retry_due = state
+            .retry_at
+            .is_some_and(|t| tokio::time::Instant::now() >= t);
+        if state.generation == Some(generation) && !retry_due {
             return Ok(false);
         }
+        state.pass += 1;
+        let pass = state.pass;
         for model in self.registry.store.list_models().await? {
-            self.reconcile_model(&mut state, &model.name, model.config_toml, generation)
+            self.reconcile_model(&mut state, &model.name, model.config_toml, pass)
                 .await?;
         }
         state.generation = Some(generation);
+        state.retry_at = (!state.failed.is_empty())
+            .then(|| tokio::time::Instant::now() + self.options.load_retry);
         Ok(true)
     }
 
@@ -229,7 +244,7 @@ impl Deployer {
         state: &mut State,
         model: &str,
         config_toml: Option<String>,
-        generation: u64,
+        pass: u64,
     ) -> Result<(), RegistryError> {
         let store = &self.registry.store;
         let versions: BTreeMap<u64, VersionRecord> = store
@@ -277,7 +292,7 @@ impl Deployer {
                 continue;
             };
             match self
-                .ensure_loaded(state, record, config_toml.as_deref(), generation)
+                .ensure_loaded(state, record, config_toml.as_deref(), pass)
                 .await
             {
                 Some(mv) => {
@@ -346,6 +361,9 @@ impl Deployer {
         state
             .loaded
             .retain(|(m, v), _| m != model || wanted.contains(v));
+        state
+            .failed
+            .retain(|(m, v), _| m != model || wanted.contains(v));
         Ok(())
     }
 
@@ -399,7 +417,7 @@ impl Deployer {
         state: &mut State,
         record: &VersionRecord,
         config_toml: Option<&str>,
-        generation: u64,
+        pass: u64,
     ) -> Option<Arc<ModelVersion>> {
         let key = (record.model.clone(), record.version);
         if let Some(l) = state.loaded.get(&key)
@@ -411,7 +429,7 @@ impl Deployer {
         if let Some((digest, config, failed_at, _)) = state.failed.get(&key)
             && *digest == record.digest
             && config.as_deref() == config_toml
-            && *failed_at == generation
+            && *failed_at == pass
         {
             return None;
         }
@@ -441,7 +459,7 @@ impl Deployer {
                     (
                         record.digest.clone(),
                         config_toml.map(str::to_string),
-                        generation,
+                        pass,
                         reason.clone(),
                     ),
                 );

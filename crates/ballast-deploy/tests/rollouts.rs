@@ -175,6 +175,12 @@ async fn tampered_artifact_is_refused_and_the_running_version_keeps_serving() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404, "the tampered version is not served");
+
+    // Restore the blob: the periodic retry loads v2 without any registry change.
+    std::fs::write(&blob, &good).unwrap();
+    wait_for(Duration::from_secs(10), || *last.lock() == v2.to_string())
+        .await
+        .expect("v2 serves once its artifact is intact again");
     let (ok, failures) = load.finish().await;
     assert!(failures.is_empty(), "{failures:?}");
     assert!(ok > 50);

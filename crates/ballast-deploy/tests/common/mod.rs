@@ -217,6 +217,7 @@ pub async fn start(dir: tempfile::TempDir) -> Stack {
         DeployOptions {
             poll_interval: Duration::from_millis(100),
             warmup: true,
+            load_retry: Duration::from_millis(300),
         },
     ));
     deployer.reconcile().await.unwrap();
