@@ -50,17 +50,24 @@ pub struct EngineLoader {
     pub onnxruntime_library: Option<PathBuf>,
 }
 
-impl Loader for EngineLoader {
-    fn load(&self, dir: &Path, config: &ModelConfig) -> Result<Arc<dyn Backend>, Error> {
-        let options = ballast_engine::OpenOptions {
+impl EngineLoader {
+    /// The engine options a model's config asks for.
+    pub fn options(&self, config: &ModelConfig) -> ballast_engine::OpenOptions {
+        ballast_engine::OpenOptions {
             backend: config.backend,
             threads: config.threads,
             concurrent_calls: config.instances,
             onnxruntime_library: self.onnxruntime_library.clone(),
             model_file: config.model_file.clone(),
             format: config.format,
-        };
-        ballast_engine::open_with(dir, &options).map_err(|e| Error::internal(e.to_string()))
+        }
+    }
+}
+
+impl Loader for EngineLoader {
+    fn load(&self, dir: &Path, config: &ModelConfig) -> Result<Arc<dyn Backend>, Error> {
+        ballast_engine::open_with(dir, &self.options(config))
+            .map_err(|e| Error::internal(e.to_string()))
     }
 }
 
@@ -99,9 +106,6 @@ type Failed = (String, Option<String>, u64, String);
 #[derive(Default)]
 struct State {
     loaded: HashMap<(String, u64), Loaded>,
-    /// Versions that failed to load: retried on the next registry change, or after
-    /// `load_retry`.
-    failed: HashMap<(String, u64), Failed>,
     generation: Option<u64>,
     /// Reconcile passes so far; a failure is not retried within its own pass.
     pass: u64,
@@ -118,8 +122,9 @@ pub struct Deployer {
     notify: Notify,
     state: tokio::sync::Mutex<State>,
     rollouts: Mutex<HashMap<i64, rollout::StepWindow>>,
-    /// (model, version) → why it did not load, for the rollout controller.
-    load_failures: Mutex<HashMap<(String, u64), String>>,
+    /// Versions that failed to load, read by the rollout controller too: retried on the next
+    /// registry change, or after `load_retry`.
+    failed: Mutex<HashMap<(String, u64), Failed>>,
     /// The newest event counted into metrics (`None` until the first pass, which starts at
     /// the end of the log: a restart does not recount history).
     events_seen: Mutex<Option<i64>>,
@@ -141,7 +146,7 @@ impl Deployer {
             notify: Notify::new(),
             state: tokio::sync::Mutex::new(State::default()),
             rollouts: Mutex::new(HashMap::new()),
-            load_failures: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
             events_seen: Mutex::new(None),
         }
     }
@@ -154,10 +159,10 @@ impl Deployer {
 
     /// Why `model` version `version` last failed to load, if it did.
     pub fn load_failure(&self, model: &str, version: u64) -> Option<String> {
-        self.load_failures
+        self.failed
             .lock()
             .get(&(model.to_string(), version))
-            .cloned()
+            .map(|f| f.3.clone())
     }
 
     /// Wakes the loop now (after a change made in this process).
@@ -234,7 +239,7 @@ impl Deployer {
                 .await?;
         }
         state.generation = Some(generation);
-        state.retry_at = (!state.failed.is_empty())
+        state.retry_at = (!self.failed.lock().is_empty())
             .then(|| tokio::time::Instant::now() + self.options.load_retry);
         Ok(true)
     }
@@ -361,8 +366,8 @@ impl Deployer {
         state
             .loaded
             .retain(|(m, v), _| m != model || wanted.contains(v));
-        state
-            .failed
+        self.failed
+            .lock()
             .retain(|(m, v), _| m != model || wanted.contains(v));
         Ok(())
     }
@@ -426,17 +431,18 @@ impl Deployer {
         {
             return Some(l.version.clone());
         }
-        if let Some((digest, config, failed_at, _)) = state.failed.get(&key)
-            && *digest == record.digest
-            && config.as_deref() == config_toml
-            && *failed_at == pass
+        let same_cause = |f: &Failed| f.0 == record.digest && f.1.as_deref() == config_toml;
+        if self
+            .failed
+            .lock()
+            .get(&key)
+            .is_some_and(|f| same_cause(f) && f.2 == pass)
         {
             return None;
         }
         match self.load(record, config_toml).await {
             Ok(mv) => {
-                state.failed.remove(&key);
-                self.load_failures.lock().remove(&key);
+                self.failed.lock().remove(&key);
                 state.loaded.insert(
                     key,
                     Loaded {
@@ -448,13 +454,7 @@ impl Deployer {
                 Some(mv)
             }
             Err(reason) => {
-                let already = state.failed.get(&key).is_some_and(|(d, c, _, r)| {
-                    *d == record.digest && c.as_deref() == config_toml && *r == reason
-                });
-                self.load_failures
-                    .lock()
-                    .insert(key.clone(), reason.clone());
-                state.failed.insert(
+                let previous = self.failed.lock().insert(
                     key,
                     (
                         record.digest.clone(),
@@ -463,6 +463,8 @@ impl Deployer {
                         reason.clone(),
                     ),
                 );
+                // One event per cause, however often the load is retried.
+                let already = previous.is_some_and(|f| same_cause(&f) && f.3 == reason);
                 metrics::counter!(ballast_serve::metrics::LOAD_FAILURES_TOTAL, "model" => record.model.clone())
                     .increment(1);
                 if !already {

@@ -58,6 +58,11 @@ impl RegistryError {
 
 pub type Result<T> = std::result::Result<T, RegistryError>;
 
+/// "model 'm' has no version v", the one wording for a missing version.
+pub fn no_version(model: &str, version: u64) -> RegistryError {
+    RegistryError::NotFound(format!("model '{model}' has no version {version}"))
+}
+
 /// The alias unversioned traffic goes to.
 pub const PRODUCTION: &str = "production";
 
@@ -423,9 +428,7 @@ impl Registry {
         self.store
             .get_version(&r.model, version)
             .await?
-            .ok_or_else(|| {
-                RegistryError::NotFound(format!("model '{}' has no version {version}", r.model))
-            })
+            .ok_or_else(|| no_version(&r.model, version))
     }
 
     /// Points `alias` at `version`, refusing versions the signature policy would not serve.
@@ -442,9 +445,7 @@ impl Registry {
             .store
             .get_version(model, version)
             .await?
-            .ok_or_else(|| {
-                RegistryError::NotFound(format!("model '{model}' has no version {version}"))
-            })?;
+            .ok_or_else(|| no_version(model, version))?;
         self.options.signatures.check(&v)?;
         let previous = self.store.get_alias(model, alias).await?.map(|a| a.version);
         let record = self
@@ -495,9 +496,10 @@ impl Registry {
                 return Err(RegistryError::Invalid(problems.join("; ")));
             }
             for v in p.candidates() {
-                self.store.get_version(model, v).await?.ok_or_else(|| {
-                    RegistryError::NotFound(format!("model '{model}' has no version {v}"))
-                })?;
+                self.store
+                    .get_version(model, v)
+                    .await?
+                    .ok_or_else(|| no_version(model, v))?;
             }
         }
         self.store.set_policy(model, policy).await?;
@@ -551,9 +553,7 @@ impl Registry {
             .store
             .get_version(model, candidate)
             .await?
-            .ok_or_else(|| {
-                RegistryError::NotFound(format!("model '{model}' has no version {candidate}"))
-            })?;
+            .ok_or_else(|| no_version(model, candidate))?;
         self.options.signatures.check(&v)?;
         let r = self
             .store

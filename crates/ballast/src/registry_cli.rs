@@ -253,27 +253,22 @@ fn check_loads(path: &Path, config: Option<&str>) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!(e.message))?,
         None => ballast_core::ModelConfig::default(),
     };
-    let staging;
-    let dir = if path.is_file() {
-        staging = tempfile::tempdir()?;
-        let name = path.file_name().context("the model file has no name")?;
-        std::fs::copy(path, staging.path().join(name))?;
-        staging.path().to_path_buf()
-    } else {
-        path.to_path_buf()
-    };
     let loader = ballast_deploy::EngineLoader {
         onnxruntime_library: None,
     };
-    ballast_deploy::Loader::load(&loader, &dir, &config)
-        .map(|_| ())
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{} does not load: {} (use --no-check to push anyway)",
-                path.display(),
-                e.message
-            )
-        })
+    let options = loader.options(&config);
+    let opened = if path.is_file() {
+        ballast_engine::open_file(path, config.backend, &options)
+    } else {
+        ballast_engine::open_with(path, &options)
+    };
+    opened.map(|_| ()).map_err(|e| {
+        anyhow::anyhow!(
+            "{} does not load: {} (use --no-check to push anyway)",
+            path.display(),
+            e
+        )
+    })
 }
 
 pub async fn model(args: &RegistryArgs, command: ModelCommand) -> anyhow::Result<()> {

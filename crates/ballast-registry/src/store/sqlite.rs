@@ -92,6 +92,24 @@ where
     Ok(())
 }
 
+/// NotFound unless `model` has `version`, inside a transaction.
+async fn require_version(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    model: &str,
+    version: u64,
+) -> Result<()> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM versions WHERE model = ?1 AND version = ?2")
+            .bind(model)
+            .bind(version as i64)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    found
+        .map(|_| ())
+        .ok_or_else(|| crate::no_version(model, version))
+}
+
 fn model_from(row: &SqliteRow) -> ModelRecord {
     ModelRecord {
         name: row.get("name"),
@@ -334,9 +352,7 @@ impl MetadataStore for SqliteStore {
         .await
         .map_err(db_err)?;
         if done.rows_affected() == 0 {
-            return Err(RegistryError::NotFound(format!(
-                "model '{model}' has no version {version}"
-            )));
+            return Err(crate::no_version(model, version));
         }
         bump(&mut *tx).await?;
         tx.commit().await.map_err(db_err)
@@ -352,18 +368,7 @@ impl MetadataStore for SqliteStore {
     ) -> Result<AliasRecord> {
         let now = now_ms();
         let mut tx = self.begin_immediate().await?;
-        let exists: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM versions WHERE model = ?1 AND version = ?2")
-                .bind(model)
-                .bind(version as i64)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        if exists.is_none() {
-            return Err(RegistryError::NotFound(format!(
-                "model '{model}' has no version {version}"
-            )));
-        }
+        require_version(&mut tx, model, version).await?;
         sqlx::query(
             "INSERT INTO aliases (model, alias, version, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(model, alias) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
@@ -578,19 +583,7 @@ impl MetadataStore for SqliteStore {
         let plan_json = serde_json::to_string(plan).map_err(|e| json_err("rollout plan", e))?;
         let mut tx = self.begin_immediate().await?;
         for v in [baseline, candidate] {
-            let found: Option<i64> = sqlx::query_scalar(
-                "SELECT version FROM versions WHERE model = ?1 AND version = ?2",
-            )
-            .bind(model)
-            .bind(v as i64)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            if found.is_none() {
-                return Err(RegistryError::NotFound(format!(
-                    "model '{model}' has no version {v}"
-                )));
-            }
+            require_version(&mut tx, model, v).await?;
         }
         let running: Option<i64> =
             sqlx::query_scalar("SELECT id FROM rollouts WHERE model = ?1 AND state = 'running'")
