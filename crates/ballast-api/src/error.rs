@@ -7,6 +7,8 @@ use http::{HeaderValue, StatusCode, header};
 
 /// Seconds a refused client should wait: one second is the smallest value `Retry-After` can say.
 pub const RETRY_AFTER_SECS: &str = "1";
+/// The same advice for gRPC clients (gRFC A6 retry pushback), in milliseconds.
+pub const RETRY_PUSHBACK_MS: &str = "1000";
 
 /// An error leaving the HTTP front end.
 #[derive(Debug)]
@@ -42,13 +44,19 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The gRPC status for an error; overload carries a `retry-after` trailer-metadata hint.
+/// The gRPC status for an error; overload carries `grpc-retry-pushback-ms` (what gRPC retry
+/// policies read) and `retry-after`.
 pub fn to_status(e: Error) -> tonic::Status {
     let mut status = tonic::Status::new(tonic::Code::from_i32(e.code.grpc_code()), e.message);
     if e.code == ErrorCode::ResourceExhausted {
-        status.metadata_mut().insert(
+        let md = status.metadata_mut();
+        md.insert(
             "retry-after",
             tonic::metadata::MetadataValue::from_static(RETRY_AFTER_SECS),
+        );
+        md.insert(
+            "grpc-retry-pushback-ms",
+            tonic::metadata::MetadataValue::from_static(RETRY_PUSHBACK_MS),
         );
     }
     status

@@ -12,6 +12,17 @@ use ballast_proto::inference::{
     ServerMetadataRequest, ServerMetadataResponse, ServerReadyRequest, ServerReadyResponse,
     model_metadata_response,
 };
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::sync::Arc;
+use std::task::Poll;
+
+use ballast_core::Error;
+use ballast_serve::context::PRIORITY_HEADER;
+use ballast_serve::entry::{self, Call, Decoded};
+use ballast_serve::{FrontDoor, Priority, Protocol, RequestContext};
+use futures::future::Either;
+use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
 use crate::codec::grpc::{decode_request, encode_response};
@@ -22,11 +33,72 @@ pub struct Inference {
     state: ApiState,
 }
 
-pub fn service(state: ApiState) -> GrpcInferenceServiceServer<Inference> {
+/// The full method path of `ModelInfer`, which the front door guards before decoding.
+pub const MODEL_INFER_PATH: &str = "/inference.GRPCInferenceService/ModelInfer";
+
+pub fn service(state: ApiState) -> FrontDoorService<GrpcInferenceServiceServer<Inference>> {
     let limit = state.config.max_request_bytes;
-    GrpcInferenceServiceServer::new(Inference { state })
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(usize::MAX)
+    let door = state.door.clone();
+    FrontDoorService {
+        inner: GrpcInferenceServiceServer::new(Inference { state })
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(usize::MAX),
+        door,
+    }
+}
+
+/// Refuses `ModelInfer` calls at the front door from their path and headers alone, before
+/// tonic reads or decodes the message: an overloaded server spends on a refusal only what
+/// HTTP/2 framing and one header lookup cost.
+#[derive(Clone)]
+pub struct FrontDoorService<S> {
+    inner: S,
+    door: Arc<FrontDoor>,
+}
+
+impl<S: NamedService> NamedService for FrontDoorService<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S> tower::Service<http::Request<tonic::body::Body>> for FrontDoorService<S>
+where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = Infallible,
+        >,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Self::Response, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        if req.uri().path() == MODEL_INFER_PATH {
+            let priority = req
+                .headers()
+                .get(PRIORITY_HEADER)
+                .map(|v| {
+                    v.to_str()
+                        .map_err(|_| {
+                            Error::invalid(format!("header {PRIORITY_HEADER} must be ASCII text"))
+                        })
+                        .and_then(|v| Priority::parse_name(v, &format!("header {PRIORITY_HEADER}")))
+                })
+                .transpose();
+            let refused = match priority {
+                Ok(p) => self.door.check(p.unwrap_or_default()).err(),
+                Err(e) => Some(e),
+            };
+            if let Some(e) = refused {
+                return Either::Left(ready(Ok(to_status(e).into_http())));
+            }
+        }
+        Either::Right(self.inner.call(req))
+    }
 }
 
 /// Parses the `grpc-timeout` header (`<digits><unit>`, units H M S m u n).
@@ -142,35 +214,51 @@ impl GrpcInferenceService for Inference {
         &self,
         req: Request<ModelInferRequest>,
     ) -> Result<Response<ModelInferResponse>, Status> {
-        let grpc_timeout = req
-            .metadata()
+        let (metadata, _, message) = req.into_parts();
+        let lookup = |name: &str| metadata.get(name).map(|v| v.as_bytes());
+        let mut ctx = RequestContext::from_headers(Protocol::Grpc, lookup).map_err(to_status)?;
+        if let Some(t) = metadata
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout);
-        let (metadata, _, message) = req.into_parts();
+            .and_then(parse_grpc_timeout)
+        {
+            ctx.tighten_deadline(t);
+        }
         let repo = self.state.repository().map_err(to_status)?;
-        let routed = repo
-            .route(
-                &message.model_name,
-                version_arg(&message.model_version),
-                |name| metadata.get(name).map(|v| v.as_bytes()),
-            )
-            .map_err(to_status)?;
-        let admission = routed.admit().map_err(to_status)?;
-        let mut decoded = match decode_request(message) {
-            Ok(d) => d,
-            Err(e) => return Err(to_status(routed.reject_admitted(admission, e))),
+        let (model, version) = (message.model_name.clone(), message.model_version.clone());
+        let rows = message
+            .inputs
+            .first()
+            .and_then(|i| i.shape.first())
+            .and_then(|&d| usize::try_from(d).ok())
+            // Only an estimate until decode checks it: a bogus shape must fail as bad input,
+            // not reserve the queue.
+            .filter(|&r| r <= 65_536);
+        // tonic has decoded the protobuf already; the tensors are converted after admission.
+        let decode = async move {
+            let d = decode_request(message)?;
+            Ok(Decoded {
+                request: d.request,
+                timeout: d.timeout,
+                priority: d.priority,
+                render: (),
+            })
         };
-        let timeout = match (decoded.timeout, grpc_timeout) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let call = Call {
+            model: &model,
+            version: version_arg(&version),
+            rows,
         };
-        decoded.request.deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-        let response = routed
-            .infer(admission, decoded.request)
+        let served = entry::serve(repo, &self.state.door, &mut ctx, call, lookup, decode)
             .await
             .map_err(to_status)?;
-        Ok(Response::new(encode_response(response)))
+        let mut response = Response::new(encode_response(served.response));
+        if let Ok(v) = tonic::metadata::MetadataValue::try_from(ctx.id.to_string()) {
+            response
+                .metadata_mut()
+                .insert(ballast_serve::context::REQUEST_ID_HEADER, v);
+        }
+        Ok(response)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod codec;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod listener;
 pub mod server;
 pub mod telemetry;
 

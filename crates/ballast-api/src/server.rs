@@ -6,9 +6,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ballast_core::Error;
-use ballast_serve::ModelRepository;
+use ballast_serve::overload::DEFAULT_FRONT_DOOR_TARGET;
+use ballast_serve::{FrontDoor, ModelRepository};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use crate::listener::{DEFAULT_MAX_CONNECTIONS, LimitedListener};
 
 /// 32 MiB: a 1,000-row batch of 4,096 FP64 features, with room for JSON's overhead.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
@@ -25,6 +28,11 @@ pub struct ApiConfig {
     /// Largest accepted request body (HTTP) or message (gRPC), enforced while streaming.
     pub max_request_bytes: usize,
     pub drain_grace: Duration,
+    /// Open connections per listener; more wait in the accept backlog.
+    pub max_connections: usize,
+    /// The event-loop lag past which default-priority requests are refused at the door
+    /// (`Duration::ZERO` turns the front door off).
+    pub front_door_target: Duration,
 }
 
 impl Default for ApiConfig {
@@ -34,6 +42,8 @@ impl Default for ApiConfig {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 8001)),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             drain_grace: DEFAULT_DRAIN_GRACE,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            front_door_target: DEFAULT_FRONT_DOOR_TARGET,
         }
     }
 }
@@ -43,6 +53,8 @@ impl Default for ApiConfig {
 pub struct ApiState {
     repository: Arc<OnceLock<Arc<ModelRepository>>>,
     pub config: Arc<ApiConfig>,
+    /// Sheds when the event loop itself is the bottleneck (both front ends share it).
+    pub door: Arc<FrontDoor>,
 }
 
 impl ApiState {
@@ -97,6 +109,7 @@ impl Server {
             grpc,
             state: ApiState {
                 repository: Arc::new(OnceLock::new()),
+                door: FrontDoor::new(config.front_door_target),
                 config: Arc::new(config),
             },
         })
@@ -124,12 +137,10 @@ impl Server {
 
         let router = crate::http::router(state.clone());
         let http_stop = shutdown.clone();
-        // Small responses must not wait for Nagle + delayed ACK (~40 ms).
-        let listener = axum::serve::ListenerExt::tap_io(self.http, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
+        let max_connections = state.config.max_connections;
+        let listener = LimitedListener::new(self.http, max_connections, "http");
+        let probe_stop = shutdown.clone();
+        tokio::spawn(state.door.clone().run_probe(probe_stop));
         let http = axum::serve(listener, router).with_graceful_shutdown(async move {
             http_stop.cancelled().await;
         });
@@ -141,7 +152,7 @@ impl Server {
             .add_service(health_service)
             .add_service(crate::grpc::service(state.clone()))
             .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
+                LimitedListener::new(self.grpc, max_connections, "grpc").into_incoming(),
                 async move {
                     grpc_stop.cancelled().await;
                 },

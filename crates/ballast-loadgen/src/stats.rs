@@ -284,6 +284,11 @@ impl Collector {
             } else {
                 0.0
             },
+            goodput_per_s: if duration_s > 0.0 {
+                self.ok.count_between(0, GOODPUT_SLO.as_micros() as u64) as f64 / duration_s
+            } else {
+                0.0
+            },
             latency_ok: Percentiles::from_histogram(&self.ok),
             latency_rejected: Percentiles::from_histogram(&self.rejected),
             first_error: recorder.first_error.get().cloned(),
@@ -362,6 +367,9 @@ impl Percentiles {
 
 /// The result of a run. Counts cover requests whose intended start lies in the measured period
 /// (after the warmup); `sent = ok + rejected + unavailable + timeouts + errors`.
+/// The latency within which a successful answer counts as goodput.
+pub const GOODPUT_SLO: Duration = Duration::from_millis(100);
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     /// `http` or `grpc`.
@@ -390,6 +398,9 @@ pub struct Report {
     pub client_dropped: u64,
     /// `ok / duration_s`.
     pub throughput_ok_per_s: f64,
+    /// Successful requests answered within [`GOODPUT_SLO`] of their intended send time, per
+    /// second: what overload benchmarks compare with capacity.
+    pub goodput_per_s: f64,
     /// Latency of successful requests.
     pub latency_ok: Percentiles,
     /// Latency of rejected requests.
@@ -428,7 +439,13 @@ impl fmt::Display for Report {
             self.errors,
             self.client_dropped
         )?;
-        writeln!(f, "throughput: {:.1} ok/s", self.throughput_ok_per_s)?;
+        writeln!(
+            f,
+            "throughput: {:.1} ok/s  goodput (ok within {} ms): {:.1}/s",
+            self.throughput_ok_per_s,
+            GOODPUT_SLO.as_millis(),
+            self.goodput_per_s
+        )?;
         writeln!(
             f,
             "{:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",

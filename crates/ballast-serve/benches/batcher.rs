@@ -1,11 +1,14 @@
-//! Scheduler hot paths: admission (one CAS per request) and forming batches from the queue.
+//! Scheduler hot paths: the front-door check, engine admission (predicted wait + the in-flight
+//! CAS), the per-batch service-time fit, and forming batches from the queue.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use ballast_core::{Tensor, TensorData};
+use ballast_serve::scheduler::admission::WaitGate;
 use ballast_serve::scheduler::batcher::{BatchState, Entry};
-use ballast_serve::scheduler::limiter::{ConcurrencyLimiter, LimiterConfig};
+use ballast_serve::scheduler::limiter::ConcurrencyLimiter;
+use ballast_serve::{FrontDoor, Priority};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tokio::time::Instant;
 
@@ -26,18 +29,31 @@ fn entry() -> Entry {
 }
 
 fn scheduler(c: &mut Criterion) {
-    let limiter = ConcurrencyLimiter::new(LimiterConfig {
-        target_queue_delay: Duration::from_millis(5),
-        min_limit: 128,
-        max_limit: 1024,
-        initial_limit: 256,
-    });
-    c.bench_function("admit_and_release", |b| {
+    let limiter = ConcurrencyLimiter::new(1024);
+    c.bench_function("in_flight_acquire_and_release", |b| {
         b.iter(|| black_box(limiter.try_acquire()).is_some())
     });
-    c.bench_function("record_queue_delay", |b| {
-        let now = Instant::now();
-        b.iter(|| limiter.record(black_box(Duration::from_micros(700)), now))
+    let door = FrontDoor::new(Duration::from_millis(5));
+    c.bench_function("front_door_check", |b| {
+        b.iter(|| door.check(black_box(Priority::Default)).is_ok())
+    });
+    let gate = WaitGate::new(64, 1, Duration::from_millis(5));
+    gate.service.observe(1, Duration::from_micros(10));
+    gate.service.observe(64, Duration::from_micros(60));
+    c.bench_function("wait_gate_admit_and_release", |b| {
+        b.iter(|| {
+            let ok = gate
+                .try_admit(black_box(Priority::Default), 1, None)
+                .is_ok();
+            gate.release(1);
+            ok
+        })
+    });
+    c.bench_function("service_model_observe", |b| {
+        b.iter(|| {
+            gate.service
+                .observe(black_box(64), Duration::from_micros(60))
+        })
     });
     c.bench_function("form_batch_of_64_from_256_queued", |b| {
         b.iter_batched(

@@ -4,18 +4,27 @@
 //! - [`model`]: one served model version — validation, admission, deadlines, output selection.
 //! - [`scheduler`]: per-version adaptive admission limit, bounded queue, dynamic batcher and the
 //!   dedicated engine threads.
+//! - [`context`]: [`RequestContext`] — id, trace, arrival, deadline, priority, route.
+//! - [`entry`]: the one request path every front end calls (front door → route → admit →
+//!   decode → deadline → infer).
+//! - [`overload`]: the front door, which sheds when the event loop itself lags.
 //! - [`metrics`]: every metric name, help text and bucket layout, in one place.
 //!
 //! Wire formats live in `ballast-api`; this crate never parses bytes off a socket.
 
+pub mod context;
+pub mod entry;
 pub mod metrics;
 pub mod model;
+pub mod overload;
 pub mod repository;
 pub mod request;
 pub mod scheduler;
 pub mod traffic;
 
+pub use context::{Priority, Protocol, RequestContext, RequestId};
 pub use model::{Admission, ModelVersion};
+pub use overload::FrontDoor;
 pub use repository::{ModelEntry, ModelRepository, ModelSpec, RepositoryOptions};
 pub use request::{InferRequest, InferResponse};
 pub use traffic::Routed;

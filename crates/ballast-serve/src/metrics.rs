@@ -5,6 +5,8 @@
 use ballast_core::ErrorCode;
 use metrics::{Counter, Gauge, Histogram, Unit};
 
+use crate::context::Priority;
+
 pub const REQUESTS_TOTAL: &str = "ballast_inference_requests_total";
 pub const REQUEST_DURATION: &str = "ballast_inference_request_duration_seconds";
 pub const QUEUE_DURATION: &str = "ballast_inference_queue_duration_seconds";
@@ -26,6 +28,11 @@ pub const ROLLOUT_STEP: &str = "ballast_rollout_step";
 pub const ROLLOUT_CANDIDATE_SHARE: &str = "ballast_rollout_candidate_percent";
 pub const REGISTRY_EVENTS_TOTAL: &str = "ballast_registry_events_total";
 pub const LOAD_FAILURES_TOTAL: &str = "ballast_model_load_failures_total";
+pub const FRONT_DOOR_REFUSED_TOTAL: &str = "ballast_front_door_refused_total";
+pub const FRONT_DOOR_LAG: &str = "ballast_front_door_lag_seconds";
+pub const ADMISSION_REFUSED_TOTAL: &str = "ballast_admission_refused_total";
+pub const CONNECTIONS: &str = "ballast_open_connections";
+pub const CONNECTIONS_REFUSED_TOTAL: &str = "ballast_connections_waiting_total";
 
 /// Latency buckets from 50 µs to 10 s: the fast end resolves tabular models, the slow end
 /// catches stalls.
@@ -70,7 +77,7 @@ pub fn describe() {
     metrics::describe_gauge!(IN_FLIGHT, "Requests admitted and not yet answered.");
     metrics::describe_gauge!(
         CONCURRENCY_LIMIT,
-        "Current adaptive limit on admitted requests per model version."
+        "Hard bound on requests admitted at once per model version (max_concurrency)."
     );
     metrics::describe_counter!(
         REJECTIONS_TOTAL,
@@ -87,7 +94,7 @@ pub fn describe() {
     );
     metrics::describe_counter!(
         SHADOW_REQUESTS_TOTAL,
-        "Requests mirrored to a shadow version and compared with the baseline's answer, by result (agree, disagree)."
+        "Requests mirrored to a shadow version, by result: agree or disagree with the baseline's answer, or dropped (not run for capacity)."
     );
     metrics::describe_gauge!(
         SHADOW_AGREEMENT,
@@ -119,6 +126,24 @@ pub fn describe() {
         "Registry and rollout decisions by kind (promoted, rolled_back, rollout_step, ...)."
     );
     metrics::describe_counter!(
+        FRONT_DOOR_REFUSED_TOTAL,
+        "Requests refused before they were routed because the event loop lagged past their priority's budget, by priority."
+    );
+    metrics::describe_gauge!(
+        FRONT_DOOR_LAG,
+        Unit::Seconds,
+        "Event-loop lag last measured by the front-door probe: what a request arriving now waits before it is read."
+    );
+    metrics::describe_counter!(
+        ADMISSION_REFUSED_TOTAL,
+        "Requests refused by a model's admission (queue budget, deadline, in-flight bound), by priority."
+    );
+    metrics::describe_gauge!(CONNECTIONS, "Open client connections, by protocol.");
+    metrics::describe_counter!(
+        CONNECTIONS_REFUSED_TOTAL,
+        "Times a listener reached max_connections and left new connections waiting in the accept backlog, by protocol."
+    );
+    metrics::describe_counter!(
         LOAD_FAILURES_TOTAL,
         "Model versions that failed to load or verify; the version that was serving kept serving."
     );
@@ -137,20 +162,64 @@ pub fn shadow_compared(model: &str, version: &str, agree: bool, summary: (f64, f
     metrics::gauge!(SHADOW_LATENCY_DELTA, &labels).set(summary.2);
 }
 
+/// Static per-priority handles for the process-wide front-door metrics.
+fn priority_counters(name: &'static str) -> [Counter; 4] {
+    Priority::ALL.map(|p| metrics::counter!(name, "priority" => p.as_str()))
+}
+
+/// One request refused at the front door.
+pub fn front_door_refused(p: Priority) {
+    static C: std::sync::OnceLock<[Counter; 4]> = std::sync::OnceLock::new();
+    C.get_or_init(|| priority_counters(FRONT_DOOR_REFUSED_TOTAL))[p.index()].increment(1);
+}
+
+/// One request refused by a model's admission.
+pub fn admission_refused(p: Priority) {
+    static C: std::sync::OnceLock<[Counter; 4]> = std::sync::OnceLock::new();
+    C.get_or_init(|| priority_counters(ADMISSION_REFUSED_TOTAL))[p.index()].increment(1);
+}
+
+/// The front-door probe's latest measurement.
+pub fn front_door_lag(lag: std::time::Duration) {
+    static G: std::sync::OnceLock<Gauge> = std::sync::OnceLock::new();
+    G.get_or_init(|| metrics::gauge!(FRONT_DOOR_LAG))
+        .set(lag.as_secs_f64());
+}
+
+/// Connection gauges and waits, by protocol.
+pub fn connection_gauge(protocol: &'static str) -> Gauge {
+    metrics::gauge!(CONNECTIONS, "protocol" => protocol)
+}
+
+pub fn connections_waiting(protocol: &'static str) -> Counter {
+    metrics::counter!(CONNECTIONS_REFUSED_TOTAL, "protocol" => protocol)
+}
+
+/// One mirrored request the server did not run for capacity.
+pub fn shadow_dropped(model: &str, version: &str) {
+    metrics::counter!(SHADOW_REQUESTS_TOTAL, "model" => model.to_string(), "version" => version.to_string(), "result" => "dropped").increment(1);
+}
+
 /// Why a request was refused before compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
     ConcurrencyLimit,
     QueueFull,
+    /// The predicted queue wait exceeded the priority's budget.
+    QueueBudget,
+    /// The request could not have finished before its deadline.
+    DeadlineUnmeetable,
     DeadlineExpired,
     Cancelled,
     Draining,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 5] = [
+    pub const ALL: [Rejection; 7] = [
         Rejection::ConcurrencyLimit,
         Rejection::QueueFull,
+        Rejection::QueueBudget,
+        Rejection::DeadlineUnmeetable,
         Rejection::DeadlineExpired,
         Rejection::Cancelled,
         Rejection::Draining,
@@ -159,6 +228,8 @@ impl Rejection {
         match self {
             Rejection::ConcurrencyLimit => "concurrency_limit",
             Rejection::QueueFull => "queue_full",
+            Rejection::QueueBudget => "queue_budget",
+            Rejection::DeadlineUnmeetable => "deadline_unmeetable",
             Rejection::DeadlineExpired => "deadline_expired",
             Rejection::Cancelled => "cancelled",
             Rejection::Draining => "draining",

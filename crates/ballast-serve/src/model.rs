@@ -10,11 +10,11 @@ use ballast_engine::Backend;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::context::Priority;
 use crate::metrics::{ModelMetrics, Rejection};
 use crate::request::{InferRequest, InferResponse};
-use crate::scheduler::Scheduler;
 use crate::scheduler::batcher::Entry;
-use crate::scheduler::limiter::Permit;
+use crate::scheduler::{Scheduler, Slot};
 
 pub struct ModelVersion {
     pub name: Arc<str>,
@@ -29,9 +29,10 @@ pub struct ModelVersion {
     metrics: ModelMetrics,
 }
 
-/// A request admitted past the concurrency limit; it holds the slot until dropped.
+/// A request admitted by the model's scheduler; it holds its slot (and its reserved rows in
+/// the queue estimate) until dropped.
 pub struct Admission {
-    _permit: Permit,
+    slot: Slot,
     started: Instant,
 }
 
@@ -93,8 +94,19 @@ impl ModelVersion {
         self.scheduler.queue_depth()
     }
 
-    /// Admission before any work: cheap, never waits. Refusals are counted here.
-    pub fn admit(&self) -> Result<Admission, Error> {
+    /// Seconds a request arriving now is predicted to wait in this version's queue.
+    pub fn predicted_wait(&self) -> f64 {
+        self.scheduler.gate().predicted_wait()
+    }
+
+    /// Admission before any work: cheap, never waits. `rows` when known (gRPC and in-process
+    /// callers), `left` the time to the request's deadline. Refusals are counted here.
+    pub fn admit(
+        &self,
+        priority: Priority,
+        rows: Option<usize>,
+        left: Option<std::time::Duration>,
+    ) -> Result<Admission, Error> {
         if self.draining.load(Ordering::Acquire) {
             self.metrics.rejected(Rejection::Draining);
             self.metrics.outcome(Some(ErrorCode::Unavailable));
@@ -103,12 +115,14 @@ impl ModelVersion {
                 self.name
             )));
         }
-        match self.scheduler.admit(&self.name) {
-            Ok(permit) => Ok(Admission {
-                _permit: permit,
+        let left = left.or(self.config.default_timeout);
+        match self.scheduler.admit(&self.name, priority, rows, left) {
+            Ok(slot) => Ok(Admission {
+                slot,
                 started: Instant::now(),
             }),
             Err(e) => {
+                crate::metrics::admission_refused(priority);
                 self.metrics.outcome(Some(e.code));
                 Err(e)
             }
@@ -130,8 +144,9 @@ impl ModelVersion {
         admission: Admission,
         request: InferRequest,
     ) -> Result<InferResponse, Error> {
+        let mut admission = admission;
         let started = admission.started;
-        let result = self.infer_inner(request).await;
+        let result = self.infer_inner(&mut admission.slot, request).await;
         drop(admission);
         self.metrics
             .request_duration
@@ -140,7 +155,11 @@ impl ModelVersion {
         result
     }
 
-    async fn infer_inner(&self, request: InferRequest) -> Result<InferResponse, Error> {
+    async fn infer_inner(
+        &self,
+        slot: &mut Slot,
+        request: InferRequest,
+    ) -> Result<InferResponse, Error> {
         let selected = self.select_outputs(&request.outputs)?;
         let inputs = validate_inputs(
             &self.name,
@@ -170,8 +189,10 @@ impl ModelVersion {
             1
         };
         let (tx, rx) = oneshot::channel();
-        self.scheduler.submit(
+        let submitted = self.scheduler.submit(
             &self.name,
+            slot,
+            request.priority,
             Entry {
                 inputs,
                 rows,
@@ -180,7 +201,13 @@ impl ModelVersion {
                 reply: tx,
                 span: tracing::Span::current(),
             },
-        )?;
+        );
+        if let Err(e) = submitted {
+            if e.code == ErrorCode::ResourceExhausted {
+                crate::metrics::admission_refused(request.priority);
+            }
+            return Err(e);
+        }
         let reply = match deadline {
             Some(d) => match tokio::time::timeout_at(d, rx).await {
                 Ok(r) => r,
@@ -242,8 +269,8 @@ impl ModelVersion {
         Ok(Some(indices))
     }
 
-    /// A request of one row of zeros (empty strings for BYTES) for warm-up.
-    pub fn warmup_request(&self) -> InferRequest {
+    /// A request of `rows` rows of zeros (empty strings for BYTES) for warm-up.
+    pub fn warmup_request(&self, rows: usize) -> InferRequest {
         let inputs = self
             .signature
             .inputs
@@ -252,7 +279,12 @@ impl ModelVersion {
                 let shape: Vec<usize> = spec
                     .shape
                     .iter()
-                    .map(|&d| if d < 0 { 1 } else { d as usize })
+                    .enumerate()
+                    .map(|(i, &d)| match (i, d < 0) {
+                        (0, true) if self.config.max_batch_size > 0 => rows.max(1),
+                        (_, true) => 1,
+                        _ => d as usize,
+                    })
                     .collect();
                 let n: usize = shape.iter().product();
                 let data = match spec.dtype {

@@ -16,6 +16,7 @@ use ballast_core::{Error, ErrorCode, ModelConfig};
 use ballast_engine::Backend;
 use parking_lot::Mutex;
 
+use crate::context::Priority;
 use crate::model::ModelVersion;
 use crate::traffic::{ActiveTraffic, Routed};
 
@@ -152,8 +153,8 @@ impl ModelRepository {
             self.draining.clone(),
         )?;
         if warm {
-            let admission = mv.admit()?;
-            mv.infer(admission, mv.warmup_request())
+            let admission = mv.admit(Priority::Critical, Some(1), None)?;
+            mv.infer(admission, mv.warmup_request(1))
                 .await
                 .map_err(|e| {
                     Error::new(
@@ -164,6 +165,19 @@ impl ModelRepository {
                         ),
                     )
                 })?;
+            // A full batch too, so admission's service-time model knows per-call and per-row
+            // costs apart before the first burst. Not fatal: a model that cannot batch fails
+            // its batches at run time with a clear error either way.
+            let full = mv.config.max_batch_size;
+            if full > 1 {
+                let batched = match mv.admit(Priority::Critical, Some(full), None) {
+                    Ok(admission) => mv.infer(admission, mv.warmup_request(full)).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = batched {
+                    tracing::warn!(model = %spec.name, version = spec.version, error = %e.message, "warm-up with a full batch failed");
+                }
+            }
         }
         tracing::info!(
             model = %spec.name,

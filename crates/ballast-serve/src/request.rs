@@ -5,6 +5,8 @@ use std::time::Duration;
 use ballast_core::Tensor;
 use tokio::time::Instant;
 
+use crate::context::Priority;
+
 /// One inference request, already decoded from its wire format.
 #[derive(Debug, Default)]
 pub struct InferRequest {
@@ -15,6 +17,8 @@ pub struct InferRequest {
     pub outputs: Vec<String>,
     /// No inference starts after this instant; the caller gets DEADLINE_EXCEEDED instead.
     pub deadline: Option<Instant>,
+    /// Decides who is refused first under overload.
+    pub priority: Priority,
 }
 
 /// Where the time went for one request.

@@ -15,6 +15,7 @@ use ballast_core::{Error, ErrorCode, Tensor, TensorData};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+use crate::context::Priority;
 use crate::model::{Admission, ModelVersion};
 use crate::request::{InferRequest, InferResponse};
 
@@ -142,6 +143,7 @@ struct Comparison {
     compared: u64,
     agreed: u64,
     failed: u64,
+    dropped: u64,
     abs_diff_sum: f64,
     elements: u64,
     latency_delta_sum: f64,
@@ -153,6 +155,9 @@ pub struct ShadowSnapshot {
     pub agreed: u64,
     /// Shadow requests the candidate failed.
     pub failed: u64,
+    /// Shadow requests the server did not run for capacity (refused below sheddable traffic,
+    /// or out of time): not the candidate's fault, never judged as its errors.
+    pub dropped: u64,
     pub abs_diff_sum: f64,
     pub elements: u64,
     /// Sum over compared requests of candidate minus baseline latency, seconds.
@@ -165,6 +170,7 @@ impl ShadowSnapshot {
             compared: self.compared.saturating_sub(e.compared),
             agreed: self.agreed.saturating_sub(e.agreed),
             failed: self.failed.saturating_sub(e.failed),
+            dropped: self.dropped.saturating_sub(e.dropped),
             abs_diff_sum: self.abs_diff_sum - e.abs_diff_sum,
             elements: self.elements.saturating_sub(e.elements),
             latency_delta_sum: self.latency_delta_sum - e.latency_delta_sum,
@@ -219,6 +225,7 @@ impl RolloutStats {
                 compared: c.compared,
                 agreed: c.agreed,
                 failed: c.failed,
+                dropped: c.dropped,
                 abs_diff_sum: c.abs_diff_sum,
                 elements: c.elements,
                 latency_delta_sum: c.latency_delta_sum,
@@ -316,10 +323,25 @@ impl Routed {
     }
 
     /// Admission on the chosen version; a refusal counts against its arm.
-    pub fn admit(&self) -> Result<Admission, Error> {
-        self.version.admit().inspect_err(|e| {
+    pub fn admit(
+        &self,
+        priority: Priority,
+        rows: Option<usize>,
+        left: Option<Duration>,
+    ) -> Result<Admission, Error> {
+        self.version.admit(priority, rows, left).inspect_err(|e| {
             self.record(Duration::ZERO, Some(e.code));
         })
+    }
+
+    /// The arm this request was sent to, under a traffic policy.
+    pub fn arm(&self) -> Option<Arm> {
+        self.arm.as_ref().map(|(_, a)| *a)
+    }
+
+    /// True when the request will also be mirrored to a shadow candidate.
+    pub fn shadowed(&self) -> bool {
+        self.shadow.is_some()
     }
 
     /// Records a request that failed between admission and inference (a body that did not
@@ -340,6 +362,8 @@ impl Routed {
             inputs: request.inputs.clone(),
             outputs: request.outputs.clone(),
             deadline: request.deadline,
+            // Mirrored work runs below everything a client sent.
+            priority: Priority::Shadow,
         });
         let started = Instant::now();
         let result = self.version.infer(admission, request).await;
@@ -365,11 +389,24 @@ async fn shadow(
     primary_elapsed: Duration,
 ) {
     let started = Instant::now();
-    let result = match target.admit() {
+    let rows = request.inputs.first().map(Tensor::rows);
+    let result = match target.admit(Priority::Shadow, rows, None) {
         Ok(admission) => target.infer(admission, request).await,
         Err(e) => Err(e),
     };
     let elapsed = started.elapsed();
+    // Refused for capacity or out of time: the server's doing, not the candidate's.
+    let dropped = result.as_ref().err().is_some_and(|e| {
+        matches!(
+            e.code,
+            ErrorCode::ResourceExhausted | ErrorCode::DeadlineExceeded | ErrorCode::Unavailable
+        )
+    });
+    if dropped {
+        stats.shadow.lock().dropped += 1;
+        crate::metrics::shadow_dropped(&target.name, &target.version_label);
+        return;
+    }
     stats
         .candidate
         .record(elapsed, result.as_ref().err().map(|e| e.code));

@@ -118,6 +118,13 @@ pub struct ServeArgs {
     /// Seconds to let in-flight requests finish after SIGTERM.
     #[arg(long)]
     pub drain_grace_secs: Option<f64>,
+    /// Open connections per listener (HTTP, gRPC); more wait in the accept backlog [default: 2048].
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Event-loop lag (ms) past which default-priority requests are refused at the door before
+    /// they are routed (sheddable at half, critical at 4x); 0 turns it off [default: 5].
+    #[arg(long)]
+    pub front_door_target_ms: Option<f64>,
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
     /// Default log filter when RUST_LOG is unset (e.g. info, debug, ballast_serve=debug).

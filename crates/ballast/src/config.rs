@@ -5,7 +5,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ballast_api::listener::DEFAULT_MAX_CONNECTIONS;
 use ballast_api::server::{DEFAULT_DRAIN_GRACE, DEFAULT_MAX_REQUEST_BYTES};
+use ballast_serve::overload::DEFAULT_FRONT_DOOR_TARGET;
 use figment2::Figment;
 use figment2::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -39,6 +41,8 @@ struct Raw {
     grpc_port: u16,
     max_request_bytes: usize,
     drain_grace_secs: f64,
+    max_connections: usize,
+    front_door_target_ms: f64,
     log_format: LogFormat,
     log_level: String,
     onnxruntime_library: Option<PathBuf>,
@@ -59,6 +63,8 @@ impl Default for Raw {
             grpc_port: DEFAULT_GRPC_PORT,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             drain_grace_secs: DEFAULT_DRAIN_GRACE.as_secs_f64(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            front_door_target_ms: DEFAULT_FRONT_DOOR_TARGET.as_secs_f64() * 1e3,
             log_format: LogFormat::Text,
             log_level: "info".into(),
             onnxruntime_library: None,
@@ -88,6 +94,10 @@ struct Flags<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     drain_grace_secs: &'a Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    max_connections: &'a Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    front_door_target_ms: &'a Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     log_format: &'a Option<LogFormat>,
     #[serde(skip_serializing_if = "Option::is_none")]
     log_level: &'a Option<String>,
@@ -114,6 +124,8 @@ const ENV_KEYS: &[&str] = &[
     "grpc_port",
     "max_request_bytes",
     "drain_grace_secs",
+    "max_connections",
+    "front_door_target_ms",
     "log_format",
     "log_level",
     "onnxruntime_library",
@@ -130,6 +142,8 @@ pub struct ServeSettings {
     pub grpc_addr: SocketAddr,
     pub max_request_bytes: usize,
     pub drain_grace: Duration,
+    pub max_connections: usize,
+    pub front_door_target: Duration,
     pub log_format: LogFormat,
     pub log_level: String,
     /// The ONNX Runtime shared library; `None` searches the well-known places.
@@ -163,6 +177,8 @@ impl ServeSettings {
                 grpc_port: &args.grpc_port,
                 max_request_bytes: &args.max_request_bytes,
                 drain_grace_secs: &args.drain_grace_secs,
+                max_connections: &args.max_connections,
+                front_door_target_ms: &args.front_door_target_ms,
                 log_format: &args.log_format,
                 log_level: &args.log_level,
                 onnxruntime_library: &args.onnxruntime_library,
@@ -235,6 +251,17 @@ impl ServeSettings {
                 raw.drain_grace_secs
             ));
         }
+        if raw.max_connections == 0 {
+            problems.push("  max_connections: must be at least 1".to_string());
+        }
+        if !(raw.front_door_target_ms.is_finite()
+            && (0.0..=60_000.0).contains(&raw.front_door_target_ms))
+        {
+            problems.push(format!(
+                "  front_door_target_ms: must be within 0..=60000 (0 turns the front door off), got {}",
+                raw.front_door_target_ms
+            ));
+        }
         if let Some(lib) = &raw.onnxruntime_library
             && !lib.is_file()
         {
@@ -262,6 +289,8 @@ impl ServeSettings {
                 grpc_addr: SocketAddr::new(host, raw.grpc_port),
                 max_request_bytes: raw.max_request_bytes,
                 drain_grace: Duration::from_secs_f64(raw.drain_grace_secs),
+                max_connections: raw.max_connections,
+                front_door_target: Duration::from_secs_f64(raw.front_door_target_ms / 1e3),
                 log_format: raw.log_format,
                 log_level: raw.log_level,
                 onnxruntime_library: raw.onnxruntime_library,

@@ -20,6 +20,8 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
         grpc_addr: settings.grpc_addr,
         max_request_bytes: settings.max_request_bytes,
         drain_grace: settings.drain_grace,
+        max_connections: settings.max_connections,
+        front_door_target: settings.front_door_target,
     })
     .await
     .with_context(|| {

@@ -10,10 +10,10 @@ use ballast_proto::inference::{
     InferParameter, InferTensorContents, ModelInferRequest, ModelInferResponse, infer_parameter,
     model_infer_response,
 };
-use ballast_serve::{InferRequest, InferResponse};
+use ballast_serve::{InferRequest, InferResponse, Priority};
 
 use super::http::request_shape;
-use super::{TIMEOUT_PARAMETER, timeout_from_micros};
+use super::{PRIORITY_PARAMETER, TIMEOUT_PARAMETER, timeout_from_micros};
 
 /// A decoded gRPC inference request.
 #[derive(Debug)]
@@ -22,6 +22,7 @@ pub struct DecodedRequest {
     pub version: String,
     pub request: InferRequest,
     pub timeout: Option<Duration>,
+    pub priority: Option<Priority>,
 }
 
 fn contents_fields(c: &InferTensorContents) -> Vec<&'static str> {
@@ -115,6 +116,19 @@ pub fn decode_request(req: ModelInferRequest) -> Result<DecodedRequest, Error> {
                 .and_then(|us| timeout_from_micros(us, "parameters.timeout"))
         })
         .transpose()?;
+    let priority = req
+        .parameters
+        .get(PRIORITY_PARAMETER)
+        .map(|p| {
+            let field = "parameters.priority";
+            match &p.parameter_choice {
+                Some(infer_parameter::ParameterChoice::StringParam(s)) => {
+                    Priority::parse_name(s, field)
+                }
+                _ => param_i64(p, field).and_then(|level| Priority::from_level(level, field)),
+            }
+        })
+        .transpose()?;
     let raw = req.raw_input_contents;
     if !raw.is_empty() && raw.len() != req.inputs.len() {
         return Err(Error::invalid(format!(
@@ -164,9 +178,10 @@ pub fn decode_request(req: ModelInferRequest) -> Result<DecodedRequest, Error> {
             id: (!req.id.is_empty()).then_some(req.id),
             inputs,
             outputs: req.outputs.into_iter().map(|o| o.name).collect(),
-            deadline: None,
+            ..InferRequest::default()
         },
         timeout,
+        priority,
     })
 }
 

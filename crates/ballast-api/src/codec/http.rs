@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use ballast_core::tensor::{element_count, fmt_shape};
 use ballast_core::{DataType, Error, ErrorCode, Tensor, TensorData};
-use ballast_serve::{InferRequest, InferResponse};
+use ballast_serve::{InferRequest, InferResponse, Priority};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{TIMEOUT_PARAMETER, timeout_from_micros};
+use super::{PRIORITY_PARAMETER, TIMEOUT_PARAMETER, timeout_from_micros};
 
 /// The HTTP header naming the length of the JSON part of a binary-extension body.
 pub const HEADER_CONTENT_LENGTH: &str = "inference-header-content-length";
@@ -27,6 +27,8 @@ pub struct DecodedRequest {
     pub request: InferRequest,
     /// From the `timeout` parameter (microseconds).
     pub timeout: Option<Duration>,
+    /// From the `priority` parameter.
+    pub priority: Option<Priority>,
     pub format: OutputFormat,
 }
 
@@ -186,6 +188,24 @@ fn bool_param(
     }
 }
 
+fn priority_param(params: &Option<Map<String, Value>>) -> Result<Option<Priority>, Error> {
+    let field = "parameters.priority";
+    match params.as_ref().and_then(|p| p.get(PRIORITY_PARAMETER)) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(level) => Priority::from_level(level, field).map(Some),
+            None => Err(Error::invalid(format!(
+                "{field} must be an integer level or a class name, got {n}"
+            ))),
+        },
+        Some(Value::String(s)) => Priority::parse_name(s, field).map(Some),
+        Some(other) => Err(Error::invalid(format!(
+            "{field} must be an integer level or one of {}, got {other}",
+            Priority::CLIENT_NAMES
+        ))),
+    }
+}
+
 fn int_param(
     params: &Option<Map<String, Value>>,
     key: &str,
@@ -332,6 +352,7 @@ pub fn decode_request(body: &[u8], header_len: Option<usize>) -> Result<DecodedR
     let timeout = int_param(&parsed.parameters, TIMEOUT_PARAMETER, "parameters")?
         .map(|us| timeout_from_micros(us, "parameters.timeout"))
         .transpose()?;
+    let priority = priority_param(&parsed.parameters)?;
     let default_binary =
         bool_param(&parsed.parameters, "binary_data_output", "parameters")?.unwrap_or(false);
 
@@ -427,9 +448,10 @@ pub fn decode_request(body: &[u8], header_len: Option<usize>) -> Result<DecodedR
             id: parsed.id,
             inputs,
             outputs,
-            deadline: None,
+            ..InferRequest::default()
         },
         timeout,
+        priority,
         format: OutputFormat {
             default_binary,
             per_output,

@@ -19,3 +19,7 @@ pub fn timeout_from_micros(value: i64, field: &str) -> Result<Duration, ballast_
     }
     Ok(Duration::from_micros(value as u64))
 }
+
+/// The OIP request parameter that carries a priority: Triton's integer level (1 highest) or a
+/// class name (`critical`, `default`, `sheddable`).
+pub const PRIORITY_PARAMETER: &str = "priority";

@@ -1,7 +1,6 @@
-//! `POST /v2/models/{m}[/versions/{v}]/infer`: admission first (before the body is read), then
-//! a size-limited streaming read, decode, deadline, and the shared serving path.
-
-use std::time::Duration;
+//! `POST /v2/models/{m}[/versions/{v}]/infer`: the context from the headers, then the shared
+//! entry ([`ballast_serve::entry::serve`]) with a decoder that reads the body only after
+//! admission (size-limited while streaming) and decodes it; the answer echoes `x-request-id`.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -11,8 +10,11 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, header};
 use http_body_util::{BodyExt, Limited};
 
-use super::TIMEOUT_HEADER;
-use crate::codec::http::{HEADER_CONTENT_LENGTH, decode_request, encode_response};
+use ballast_serve::context::REQUEST_ID_HEADER;
+use ballast_serve::entry::{self, Call, Decoded};
+use ballast_serve::{InferResponse, Protocol, RequestContext};
+
+use crate::codec::http::{HEADER_CONTENT_LENGTH, OutputFormat, decode_request, encode_response};
 use crate::error::ApiError;
 use crate::server::ApiState;
 
@@ -25,9 +27,7 @@ pub async fn infer(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(state, model, None, headers, body)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    handle(state, model, None, headers, body).await
 }
 
 pub async fn infer_version(
@@ -36,9 +36,7 @@ pub async fn infer_version(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(state, model, Some(version), headers, body)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    handle(state, model, Some(version), headers, body).await
 }
 
 fn header_usize(headers: &HeaderMap, name: &str) -> Result<Option<usize>, Error> {
@@ -86,38 +84,60 @@ async fn handle(
     version: Option<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    let repo = state.repository()?;
-    let routed = repo.route(&model, version.as_deref(), |name| {
-        headers.get(name).map(|v| v.as_bytes())
-    })?;
-    let admission = routed.admit()?;
-    let decoded = async {
-        let header_len = header_usize(&headers, HEADER_CONTENT_LENGTH)?;
-        let header_timeout =
-            header_usize(&headers, TIMEOUT_HEADER)?.map(|ms| Duration::from_millis(ms as u64));
-        let bytes = read_body(body, &headers, state.config.max_request_bytes).await?;
-        let mut decoded = if bytes.len() > INLINE_DECODE_LIMIT {
-            tokio::task::spawn_blocking(move || decode_request(&bytes, header_len))
-                .await
-                .map_err(|e| Error::internal(format!("decoder thread failed: {e}")))??
-        } else {
-            decode_request(&bytes, header_len)?
-        };
-        let timeout = match (decoded.timeout, header_timeout) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        decoded.request.deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-        Ok::<_, Error>(decoded)
-    }
-    .await;
-    let decoded = match decoded {
-        Ok(d) => d,
-        Err(e) => return Err(routed.reject_admitted(admission, e).into()),
+) -> Response {
+    let lookup = |name: &str| headers.get(name).map(HeaderValue::as_bytes);
+    let mut ctx = match RequestContext::from_headers(Protocol::Http, lookup) {
+        Ok(ctx) => ctx,
+        Err(e) => return ApiError(e).into_response(),
     };
-    let response = routed.infer(admission, decoded.request).await?;
-    let encoded = encode_response(&response, &decoded.format)?;
+    let result = match state.repository() {
+        Ok(repo) => {
+            let decode = decode(&state, &headers, body);
+            let call = Call {
+                model: &model,
+                version: version.as_deref(),
+                rows: None,
+            };
+            entry::serve(repo, &state.door, &mut ctx, call, lookup, decode).await
+        }
+        Err(e) => Err(e),
+    };
+    let mut response = match result {
+        Ok(served) => render(&served.response, &served.render),
+        Err(e) => Err(ApiError(e)),
+    }
+    .unwrap_or_else(IntoResponse::into_response);
+    if let Ok(v) = HeaderValue::from_str(&ctx.id.to_string()) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    response
+}
+
+/// Reads and decodes the body: the step the shared entry runs only after admission.
+async fn decode(
+    state: &ApiState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Decoded<OutputFormat>, Error> {
+    let header_len = header_usize(headers, HEADER_CONTENT_LENGTH)?;
+    let bytes = read_body(body, headers, state.config.max_request_bytes).await?;
+    let decoded = if bytes.len() > INLINE_DECODE_LIMIT {
+        tokio::task::spawn_blocking(move || decode_request(&bytes, header_len))
+            .await
+            .map_err(|e| Error::internal(format!("decoder thread failed: {e}")))??
+    } else {
+        decode_request(&bytes, header_len)?
+    };
+    Ok(Decoded {
+        request: decoded.request,
+        timeout: decoded.timeout,
+        priority: decoded.priority,
+        render: decoded.format,
+    })
+}
+
+fn render(response: &InferResponse, format: &OutputFormat) -> Result<Response, ApiError> {
+    let encoded = encode_response(response, format)?;
     let mut out = Response::new(Body::from(encoded.body));
     let h = out.headers_mut();
     match encoded.header_len {

@@ -9,19 +9,12 @@ pub mod metrics;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::server::ApiState;
 
-/// The header carrying a request id, generated when the client sends none.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
-/// A per-request timeout in milliseconds, for clients that cannot set the OIP `timeout`
-/// parameter (e.g. load balancers).
-pub const TIMEOUT_HEADER: &str = "x-ballast-timeout-ms";
+pub use ballast_serve::context::{PRIORITY_HEADER, REQUEST_ID_HEADER, TIMEOUT_HEADER};
 
 pub fn router(state: ApiState) -> Router {
-    let request_id = http::HeaderName::from_static(REQUEST_ID_HEADER);
     Router::new()
         .route("/v2", get(metadata::server_metadata))
         .route("/v2/health/live", get(health::live))
@@ -33,24 +26,26 @@ pub fn router(state: ApiState) -> Router {
         .route("/v2/models/{model}/ready", get(health::model_ready))
         .route("/v2/models/{model}/config", get(metadata::model_config))
         .route("/v2/models/{model}/infer", post(infer::infer))
-        .route("/v2/models/{model}/versions/{version}", get(metadata::model_version_metadata))
-        .route("/v2/models/{model}/versions/{version}/ready", get(health::model_version_ready))
-        .route("/v2/models/{model}/versions/{version}/config", get(metadata::model_version_config))
-        .route("/v2/models/{model}/versions/{version}/infer", post(infer::infer_version))
+        .route(
+            "/v2/models/{model}/versions/{version}",
+            get(metadata::model_version_metadata),
+        )
+        .route(
+            "/v2/models/{model}/versions/{version}/ready",
+            get(health::model_version_ready),
+        )
+        .route(
+            "/v2/models/{model}/versions/{version}/config",
+            get(metadata::model_version_config),
+        )
+        .route(
+            "/v2/models/{model}/versions/{version}/infer",
+            post(infer::infer_version),
+        )
         .fallback(metadata::not_found)
         // The infer handlers enforce their own limit while streaming, with a clear message.
+        // No per-request tracing layer or UUID: under overload every refusal paid for them.
+        // The request id and the failure log live in the shared entry instead.
         .layer(DefaultBodyLimit::disable())
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &http::Request<axum::body::Body>| {
-                let id = req
-                    .headers()
-                    .get(REQUEST_ID_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
-            }),
-        )
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
 }

@@ -53,6 +53,7 @@ pub fn api_config() -> ApiConfig {
         grpc_addr: "127.0.0.1:0".parse().expect("addr"),
         max_request_bytes: 256 * 1024,
         drain_grace: Duration::from_secs(5),
+        ..ApiConfig::default()
     }
 }
 

@@ -202,6 +202,7 @@ pub async fn start(dir: tempfile::TempDir) -> Stack {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         max_request_bytes: 1 << 20,
         drain_grace: Duration::from_secs(5),
+        ..ApiConfig::default()
     };
     let server = Server::bind(api).await.unwrap();
     let token = CancellationToken::new();

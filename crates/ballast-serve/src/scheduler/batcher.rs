@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::metrics::{ModelMetrics, Rejection};
 use crate::request::Timing;
+use crate::scheduler::admission::WaitGate;
 
 /// What a worker sends back for one entry.
 pub type Reply = Result<(Vec<Tensor>, Timing), Error>;
@@ -100,15 +101,18 @@ impl BatchState {
         self.max_batch_size == 0 || self.queued_rows >= self.max_batch_size
     }
 
-    /// Removes and returns dead entries: callers that went away, and expired deadlines.
-    pub fn remove_dead(&mut self, now: Instant) -> (Vec<Entry>, usize) {
+    /// Removes and returns dead entries: callers that went away (counted, with their rows),
+    /// and expired deadlines.
+    pub fn remove_dead(&mut self, now: Instant) -> (Vec<Entry>, usize, usize) {
         let mut expired = Vec::new();
         let mut cancelled = 0;
+        let mut cancelled_rows = 0;
         let mut kept = VecDeque::with_capacity(self.queue.len());
         for e in self.queue.drain(..) {
             if e.reply.is_closed() {
                 self.queued_rows -= e.rows;
                 cancelled += 1;
+                cancelled_rows += e.rows;
             } else if e.expired(now) {
                 self.queued_rows -= e.rows;
                 expired.push(e);
@@ -117,7 +121,7 @@ impl BatchState {
             }
         }
         self.queue = kept;
-        (expired, cancelled)
+        (expired, cancelled, cancelled_rows)
     }
 
     /// Takes the next batch: the head of the queue plus, in FIFO order, every later entry with
@@ -163,6 +167,8 @@ pub struct BatcherTask {
     pub jobs: crossbeam_channel::Sender<Job>,
     /// Entries submitted and not yet handed to a worker or dropped.
     pub queued: Arc<AtomicUsize>,
+    /// Rows are released from the admission estimate when they leave the queue.
+    pub gate: Arc<WaitGate>,
     pub metrics: ModelMetrics,
 }
 
@@ -178,7 +184,9 @@ impl BatcherTask {
     }
 
     fn drop_dead(&mut self) {
-        let (expired, cancelled) = self.state.remove_dead(Instant::now());
+        let (expired, cancelled, cancelled_rows) = self.state.remove_dead(Instant::now());
+        self.gate
+            .release(cancelled_rows + expired.iter().map(|e| e.rows).sum::<usize>());
         for e in expired {
             self.metrics.rejected(Rejection::DeadlineExpired);
             let err = e.deadline_error();
@@ -231,6 +239,7 @@ impl BatcherTask {
                 continue;
             }
             self.queued.fetch_sub(entries.len(), Ordering::AcqRel);
+            self.gate.release(entries.iter().map(|e| e.rows).sum());
             self.metrics
                 .queue_depth
                 .set(self.queued.load(Ordering::Acquire) as f64);
@@ -326,8 +335,9 @@ mod tests {
         s.push(a);
         s.push(b);
         s.push(c);
-        let (expired, cancelled) = s.remove_dead(Instant::now() + Duration::from_millis(1));
-        assert_eq!(cancelled, 1);
+        let (expired, cancelled, cancelled_rows) =
+            s.remove_dead(Instant::now() + Duration::from_millis(1));
+        assert_eq!((cancelled, cancelled_rows), (1, 1));
         assert_eq!(expired.len(), 1);
         for e in expired {
             let err = e.deadline_error();

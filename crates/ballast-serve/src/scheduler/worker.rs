@@ -9,15 +9,15 @@ use ballast_core::{Error, ErrorCode, Tensor, TensorData};
 use ballast_engine::Backend;
 use tokio::time::Instant;
 
+use super::admission::WaitGate;
 use super::batcher::{Entry, Job};
-use super::limiter::ConcurrencyLimiter;
 use crate::metrics::{ModelMetrics, Rejection};
 use crate::request::Timing;
 
 pub struct Worker {
     pub backend: Arc<dyn Backend>,
     pub jobs: crossbeam_channel::Receiver<Job>,
-    pub limiter: Arc<ConcurrencyLimiter>,
+    pub gate: Arc<WaitGate>,
     pub metrics: ModelMetrics,
     pub model: Arc<str>,
 }
@@ -42,9 +42,6 @@ impl Worker {
             } else {
                 let waited = start.saturating_duration_since(e.enqueued);
                 self.metrics.queue_duration.record(waited.as_secs_f64());
-                if let Some(limit) = self.limiter.record(waited, start) {
-                    self.metrics.concurrency_limit.set(limit as f64);
-                }
                 live.push(e);
             }
         }
@@ -56,6 +53,7 @@ impl Worker {
         let (inputs, owners) = concat(&mut live);
         let computed = catch_unwind(AssertUnwindSafe(|| self.backend.infer(inputs)));
         let compute = start.elapsed();
+        self.gate.service.observe(rows, compute);
         self.metrics.compute_duration.record(compute.as_secs_f64());
         self.metrics.batch_size.record(rows as f64);
         drop(job.slot);

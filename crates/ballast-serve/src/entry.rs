@@ -1,0 +1,150 @@
+//! The one request path. Every front end (HTTP, gRPC, and whatever comes next) calls [`serve`]
+//! with a [`RequestContext`] built from its headers and a future that decodes its body, so none
+//! can skip or reorder a step:
+//!
+//! ```text
+//! front door (event-loop lag vs priority budget) → route (version, alias, traffic arm)
+//!   → admit (predicted queue wait vs budget and deadline; before the body is read)
+//!   → decode (the front end's future) → merge id / timeout / priority from the body
+//!   → validate, queue, batch, infer → account (per-arm stats, metrics, failure log)
+//! ```
+//!
+//! Everything after routing reads the context; later parts (monitoring, prediction logs,
+//! tenants, cost) hang off the same context rather than off a front end.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ballast_core::{Error, ErrorCode};
+
+use crate::context::{Priority, RequestContext, RequestId, RouteTaken};
+use crate::overload::FrontDoor;
+use crate::repository::ModelRepository;
+use crate::request::{InferRequest, InferResponse};
+
+/// What a front end's decoder produces.
+pub struct Decoded<T> {
+    pub request: InferRequest,
+    /// The OIP `timeout` parameter, counted from arrival.
+    pub timeout: Option<Duration>,
+    /// The OIP `priority` parameter.
+    pub priority: Option<Priority>,
+    /// Whatever the front end needs to render the answer (its output format).
+    pub render: T,
+}
+
+/// Which model a request names, as the front end found it.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub model: &'a str,
+    pub version: Option<&'a str>,
+    /// Rows, when the front end knows them before admission (else the recent mean is
+    /// reserved and corrected after decode).
+    pub rows: Option<usize>,
+}
+
+/// A served request and what its front end carried through.
+pub struct Served<T> {
+    pub response: InferResponse,
+    pub render: T,
+}
+
+/// Runs one inference request through every step, in order. `header` looks up a request
+/// header (routing uses it for sticky canaries). On error the context still says how far the
+/// request got (`route` is set once routed).
+pub async fn serve<'h, T, F>(
+    repo: &ModelRepository,
+    door: &FrontDoor,
+    ctx: &mut RequestContext,
+    call: Call<'_>,
+    header: impl Fn(&str) -> Option<&'h [u8]>,
+    decode: F,
+) -> Result<Served<T>, Error>
+where
+    F: Future<Output = Result<Decoded<T>, Error>>,
+{
+    let result = serve_inner(repo, door, ctx, call, header, decode).await;
+    if let Err(e) = &result {
+        log_failure(ctx, call.model, e);
+    }
+    result
+}
+
+async fn serve_inner<'h, T, F>(
+    repo: &ModelRepository,
+    door: &FrontDoor,
+    ctx: &mut RequestContext,
+    call: Call<'_>,
+    header: impl Fn(&str) -> Option<&'h [u8]>,
+    decode: F,
+) -> Result<Served<T>, Error>
+where
+    F: Future<Output = Result<Decoded<T>, Error>>,
+{
+    door.check(ctx.priority)?;
+    let routed = repo.route(call.model, call.version, header)?;
+    ctx.route = Some(RouteTaken {
+        model: routed.version.name.clone(),
+        version: routed.version.version_label.clone(),
+        requested: call.version.filter(|v| !v.is_empty()).map(Into::into),
+        arm: routed.arm(),
+        shadowed: routed.shadowed(),
+    });
+    let left = ctx.remaining(tokio::time::Instant::now());
+    let admission = routed.admit(ctx.priority, call.rows, left)?;
+    let decoded = match decode.await.and_then(|d| merge(ctx, d)) {
+        Ok(d) => d,
+        Err(e) => return Err(routed.reject_admitted(admission, e)),
+    };
+    let mut request = decoded.request;
+    request.deadline = ctx.deadline;
+    request.priority = ctx.priority;
+    let response = routed.infer(admission, request).await?;
+    Ok(Served {
+        response,
+        render: decoded.render,
+    })
+}
+
+/// Folds what only the body could say into the context: the OIP `id`, `timeout` and
+/// `priority` (the body's timeout tightens a header deadline, never loosens it).
+fn merge<T>(ctx: &mut RequestContext, d: Decoded<T>) -> Result<Decoded<T>, Error> {
+    if let Some(id) = &d.request.id {
+        ctx.id = RequestId::from_client(id, "id")?;
+    }
+    if let Some(t) = d.timeout {
+        ctx.tighten_deadline(t);
+    }
+    if let Some(p) = d.priority {
+        ctx.priority = p;
+    }
+    Ok(d)
+}
+
+/// Failed requests are logged with their id, model and reason: server faults at `warn`, at
+/// most [`WARN_PER_SECOND`] a second so that a failing engine cannot flood the log; client
+/// errors and overload refusals at `debug` (they are counted in metrics).
+fn log_failure(ctx: &RequestContext, model: &str, e: &Error) {
+    let server_fault = matches!(e.code, ErrorCode::Internal | ErrorCode::Unavailable);
+    if server_fault && warn_allowed() {
+        tracing::warn!(request_id = %ctx.id, model, code = e.code.as_str(), protocol = ctx.protocol.as_str(), error = %e.message, "request failed");
+    } else {
+        tracing::debug!(request_id = %ctx.id, model, code = e.code.as_str(), protocol = ctx.protocol.as_str(), error = %e.message, "request failed");
+    }
+}
+
+/// Server-fault log lines allowed per second.
+pub const WARN_PER_SECOND: u64 = 20;
+
+fn warn_allowed() -> bool {
+    static WINDOW: AtomicU64 = AtomicU64::new(0);
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if WINDOW.swap(second, Ordering::Relaxed) != second {
+        COUNT.store(0, Ordering::Relaxed);
+    }
+    COUNT.fetch_add(1, Ordering::Relaxed) < WARN_PER_SECOND
+}

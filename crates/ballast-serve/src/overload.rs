@@ -1,0 +1,208 @@
+//! The front door: refuses requests when the server's own event loop is the bottleneck, before a
+//! request costs more than its headers.
+//!
+//! Why this exists (measured, see `docs/benchmarks.md`): with a light model the engine is never
+//! the bottleneck — protocol work is. Past capacity, requests wait in socket buffers for the
+//! event loop to reach them, where no per-model queue can see them: a per-model limit keeps its
+//! queue short while every request waits seconds before it is even read, and goodput collapses.
+//!
+//! What it measures: [`LagProbe`] is a task that, every [`PROBE_INTERVAL`], yields once and times
+//! how long the runtime takes to poll it again. A yielded task goes to the back of the run queue
+//! behind every connection whose socket became readable, so that time is what a request arriving
+//! now waits before it is read. While a probe is in progress the probe's age is a live lower
+//! bound on that wait, so a stall is seen as it grows, not one sample later.
+//!
+//! What it decides: [`FrontDoor::check`] compares the current lag with a per-priority budget
+//! (sheddable: ½ target, default: 1×, critical: 4×). Refusing is bang-bang, as CoDel drops on
+//! sojourn time: while the lag is over a class's budget every request of that class is refused
+//! cheaply, which drains the run queue faster than serving would, and admission resumes as soon
+//! as the lag is back under budget. Lower classes have smaller budgets, so they are always shed
+//! first. Each check costs one clock read and two atomic loads.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ballast_core::{Error, ErrorCode};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::Priority;
+
+/// How often the probe measures: often enough to follow a spike within a few milliseconds,
+/// rarely enough to cost nothing (one extra task poll per interval).
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(1);
+/// The event-loop lag a default-priority request may find before it is refused. A healthy loop
+/// on one busy core measures tens of microseconds to ~1 ms; 5 ms is well past that, and small
+/// next to any client's deadline.
+pub const DEFAULT_FRONT_DOOR_TARGET: Duration = Duration::from_millis(5);
+
+/// The lag budget of each priority class, as a multiple of the target.
+fn budget_factor(p: Priority) -> f64 {
+    match p {
+        Priority::Critical => 4.0,
+        Priority::Default => 1.0,
+        Priority::Sheddable => 0.5,
+        // Mirrored traffic never comes through the front door; if it did, it would go first.
+        Priority::Shadow => 0.25,
+    }
+}
+
+/// Shared between the probe task and every front end.
+#[derive(Debug)]
+pub struct FrontDoor {
+    base: Instant,
+    /// Nanoseconds after `base` since which the probe has been owed a poll (its timer's due
+    /// time, or when it yielded); 0 before the first probe. A time in the future means the
+    /// probe is asleep and owed nothing yet.
+    probe_started: AtomicU64,
+    /// The last completed probe's lag, in nanoseconds.
+    last_lag: AtomicU64,
+    budgets: [u64; 4],
+    refused: [AtomicU64; 4],
+    enabled: bool,
+}
+
+impl FrontDoor {
+    /// `target`: the lag budget of default-priority requests; `Duration::ZERO` disables the
+    /// front door (every check passes).
+    pub fn new(target: Duration) -> Arc<Self> {
+        let budgets = Priority::ALL.map(|p| (target.as_nanos() as f64 * budget_factor(p)) as u64);
+        Arc::new(Self {
+            base: Instant::now(),
+            probe_started: AtomicU64::new(0),
+            last_lag: AtomicU64::new(0),
+            budgets,
+            refused: Default::default(),
+            enabled: !target.is_zero(),
+        })
+    }
+
+    fn nanos_since_base(&self, t: Instant) -> u64 {
+        // At least 1, so that 0 can mean "no probe in progress".
+        (t.saturating_duration_since(self.base).as_nanos() as u64).max(1)
+    }
+
+    /// What a request arriving at `now` is estimated to have waited for the event loop.
+    pub fn lag(&self, now: Instant) -> Duration {
+        let last = self.last_lag.load(Ordering::Relaxed);
+        let started = self.probe_started.load(Ordering::Relaxed);
+        let live = if started == 0 {
+            0
+        } else {
+            self.nanos_since_base(now).saturating_sub(started)
+        };
+        Duration::from_nanos(last.max(live))
+    }
+
+    /// Admits or refuses a request of class `priority` at the door.
+    pub fn check(&self, priority: Priority) -> Result<(), Error> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let lag = self.lag(Instant::now());
+        let budget = self.budgets[priority.index()];
+        if (lag.as_nanos() as u64) <= budget {
+            return Ok(());
+        }
+        self.refused[priority.index()].fetch_add(1, Ordering::Relaxed);
+        crate::metrics::front_door_refused(priority);
+        Err(Error::new(
+            ErrorCode::ResourceExhausted,
+            format!(
+                "the server is overloaded: requests wait {:.1} ms before they are read (budget for {priority} requests: {:.1} ms); retry later",
+                lag.as_secs_f64() * 1e3,
+                budget as f64 / 1e6
+            ),
+        ))
+    }
+
+    /// Requests refused at the door so far, by priority.
+    pub fn refused(&self, priority: Priority) -> u64 {
+        self.refused[priority.index()].load(Ordering::Relaxed)
+    }
+
+    /// Runs the probe until `stop`: sleep, then time one trip through the run queue. Both the
+    /// timer's lateness and the trip count: a stall is seen whichever phase it hits.
+    pub async fn run_probe(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            let due = Instant::now() + PROBE_INTERVAL;
+            self.probe_started
+                .store(self.nanos_since_base(due), Ordering::Relaxed);
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep_until(due) => {}
+            }
+            let woke = Instant::now();
+            self.probe_started
+                .store(self.nanos_since_base(woke), Ordering::Relaxed);
+            tokio::task::yield_now().await;
+            let lag = woke.elapsed().max(woke.saturating_duration_since(due));
+            self.last_lag
+                .store(lag.as_nanos() as u64, Ordering::Relaxed);
+            crate::metrics::front_door_lag(lag);
+        }
+    }
+
+    /// For tests: pretend a probe has been waiting since `since`.
+    #[doc(hidden)]
+    pub fn simulate_probe_started(&self, since: Instant) {
+        self.probe_started
+            .store(self.nanos_since_base(since), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_loop_admits_every_class() {
+        let door = FrontDoor::new(Duration::from_millis(5));
+        for p in Priority::ALL {
+            assert!(door.check(p).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_lagging_loop_sheds_lower_classes_first() {
+        let door = FrontDoor::new(Duration::from_millis(4));
+        // A probe stuck for 3 ms: over sheddable's 2 ms budget, under default's 4 ms.
+        door.simulate_probe_started(Instant::now() - Duration::from_millis(3));
+        assert!(door.check(Priority::Sheddable).is_err());
+        assert!(door.check(Priority::Default).is_ok());
+        assert!(door.check(Priority::Critical).is_ok());
+        door.simulate_probe_started(Instant::now() - Duration::from_millis(10));
+        let err = door.check(Priority::Default).unwrap_err();
+        assert_eq!(err.code, ErrorCode::ResourceExhausted);
+        assert!(err.message.contains("default"), "{}", err.message);
+        assert!(door.check(Priority::Critical).is_ok(), "critical has 16 ms");
+        assert_eq!(door.refused(Priority::Sheddable), 1);
+        assert_eq!(door.refused(Priority::Default), 1);
+    }
+
+    #[test]
+    fn a_zero_target_disables_the_door() {
+        let door = FrontDoor::new(Duration::ZERO);
+        door.simulate_probe_started(Instant::now() - Duration::from_secs(1));
+        assert!(door.check(Priority::Sheddable).is_ok());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_probe_sees_a_busy_runtime() {
+        let door = FrontDoor::new(Duration::from_millis(5));
+        let stop = CancellationToken::new();
+        tokio::spawn(door.clone().run_probe(stop.clone()));
+        // Let the probe start, then hog the only worker thread past the budget.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let hog = tokio::spawn(async {
+            std::thread::sleep(Duration::from_millis(30));
+        });
+        let _ = hog.await;
+        tokio::task::yield_now().await;
+        // The probe has either measured the stall or is still inside it.
+        let lag = door.lag(Instant::now());
+        stop.cancel();
+        assert!(lag >= Duration::from_millis(20), "lag {lag:?}");
+    }
+}
