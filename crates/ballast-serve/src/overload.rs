@@ -6,11 +6,12 @@
 //! event loop to reach them, where no per-model queue can see them: a per-model limit keeps its
 //! queue short while every request waits seconds before it is even read, and goodput collapses.
 //!
-//! What it measures: [`LagProbe`] is a task that, every [`PROBE_INTERVAL`], yields once and times
-//! how long the runtime takes to poll it again. A yielded task goes to the back of the run queue
-//! behind every connection whose socket became readable, so that time is what a request arriving
-//! now waits before it is read. While a probe is in progress the probe's age is a live lower
-//! bound on that wait, so a stall is seen as it grows, not one sample later.
+//! What it measures: [`FrontDoor::run_probe`] receives a timestamped datagram every
+//! [`PROBE_INTERVAL`] through the runtime's I/O driver, the path a request takes, so its delay is
+//! what a request arriving now waits before it is read. (A first version timed a task that
+//! yielded; tokio runs such a task ahead of the queued connections, and it read under 1 ms while
+//! requests waited seconds.) While a probe datagram is unread its age is a live lower bound on
+//! that wait, so a stall is seen as it grows, not one sample later.
 //!
 //! What it decides: [`FrontDoor::check`] compares the current lag with a per-priority budget
 //! (sheddable: ½ target, default: 1×, critical: 4×). Refusing is bang-bang, as CoDel drops on
@@ -52,12 +53,13 @@ fn budget_factor(p: Priority) -> f64 {
 #[derive(Debug)]
 pub struct FrontDoor {
     base: Instant,
-    /// Nanoseconds after `base` since which the probe has been owed a poll (its timer's due
-    /// time, or when it yielded); 0 before the first probe. A time in the future means the
-    /// probe is asleep and owed nothing yet.
+    /// Nanoseconds after `base` at which the oldest unread probe datagram was sent; 0 when
+    /// none is unread.
     probe_started: AtomicU64,
     /// The last completed probe's lag, in nanoseconds.
     last_lag: AtomicU64,
+    /// A lag floor an operator (or a test) imposes, nanoseconds; 0 normally.
+    forced: AtomicU64,
     budgets: [u64; 4],
     refused: [AtomicU64; 4],
     enabled: bool,
@@ -72,6 +74,7 @@ impl FrontDoor {
             base: Instant::now(),
             probe_started: AtomicU64::new(0),
             last_lag: AtomicU64::new(0),
+            forced: AtomicU64::new(0),
             budgets,
             refused: Default::default(),
             enabled: !target.is_zero(),
@@ -92,7 +95,13 @@ impl FrontDoor {
         } else {
             self.nanos_since_base(now).saturating_sub(started)
         };
-        Duration::from_nanos(last.max(live))
+        Duration::from_nanos(last.max(live).max(self.forced.load(Ordering::Relaxed)))
+    }
+
+    /// Makes the door see at least `lag` until set back to zero: for drills and end-to-end
+    /// tests of shedding, where a real stall cannot be produced on demand.
+    pub fn force_lag(&self, lag: Duration) {
+        self.forced.store(lag.as_nanos() as u64, Ordering::Relaxed);
     }
 
     /// Admits or refuses a request of class `priority` at the door.
@@ -122,25 +131,73 @@ impl FrontDoor {
         self.refused[priority.index()].load(Ordering::Relaxed)
     }
 
-    /// Runs the probe until `stop`: sleep, then time one trip through the run queue. Both the
-    /// timer's lateness and the trip count: a stall is seen whichever phase it hits.
+    /// Runs the probe until `stop`. A plain thread sends a timestamped datagram every
+    /// [`PROBE_INTERVAL`] over a socket pair; this task receives them through the runtime's I/O
+    /// driver — the path a client's request takes — so `receipt − send` is the wait a request
+    /// arriving now has before it is read. (A task that only yields or sleeps measures less: the
+    /// scheduler runs it ahead of the connections queued behind it.) While a datagram is unread,
+    /// its age is a live lower bound.
     pub async fn run_probe(self: Arc<Self>, stop: CancellationToken) {
+        let (tx, rx) = match std::os::unix::net::UnixDatagram::pair() {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(error = %e, "front door: cannot create its probe socket; the front door stays open");
+                return;
+            }
+        };
+        let rx = match rx
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::UnixDatagram::from_std(rx))
+        {
+            Ok(rx) => rx,
+            Err(e) => {
+                tracing::warn!(error = %e, "front door: cannot register its probe socket; the front door stays open");
+                return;
+            }
+        };
+        let door = self.clone();
+        let sender = std::thread::Builder::new()
+            .name("front-door-probe".into())
+            .spawn(move || door.send_probes(&tx));
+        if let Err(e) = sender {
+            tracing::warn!(error = %e, "front door: cannot start its probe thread; the front door stays open");
+            return;
+        }
+        let mut buf = [0u8; 8];
         loop {
-            let due = Instant::now() + PROBE_INTERVAL;
-            self.probe_started
-                .store(self.nanos_since_base(due), Ordering::Relaxed);
             tokio::select! {
                 () = stop.cancelled() => return,
-                () = tokio::time::sleep_until(due) => {}
+                got = rx.recv(&mut buf) => {
+                    if got.is_err() {
+                        return;
+                    }
+                }
             }
-            let woke = Instant::now();
-            self.probe_started
-                .store(self.nanos_since_base(woke), Ordering::Relaxed);
-            tokio::task::yield_now().await;
-            let lag = woke.elapsed().max(woke.saturating_duration_since(due));
-            self.last_lag
-                .store(lag.as_nanos() as u64, Ordering::Relaxed);
-            crate::metrics::front_door_lag(lag);
+            let now = self.nanos_since_base(Instant::now());
+            let mut oldest = u64::from_le_bytes(buf);
+            // Drain what queued up behind it; the oldest send counts.
+            while rx.try_recv(&mut buf).is_ok() {
+                oldest = oldest.min(u64::from_le_bytes(buf));
+            }
+            self.probe_started.store(0, Ordering::Relaxed);
+            let lag = now.saturating_sub(oldest);
+            self.last_lag.store(lag, Ordering::Relaxed);
+            crate::metrics::front_door_lag(Duration::from_nanos(lag));
+        }
+    }
+
+    /// The probe thread: a timestamp every interval until the receiving end is gone.
+    fn send_probes(&self, tx: &std::os::unix::net::UnixDatagram) {
+        loop {
+            std::thread::sleep(PROBE_INTERVAL);
+            let sent = self.nanos_since_base(Instant::now());
+            // Marks the oldest unread probe; the receiver clears it.
+            let _ =
+                self.probe_started
+                    .compare_exchange(0, sent, Ordering::Relaxed, Ordering::Relaxed);
+            if tx.send(&sent.to_le_bytes()).is_err() {
+                return;
+            }
         }
     }
 

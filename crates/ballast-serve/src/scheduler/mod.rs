@@ -59,9 +59,12 @@ impl Scheduler {
         metrics: ModelMetrics,
     ) -> Result<Self, Error> {
         let per_call = config.max_batch_size.max(1);
-        let max_limit = config
-            .max_concurrency
-            .unwrap_or(config.max_queue_size + per_call * config.instances);
+        // `min_concurrency` once bounded an adaptive limit from below; it now only raises the
+        // default hard bound, so configs that set it keep admitting at least that many.
+        let max_limit = config.max_concurrency.unwrap_or(
+            (config.max_queue_size + per_call * config.instances)
+                .max(config.min_concurrency.unwrap_or(0)),
+        );
         let limiter = ConcurrencyLimiter::new(max_limit);
         metrics.concurrency_limit.set(limiter.limit() as f64);
         // Waiting to fill a batch is queueing by design: budget above it.
