@@ -200,13 +200,6 @@ impl FrontDoor {
             }
         }
     }
-
-    /// For tests: pretend a probe has been waiting since `since`.
-    #[doc(hidden)]
-    pub fn simulate_probe_started(&self, since: Instant) {
-        self.probe_started
-            .store(self.nanos_since_base(since), Ordering::Relaxed);
-    }
 }
 
 #[cfg(test)]
@@ -224,12 +217,12 @@ mod tests {
     #[test]
     fn a_lagging_loop_sheds_lower_classes_first() {
         let door = FrontDoor::new(Duration::from_millis(4));
-        // A probe stuck for 3 ms: over sheddable's 2 ms budget, under default's 4 ms.
-        door.simulate_probe_started(Instant::now() - Duration::from_millis(3));
+        // 3 ms of lag: over sheddable's 2 ms budget, under default's 4 ms.
+        door.force_lag(Duration::from_millis(3));
         assert!(door.check(Priority::Sheddable).is_err());
         assert!(door.check(Priority::Default).is_ok());
         assert!(door.check(Priority::Critical).is_ok());
-        door.simulate_probe_started(Instant::now() - Duration::from_millis(10));
+        door.force_lag(Duration::from_millis(10));
         let err = door.check(Priority::Default).unwrap_err();
         assert_eq!(err.code, ErrorCode::ResourceExhausted);
         assert!(err.message.contains("default"), "{}", err.message);
@@ -241,7 +234,7 @@ mod tests {
     #[test]
     fn a_zero_target_disables_the_door() {
         let door = FrontDoor::new(Duration::ZERO);
-        door.simulate_probe_started(Instant::now() - Duration::from_secs(1));
+        door.force_lag(Duration::from_secs(1));
         assert!(door.check(Priority::Sheddable).is_ok());
     }
 

@@ -247,7 +247,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let offered = capacity * 3.0;
     println!(
         "\nPhase 3: a spike at 3x capacity ({offered:.0} req/s open loop over gRPC, latency from the intended send time):\n  \
-         admission keeps queueing near its target and refuses the excess at once with 429 + Retry-After"
+         the excess is refused early with RESOURCE_EXHAUSTED + retry pushback. Read with care: this demo's load generator\n  \
+         runs in the same process on the same two cores, so it takes CPU from the server it measures;\n  \
+         bench/overload.sh measures overload properly (server and generator pinned to separate cores)"
     );
     // gRPC multiplexes the spike over a few connections, so the load generator — which shares
     // this machine — is not what saturates.
