@@ -204,7 +204,7 @@ async fn the_front_door_refuses_by_priority_before_reading_the_request() {
     let server = start_slow("door", engine.clone(), unbatched(), api_config()).await;
     let http = reqwest::Client::new();
     let url = server.url("/v2/models/door/infer");
-    // The event loop "lags" 12 ms: over default's 5 ms budget, under critical's 20 ms.
+    // The event loop "lags" 12 ms: over default's 10 ms budget, under critical's 40 ms.
     server
         .handle
         .state

@@ -122,7 +122,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub max_connections: Option<usize>,
     /// Event-loop lag (ms) past which default-priority requests are refused at the door before
-    /// they are routed (sheddable at half, critical at 4x); 0 turns it off [default: 5].
+    /// they are routed (sheddable at half, critical at 4x); 0 turns it off [default: 10].
     #[arg(long)]
     pub front_door_target_ms: Option<f64>,
     #[arg(long, value_enum)]
