@@ -58,6 +58,17 @@ impl Priority {
         self as usize
     }
 
+    /// How much of a queue or lag budget this class gets, as a multiple of the target: under
+    /// overload the class with the smallest budget is refused first.
+    pub fn budget_factor(self) -> f64 {
+        match self {
+            Priority::Critical => 4.0,
+            Priority::Default => 1.0,
+            Priority::Sheddable => 0.5,
+            Priority::Shadow => 0.25,
+        }
+    }
+
     /// Parses a client's class name (`field` names where it came from, for the error).
     pub fn parse_name(value: &str, field: &str) -> Result<Self, Error> {
         match value.trim().to_ascii_lowercase().as_str() {

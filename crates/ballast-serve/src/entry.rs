@@ -64,6 +64,7 @@ pub async fn serve<'h, T, F>(
 where
     F: Future<Output = Result<Decoded<T>, Error>>,
 {
+    let _active = door.enter();
     let result = serve_inner(repo, door, ctx, call, header, decode).await;
     if let Err(e) = &result {
         log_failure(ctx, call.model, e);

@@ -22,7 +22,7 @@
 //! first. Each check costs one clock read and two atomic loads.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ballast_core::{Error, ErrorCode};
@@ -40,14 +40,16 @@ pub const PROBE_INTERVAL: Duration = Duration::from_millis(1);
 /// to any client's deadline.
 pub const DEFAULT_FRONT_DOOR_TARGET: Duration = Duration::from_millis(10);
 
-/// The lag budget of each priority class, as a multiple of the target.
-fn budget_factor(p: Priority) -> f64 {
-    match p {
-        Priority::Critical => 4.0,
-        Priority::Default => 1.0,
-        Priority::Sheddable => 0.5,
-        // Mirrored traffic never comes through the front door; if it did, it would go first.
-        Priority::Shadow => 0.25,
+/// Requests that must be in flight before lag is blamed on them: a handful of requests cannot
+/// make the event loop lag by milliseconds.
+pub const MIN_BACKLOG: usize = 32;
+
+/// Counts one request inside the entry while it lives.
+pub struct Active<'a>(&'a FrontDoor);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -64,6 +66,8 @@ pub struct FrontDoor {
     prev_lag: AtomicU64,
     /// A lag floor an operator (or a test) imposes, nanoseconds; 0 normally.
     forced: AtomicU64,
+    /// Requests inside the shared entry right now.
+    active: AtomicUsize,
     budgets: [u64; 4],
     refused: [AtomicU64; 4],
     enabled: bool,
@@ -73,13 +77,14 @@ impl FrontDoor {
     /// `target`: the lag budget of default-priority requests; `Duration::ZERO` disables the
     /// front door (every check passes).
     pub fn new(target: Duration) -> Arc<Self> {
-        let budgets = Priority::ALL.map(|p| (target.as_nanos() as f64 * budget_factor(p)) as u64);
+        let budgets = Priority::ALL.map(|p| (target.as_nanos() as f64 * p.budget_factor()) as u64);
         Arc::new(Self {
             base: Instant::now(),
             probe_started: AtomicU64::new(0),
             last_lag: AtomicU64::new(0),
             prev_lag: AtomicU64::new(0),
             forced: AtomicU64::new(0),
+            active: AtomicUsize::new(0),
             budgets,
             refused: Default::default(),
             enabled: !target.is_zero(),
@@ -126,9 +131,15 @@ impl FrontDoor {
         if !self.enabled {
             return Ok(());
         }
+        let forced = self.forced.load(Ordering::Relaxed);
         let lag = self.standing_lag(Instant::now());
         let budget = self.budgets[priority.index()];
         if (lag.as_nanos() as u64) <= budget {
+            return Ok(());
+        }
+        // A lag with few requests in flight is not a backlog of requests (a stall elsewhere:
+        // a warm-up, a collector, a starved core); refusing would not shorten it.
+        if forced == 0 && self.active.load(Ordering::Relaxed) < MIN_BACKLOG {
             return Ok(());
         }
         self.refused[priority.index()].fetch_add(1, Ordering::Relaxed);
@@ -141,6 +152,12 @@ impl FrontDoor {
                 budget as f64 / 1e6
             ),
         ))
+    }
+
+    /// Marks a request as in flight until the guard drops.
+    pub fn enter(&self) -> Active<'_> {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        Active(self)
     }
 
     /// Requests refused at the door so far, by priority.
@@ -248,6 +265,22 @@ mod tests {
         assert!(door.check(Priority::Critical).is_ok(), "critical has 16 ms");
         assert_eq!(door.refused(Priority::Sheddable), 1);
         assert_eq!(door.refused(Priority::Default), 1);
+    }
+
+    #[test]
+    fn lag_without_a_backlog_of_requests_refuses_nothing() {
+        let door = FrontDoor::new(Duration::from_millis(4));
+        door.last_lag.store(20_000_000, Ordering::Relaxed);
+        door.prev_lag.store(20_000_000, Ordering::Relaxed);
+        let few: Vec<_> = (0..MIN_BACKLOG - 1).map(|_| door.enter()).collect();
+        assert!(
+            door.check(Priority::Default).is_ok(),
+            "a stall, not a backlog"
+        );
+        let one_more = door.enter();
+        assert!(door.check(Priority::Default).is_err(), "a backlog");
+        drop((few, one_more));
+        assert!(door.check(Priority::Default).is_ok());
     }
 
     #[test]

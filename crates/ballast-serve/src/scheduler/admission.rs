@@ -38,15 +38,6 @@ const FIT_DECAY: f64 = 0.98;
 /// Batch-size variance below which the fit's slope is not re-estimated.
 const MIN_ROW_VARIANCE: f64 = 0.5;
 
-fn budget_factor(p: Priority) -> f64 {
-    match p {
-        Priority::Critical => 4.0,
-        Priority::Default => 1.0,
-        Priority::Sheddable => 0.5,
-        Priority::Shadow => 0.25,
-    }
-}
-
 #[derive(Debug, Default, Clone, Copy)]
 struct Fit {
     w: f64,
@@ -187,7 +178,7 @@ impl WaitGate {
                 .service
                 .time_for(self.max_batch.max(1) as f64, self.max_batch, 1.0)
             / self.instances;
-        self.target.max(two_batches) * budget_factor(priority)
+        self.target.max(two_batches) * priority.budget_factor()
     }
 
     /// Decides for a request of `rows` rows (an estimate before decode) with `left` time to
