@@ -86,7 +86,7 @@ where
                         .map_err(|_| {
                             Error::invalid(format!("header {PRIORITY_HEADER} must be ASCII text"))
                         })
-                        .and_then(|v| Priority::parse_name(v, &format!("header {PRIORITY_HEADER}")))
+                        .and_then(|v| Priority::parse_name(v, "header x-ballast-priority"))
                 })
                 .transpose();
             let refused = match priority {

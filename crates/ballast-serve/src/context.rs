@@ -281,13 +281,13 @@ impl RequestContext {
                 .transpose()
         };
         if let Some(id) = text(REQUEST_ID_HEADER)? {
-            ctx.id = RequestId::from_client(id.trim(), &format!("header {REQUEST_ID_HEADER}"))?;
+            ctx.id = RequestId::from_client(id.trim(), "header x-request-id")?;
         }
         if let Some(tp) = text(TRACEPARENT_HEADER)? {
             ctx.trace = TraceParent::parse(tp);
         }
         if let Some(p) = text(PRIORITY_HEADER)? {
-            ctx.priority = Priority::parse_name(p, &format!("header {PRIORITY_HEADER}"))?;
+            ctx.priority = Priority::parse_name(p, "header x-ballast-priority")?;
         }
         if let Some(ms) = text(TIMEOUT_HEADER)? {
             let ms: u64 = ms.trim().parse().map_err(|_| {
