@@ -16,8 +16,14 @@ BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/ballast}
 DUR=${DUR:-8}
 MODELS=${MODELS:-"light heavy"}
 POINTS=${POINTS:-"0.8 1.5 2 5 10"}
-CONNS=${CONNS:-256}
+# Open-loop connections per model: enough that the generator is not bounded by them (rate x
+# latency, Little's law: the heavy model's admitted requests wait a few ms, so 256 connections
+# could not offer 2x), few enough that oha on one core keeps up (1024 for the light model cost
+# oha so much it offered only 56% of 0.8x).
+CONNS_light=${CONNS_light:-256}
+CONNS_heavy=${CONNS_heavy:-1024}
 OUT=${OUT:-$(mktemp -d)}
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 [ -x "$BIN" ] || { echo "build first: cargo build --release -p ballast" >&2; exit 1; }
@@ -51,6 +57,7 @@ echo "| model | point | intended req/s | answered req/s | goodput (% of capacity
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |" >>"$OUT/table.md"
 for model in $MODELS; do
   width=12; [ "$model" = heavy ] && width=256
+  conns_var="CONNS_$model"; conns=${CONNS:-${!conns_var:-256}}
   body "$width" >"$OUT/$model.json"
   url="http://127.0.0.1:$HP/v2/models/$model/infer"
   # Capacity: closed loop, 64 connections, nothing refused at this concurrency.
@@ -61,7 +68,7 @@ for model in $MODELS; do
   echo "| $model | capacity (closed loop, 64 conns) | - | $(printf %.0f "$cap") | 100 | - | - | $(printf %.1f "$cpu_per_ok") |" >>"$OUT/table.md"
   for x in $POINTS; do
     rate=$(python3 -c "print(int($cap*$x))")
-    ticks=$(run_oha "$model-x$x" "$url" "$OUT/$model.json" -q "$rate" --latency-correction -c "$CONNS")
+    ticks=$(run_oha "$model-x$x" "$url" "$OUT/$model.json" -q "$rate" --latency-correction -c "$conns")
     line=$(python3 bench/oha_goodput.py "$OUT/$model-x$x.csv" "$DUR" "$rate")
     echo "{\"model\":\"$model\",\"point\":\"${x}x\",\"server_cpu_ticks\":$ticks,\"rss_kb\":$(rss_kb $SERVER),\"result\":$line}"
     python3 - "$line" "$model" "$x" "$cap" "$ticks" "$TICK" "$DUR" >>"$OUT/table.md" <<'PY'
@@ -83,7 +90,7 @@ PY
   # spike from which every bin's goodput is >= 97% of what it offered.
   for phase in 0.5 5 0.5b; do
     f=${phase%b}; rate=$(python3 -c "print(int($cap*$f))")
-    DUR=3 run_oha "$model-spike-$phase" "$url" "$OUT/$model.json" -q "$rate" --latency-correction -c "$CONNS" >/dev/null
+    DUR=3 run_oha "$model-spike-$phase" "$url" "$OUT/$model.json" -q "$rate" --latency-correction -c "$conns" >/dev/null
   done
   python3 - "$OUT" "$model" "$cap" >>"$OUT/table.md" <<'PY'
 import csv, sys

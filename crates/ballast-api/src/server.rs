@@ -161,8 +161,10 @@ impl Server {
         let drain_state = state.clone();
         let drain_stop = shutdown.clone();
         let reporter = health_reporter.clone();
-        let drain = async move {
+        let drain_started = std::sync::OnceLock::new();
+        let drain = async {
             drain_stop.cancelled().await;
+            let _ = drain_started.set(tokio::time::Instant::now());
             tracing::info!("shutdown requested: readiness off, draining in-flight requests");
             if let Ok(repo) = drain_state.repository() {
                 repo.start_draining();
@@ -191,8 +193,16 @@ impl Server {
                 tracing::warn!(?grace, "drain grace period over; closing remaining connections");
             }
         }
+        // Connections are closed; what requests started off the response path (shadow
+        // mirrors) may finish within what is left of the grace period.
+        let left_of_grace = drain_started
+            .get()
+            .map_or(Duration::ZERO, |t| grace.saturating_sub(t.elapsed()));
         let left = match state.repository() {
-            Ok(repo) => repo.wait_idle(Duration::ZERO).await,
+            Ok(repo) => {
+                repo.tasks().close();
+                repo.wait_idle(left_of_grace).await
+            }
             Err(_) => 0,
         };
         Ok(left)

@@ -101,7 +101,7 @@ where
     let mut request = decoded.request;
     request.deadline = ctx.deadline;
     request.priority = ctx.priority;
-    let response = routed.infer(admission, request).await?;
+    let response = routed.infer(admission, request, repo.tasks()).await?;
     Ok(Served {
         response,
         render: decoded.render,

@@ -15,6 +15,7 @@ use arc_swap::ArcSwap;
 use ballast_core::{Error, ErrorCode, ModelConfig};
 use ballast_engine::Backend;
 use parking_lot::Mutex;
+use tokio_util::task::TaskTracker;
 
 use crate::context::Priority;
 use crate::model::ModelVersion;
@@ -95,6 +96,8 @@ pub struct ModelRepository {
     retired: Mutex<Vec<Weak<ModelVersion>>>,
     ready: AtomicBool,
     draining: Arc<AtomicBool>,
+    /// Work spawned off the response path (shadow requests): closed and waited for on drain.
+    tasks: TaskTracker,
 }
 
 impl ModelRepository {
@@ -119,6 +122,7 @@ impl ModelRepository {
             retired: Mutex::new(Vec::new()),
             ready: AtomicBool::new(true),
             draining: Arc::new(AtomicBool::new(false)),
+            tasks: TaskTracker::new(),
         }
     }
 
@@ -341,6 +345,11 @@ impl ModelRepository {
         }
     }
 
+    /// Background work started by requests (shadow mirrors); [`Self::wait_idle`] waits for it.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+
     /// Requests admitted and not yet answered, including on versions already swapped out.
     pub fn in_flight(&self) -> usize {
         let served: usize = self
@@ -363,11 +372,12 @@ impl ModelRepository {
         served + retired
     }
 
-    /// Waits until no admitted request remains, or `grace` passes. Returns what was left.
+    /// Waits until no admitted request and no background task (a shadow mirror) remains, or
+    /// `grace` passes. Returns what was left (requests plus tasks).
     pub async fn wait_idle(&self, grace: Duration) -> usize {
         let until = tokio::time::Instant::now() + grace;
         loop {
-            let left = self.in_flight();
+            let left = self.in_flight() + self.tasks.len();
             if left == 0 || tokio::time::Instant::now() >= until {
                 return left;
             }
@@ -454,4 +464,24 @@ fn scan(dir: &Path, onnxruntime_library: Option<&Path>) -> Result<Vec<ModelSpec>
         }
     }
     Ok(specs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn wait_idle_waits_for_background_tasks() {
+        let repo = ModelRepository::empty();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        repo.tasks().spawn(async move {
+            let _ = released.await;
+        });
+        repo.tasks().close();
+        // A shadow mirror still running counts as work left.
+        assert_eq!(repo.wait_idle(Duration::from_millis(20)).await, 1);
+        let _ = release.send(());
+        assert_eq!(repo.wait_idle(Duration::from_secs(5)).await, 0);
+        assert!(repo.tasks().is_empty());
+    }
 }

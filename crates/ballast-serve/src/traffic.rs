@@ -14,6 +14,7 @@ use ballast_core::traffic::TrafficPolicy;
 use ballast_core::{Error, ErrorCode, Tensor, TensorData};
 use parking_lot::Mutex;
 use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
 
 use crate::context::Priority;
 use crate::model::{Admission, ModelVersion};
@@ -48,7 +49,18 @@ fn bucket_upper(i: usize) -> u64 {
 pub struct ArmStats {
     requests: AtomicU64,
     errors: AtomicU64,
+    /// Requests the server did not run for capacity or time (refused, shed, out of time,
+    /// draining): what the server did to the arm, never judged as the model's errors.
+    dropped: AtomicU64,
     latency: Box<[AtomicU64]>,
+}
+
+/// Failures that are the server's doing (capacity, time, draining), not the model's.
+pub fn is_capacity_failure(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::ResourceExhausted | ErrorCode::DeadlineExceeded | ErrorCode::Unavailable
+    )
 }
 
 impl Default for ArmStats {
@@ -56,6 +68,7 @@ impl Default for ArmStats {
         Self {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
             latency: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -67,6 +80,9 @@ impl ArmStats {
         // bad input raises both rates alike, while a candidate that refuses what the baseline
         // accepts (a changed signature) shows up as its own errors.
         match error {
+            Some(code) if is_capacity_failure(code) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
             Some(_) => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
             }
@@ -82,6 +98,7 @@ impl ArmStats {
         ArmSnapshot {
             requests: self.requests.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
             latency: self
                 .latency
                 .iter()
@@ -93,8 +110,12 @@ impl ArmStats {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ArmSnapshot {
+    /// Every request routed to the arm, dropped ones included.
     pub requests: u64,
+    /// Failures that count against the model (anything but [`is_capacity_failure`]).
     pub errors: u64,
+    /// Requests the server refused or ran out of time for (see [`ArmStats`]).
+    pub dropped: u64,
     latency: Vec<u64>,
 }
 
@@ -103,6 +124,7 @@ impl ArmSnapshot {
         ArmSnapshot {
             requests: self.requests.saturating_sub(earlier.requests),
             errors: self.errors.saturating_sub(earlier.errors),
+            dropped: self.dropped.saturating_sub(earlier.dropped),
             latency: self
                 .latency
                 .iter()
@@ -112,11 +134,33 @@ impl ArmSnapshot {
         }
     }
 
+    /// An arm's window built from figures rather than traffic (gate tests, drills):
+    /// `latencies` are the successful requests' latencies.
+    pub fn from_figures(requests: u64, errors: u64, dropped: u64, latencies: &[Duration]) -> Self {
+        let mut latency = vec![0; BUCKETS];
+        for l in latencies {
+            latency[bucket_of(l.as_micros().min(u64::MAX as u128) as u64)] += 1;
+        }
+        Self {
+            requests,
+            errors,
+            dropped,
+            latency,
+        }
+    }
+
+    /// Requests the model actually ran (or failed on its own): the error rate's denominator.
+    pub fn judged(&self) -> u64 {
+        self.requests.saturating_sub(self.dropped)
+    }
+
+    /// Model errors over the requests the model ran; dropped requests are in neither.
     pub fn error_rate(&self) -> f64 {
-        if self.requests == 0 {
+        let judged = self.judged();
+        if judged == 0 {
             0.0
         } else {
-            self.errors as f64 / self.requests as f64
+            self.errors as f64 / judged as f64
         }
     }
 
@@ -351,11 +395,12 @@ impl Routed {
     }
 
     /// Runs the request on the chosen version; mirrors it to the shadow afterwards, off the
-    /// response path.
+    /// response path, as a task on `tasks` (so shutdown can wait for it).
     pub async fn infer(
         self,
         admission: Admission,
         request: InferRequest,
+        tasks: &TaskTracker,
     ) -> Result<InferResponse, Error> {
         let mirror = self.shadow.as_ref().map(|_| InferRequest {
             id: None,
@@ -373,7 +418,7 @@ impl Routed {
             (self.shadow, mirror, result.as_ref())
         {
             let primary = response.outputs.clone();
-            tokio::spawn(shadow(target, stats, mirror, primary, elapsed));
+            tasks.spawn(shadow(target, stats, mirror, primary, elapsed));
         }
         result
     }
@@ -396,12 +441,10 @@ async fn shadow(
     };
     let elapsed = started.elapsed();
     // Refused for capacity or out of time: the server's doing, not the candidate's.
-    let dropped = result.as_ref().err().is_some_and(|e| {
-        matches!(
-            e.code,
-            ErrorCode::ResourceExhausted | ErrorCode::DeadlineExceeded | ErrorCode::Unavailable
-        )
-    });
+    let dropped = result
+        .as_ref()
+        .err()
+        .is_some_and(|e| is_capacity_failure(e.code));
     if dropped {
         stats.shadow.lock().dropped += 1;
         crate::metrics::shadow_dropped(&target.name, &target.version_label);

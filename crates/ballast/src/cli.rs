@@ -144,6 +144,11 @@ pub struct DemoArgs {
     /// Exit after the traffic phases instead of serving until Ctrl-C.
     #[arg(long)]
     pub no_serve: bool,
+    /// Let the server and the demo's load generator share every core. By default, with two or
+    /// more cores, the server is pinned to the first and the generator to the second, so the
+    /// generator does not take CPU from the server it measures.
+    #[arg(long)]
+    pub shared_cores: bool,
     #[arg(long, default_value_t = 8000)]
     pub http_port: u16,
     #[arg(long, default_value_t = 8001)]

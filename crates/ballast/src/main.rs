@@ -24,12 +24,44 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Exit status for unusable configuration (sysexits.h EX_USAGE).
 const EXIT_BAD_CONFIG: u8 = 64;
 
+/// Transparent huge pages off for this process (unless `BALLAST_TRANSPARENT_HUGE_PAGES=on`): a
+/// burst's freed memory sits in 2 MiB pages that cannot be returned while any 4 KiB of them is
+/// live, so RSS stayed ~50% above its steady level after bursts (docs/benchmarks.md, memory).
+/// ONNX Runtime on the benchmark MLPs measured the same either way (in-process, 1–64 rows).
+/// Best effort: a kernel without the call keeps its default. It runs before anything reads
+/// the configuration, so it is an environment variable, not a setting.
+#[allow(unsafe_code)]
+fn disable_transparent_huge_pages() {
+    if std::env::var_os("BALLAST_TRANSPARENT_HUGE_PAGES").is_some_and(|v| v == "on") {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with PR_SET_THP_DISABLE takes plain integer arguments and touches no memory
+    // of ours.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 fn main() -> ExitCode {
+    disable_transparent_huge_pages();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    // The demo measures the server with a generator in the same process: the server (this
+    // runtime, and the engine threads it starts, which inherit the affinity) keeps one core,
+    // the generator another (see `demo::Cores`).
+    let cores = match &cli.command {
+        Command::Demo(args) => demo::Cores::pick(args.shared_cores),
+        _ => None,
+    };
+    if let Some(cores) = cores {
+        core_affinity::set_for_current(cores.server);
+        builder.worker_threads(1).on_thread_start(move || {
+            core_affinity::set_for_current(cores.server);
+        });
+    }
+    let runtime = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -51,7 +83,7 @@ fn main() -> ExitCode {
             }
             Command::Demo(args) => {
                 logging::init(args.log_format, "warn");
-                demo::run(args).await.map_err(report)
+                demo::run(args, cores).await.map_err(report)
             }
             Command::Bench(args) => {
                 logging::init(config::LogFormat::Text, "warn");

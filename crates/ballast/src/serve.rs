@@ -11,6 +11,7 @@ use ballast_registry::signing::{self, SignaturePolicy};
 use ballast_registry::{Registry, RegistryOptions};
 use ballast_serve::{ModelRepository, RepositoryOptions};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::ServeSettings;
 
@@ -35,6 +36,8 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
     tracing::info!(http = %handle.http_addr, grpc = %handle.grpc_addr, "listening; loading models");
     let serving = tokio::spawn(server.run(shutdown.clone()));
     tokio::spawn(shutdown_on_signal(shutdown.clone()));
+    // The deployer's loop and the admin API: stopped by `shutdown`, waited for before exit.
+    let background = TaskTracker::new();
 
     let repo = match &settings.model_repository {
         Some(dir) => {
@@ -59,7 +62,7 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
                 }
             }
         }
-        None => match start_registry(&settings, shutdown.clone()).await {
+        None => match start_registry(&settings, shutdown.clone(), &background).await {
             Ok(repo) => repo,
             Err(e) => {
                 shutdown.cancel();
@@ -77,6 +80,16 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
             "grace period ended with requests still in flight"
         );
     }
+    background.close();
+    if tokio::time::timeout(settings.drain_grace, background.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            tasks = background.len(),
+            "background tasks (deployer, admin API) still running after the grace period"
+        );
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -86,6 +99,7 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
 async fn start_registry(
     settings: &ServeSettings,
     shutdown: CancellationToken,
+    background: &TaskTracker,
 ) -> anyhow::Result<Arc<ModelRepository>> {
     let trusted = settings
         .trusted_keys
@@ -122,7 +136,7 @@ async fn start_registry(
         token: settings.admin_token.as_deref().map(Arc::from),
     });
     let admin_stop = shutdown.clone();
-    tokio::spawn(async move {
+    background.spawn(async move {
         let served = axum::serve(admin, router)
             .with_graceful_shutdown(async move { admin_stop.cancelled().await })
             .await;
@@ -139,7 +153,7 @@ async fn start_registry(
         .reconcile()
         .await
         .context("cannot read the registry")?;
-    tokio::spawn(deployer.run(shutdown));
+    background.spawn(deployer.run(shutdown));
     Ok(repo)
 }
 
