@@ -13,9 +13,11 @@
 //!    (versions, aliases, default, traffic) installed in one atomic swap. A failure keeps the
 //!    version that was serving, records a `load_failed` event with the reason (once per
 //!    cause) and retries on the next registry change or after 30 s.
-//! 2. **Rollouts** ([`rollout`]): each running rollout's step is judged on the window of
-//!    figures since the step began; the plan advances, promotes or rolls back, and every
-//!    decision lands in the event log with its figures.
+//! 2. **Rollouts** ([`rollout`]), on a loop of their own every `poll_interval` (a slow
+//!    download or warm-up in a reconcile does not delay a rollback decision): each running
+//!    rollout's step is judged on the window of figures since the step began; the plan
+//!    advances, promotes or rolls back, every decision lands in the event log with its
+//!    figures, and the reconcile loop is woken to apply it.
 //!
 //! A server and the CLI may share one SQLite registry: the CLI writes, the server polls.
 
@@ -171,20 +173,35 @@ impl Deployer {
     }
 
     /// Reconciles and judges rollouts until `stop` fires.
+    ///
+    /// Rollouts are judged on a loop of their own: a reconcile can take as long as an artifact
+    /// download and a warm-up, and a rollback must not wait for that. A decision wakes the
+    /// reconcile loop, which applies the new traffic policy.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let judging = tokio::spawn(self.clone().judge_loop(stop.clone()));
         loop {
             if let Err(e) = self.reconcile().await {
                 tracing::warn!(error = %e, "cannot reconcile with the registry; serving what is loaded");
-            }
-            if let Err(e) = self.judge_rollouts().await {
-                tracing::warn!(error = %e, "cannot judge rollouts");
             }
             if let Err(e) = self.count_events().await {
                 tracing::warn!(error = %e, "cannot read the event log");
             }
             tokio::select! {
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => break,
                 () = self.notify.notified() => {}
+                () = tokio::time::sleep(self.options.poll_interval) => {}
+            }
+        }
+        let _ = judging.await;
+    }
+
+    async fn judge_loop(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            if let Err(e) = self.judge_rollouts().await {
+                tracing::warn!(error = %e, "cannot judge rollouts");
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
                 () = tokio::time::sleep(self.options.poll_interval) => {}
             }
         }

@@ -57,7 +57,13 @@ impl Deployer {
         }
         for r in running {
             let decision = self.decide(&r);
+            let decided = !matches!(decision, Decision::Wait);
             self.act(&r, decision).await?;
+            if decided {
+                // The registry now names a new policy (next step, promotion or rollback):
+                // the reconcile loop applies it now rather than at its next poll.
+                self.notify();
+            }
         }
         Ok(())
     }

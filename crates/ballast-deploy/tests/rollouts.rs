@@ -290,13 +290,13 @@ async fn faulty_candidates_roll_back_and_a_good_one_is_promoted() {
         .await
         .expect("serving v1");
 
-    // A 10× slower candidate shows as p99 latency or, once its queue overflows, as refused
-    // requests: either is a correct reason to stop it.
+    // A 10× slower candidate shows as p99 latency in its canary step (requests refused once
+    // its queue overflows are the server's doing: reported as dropped, not judged as errors).
     for (candidate, expect) in [
         (wrong_shape, &["error_rate"][..]),
         (erroring, &["error_rate"]),
         (broken, &["failed to load"]),
-        (slow, &["p99_latency", "error_rate"]),
+        (slow, &["p99_latency"]),
     ] {
         let (state, reason) = roll_out(&stack, "canary", candidate).await;
         eprintln!("candidate {candidate}: {state:?}: {reason}");
@@ -354,9 +354,11 @@ async fn faulty_candidates_roll_back_and_a_good_one_is_promoted() {
         1,
         "{kinds:?}"
     );
+    // Steps passed: the good candidate's two, and the slow one's shadow step (shadow latency
+    // is not judged: a mirror runs below all client traffic) before its canary step fails.
     assert_eq!(
         kinds.iter().filter(|k| **k == "rollout_step").count(),
-        2,
+        3,
         "{kinds:?}"
     );
     let rolled = events
