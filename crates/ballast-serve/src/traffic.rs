@@ -27,6 +27,11 @@ pub const AGREEMENT_TOLERANCE: f64 = 1e-4;
 const SUB: usize = 8;
 const BUCKETS: usize = 16 + (40 - 4) * SUB;
 
+/// The histogram bucket of a latency.
+fn bucket_of_duration(d: Duration) -> usize {
+    bucket_of(d.as_micros().min(u64::MAX as u128) as u64)
+}
+
 fn bucket_of(us: u64) -> usize {
     if us < 16 {
         return us as usize;
@@ -87,8 +92,7 @@ impl ArmStats {
                 self.errors.fetch_add(1, Ordering::Relaxed);
             }
             None => {
-                let us = elapsed.as_micros().min(u64::MAX as u128) as u64;
-                self.latency[bucket_of(us)].fetch_add(1, Ordering::Relaxed);
+                self.latency[bucket_of_duration(elapsed)].fetch_add(1, Ordering::Relaxed);
             }
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -139,7 +143,7 @@ impl ArmSnapshot {
     pub fn from_figures(requests: u64, errors: u64, dropped: u64, latencies: &[Duration]) -> Self {
         let mut latency = vec![0; BUCKETS];
         for l in latencies {
-            latency[bucket_of(l.as_micros().min(u64::MAX as u128) as u64)] += 1;
+            latency[bucket_of_duration(*l)] += 1;
         }
         Self {
             requests,
