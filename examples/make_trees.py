@@ -10,6 +10,7 @@ Writes (relative to the repository root):
     examples/models/fraud_xgb/1/model.json      XGBoost binary:logistic, 100 trees, depth 6
     examples/models/fraud_xgb/config.toml       (NaN allowed: it is "missing" for trees)
     crates/ballast-engine/tests/fixtures/trees/<case>/{model.json|model.txt|model.onnx, expected.json}
+        (XGBoost cases also hold model.ubj: the same booster saved as UBJSON)
     crates/ballast-engine/benches/fixtures/fraud_xgb_300/{model.json, model.onnx}
 
 ``expected.json`` (one per case; NaN written as JSON null)::
@@ -410,6 +411,10 @@ def xgb_case(root: str, case: str, params: dict, task: str, rounds: int, seed: i
         x_tr, y_tr, x_te = make_task(task, seed, n_classes=params.get("num_class", 3))
     path = os.path.join(d, "model.json")
     booster = xgb_train_save(path, params, x_tr, y_tr, rounds, feature_types)
+    # The same model in UBJSON (XGBoost's default format since 2.1): must predict the same.
+    ubj = os.path.join(d, "model.ubj")
+    booster.save_model(ubj)
+    SIZES[ubj] = os.path.getsize(ubj)
     x_te = set_boundary_rows(x_te, xgb_numeric_splits(path), seed + 1).astype(np.float32)
     pred, margin = xgb_predict(booster, x_te, feature_types)
     n_classes = int(params.get("num_class", 1))

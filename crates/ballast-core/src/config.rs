@@ -34,10 +34,12 @@ pub enum EngineChoice {
     Tract,
     OnnxRuntime,
     Trees,
+    /// The native ONNX-ML graph engine (scikit-learn pipelines without ONNX Runtime).
+    OnnxMl,
 }
 
 impl EngineChoice {
-    pub const NAMES: &'static str = "auto, tract, onnxruntime, trees";
+    pub const NAMES: &'static str = "auto, tract, onnxruntime, trees, onnx-ml";
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -45,6 +47,7 @@ impl EngineChoice {
             EngineChoice::Tract => "tract",
             EngineChoice::OnnxRuntime => "onnxruntime",
             EngineChoice::Trees => "trees",
+            EngineChoice::OnnxMl => "onnx-ml",
         }
     }
 }
@@ -58,6 +61,7 @@ impl std::str::FromStr for EngineChoice {
             "tract" => EngineChoice::Tract,
             "onnxruntime" | "ort" => EngineChoice::OnnxRuntime,
             "trees" => EngineChoice::Trees,
+            "onnx-ml" | "onnx_ml" => EngineChoice::OnnxMl,
             other => {
                 return Err(format!(
                     "backend must be one of {}, got '{other}'",

@@ -6,6 +6,7 @@
 //! [`trees::TreeBackend`] (native XGBoost / LightGBM / ONNX-ML tree ensembles) and
 //! [`onnxruntime::OrtBackend`] (ONNX Runtime, loaded at run time when its library is present).
 
+pub mod graph;
 pub mod onnxruntime;
 pub mod tract;
 pub mod trees;
@@ -71,7 +72,7 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 /// Model file names, in the order an engine is chosen for a version directory.
-pub const MODEL_FILES: &[&str] = &["model.onnx", "model.json", "model.txt"];
+pub const MODEL_FILES: &[&str] = &["model.onnx", "model.json", "model.ubj", "model.txt"];
 
 /// How to open a model: the engine choice and its resources, from the model's config.
 #[derive(Debug, Clone, Default)]
@@ -100,9 +101,13 @@ pub fn open(version_dir: &Path) -> Result<Arc<dyn Backend>, BackendError> {
 ///
 /// | file | auto | explicit |
 /// | --- | --- | --- |
-/// | `model.json` (XGBoost), `model.txt` (LightGBM) | trees | trees only |
-/// | `model.onnx` with a TreeEnsemble node | trees, else ONNX Runtime, else tract | as asked |
+/// | `model.json` / `model.ubj` (XGBoost), `model.txt` (LightGBM) | trees | trees only |
+/// | `model.onnx` with a TreeEnsemble node | trees, else ONNX Runtime, else onnx-ml, else tract | as asked |
+/// | `model.onnx` with other `ai.onnx.ml` operators | ONNX Runtime, else onnx-ml, else tract | as asked |
 /// | `model.onnx`, other graphs | ONNX Runtime when its library loads, else tract | as asked |
+///
+/// Without ONNX Runtime, a graph the native onnx-ml engine cannot run falls back to tract; the
+/// error then names what each engine lacked.
 pub fn open_with(
     version_dir: &Path,
     options: &OpenOptions,
@@ -121,6 +126,7 @@ fn open_as(
     let threads = options.threads.max(1);
     match (format, engine) {
         (ModelFormat::Onnx, EngineChoice::Tract) => Ok(Arc::new(tract::TractBackend::load(path)?)),
+        (ModelFormat::Onnx, EngineChoice::OnnxMl) => Ok(Arc::new(graph::GraphBackend::load(path)?)),
         (ModelFormat::Onnx, EngineChoice::Trees) => {
             Ok(Arc::new(trees::TreeBackend::load_onnx(path, threads)?))
         }
@@ -154,11 +160,12 @@ fn open_as(
     }
 }
 
-/// A model file's format by its extension: `.onnx`, `.json` (XGBoost), `.txt` (LightGBM).
+/// A model file's format by its extension: `.onnx`, `.json` / `.ubj` (XGBoost), `.txt`
+/// (LightGBM).
 fn format_of(path: &Path) -> Option<ModelFormat> {
     match path.extension()?.to_str()? {
         "onnx" => Some(ModelFormat::Onnx),
-        "json" => Some(ModelFormat::Xgboost),
+        "json" | "ubj" => Some(ModelFormat::Xgboost),
         "txt" => Some(ModelFormat::Lightgbm),
         _ => None,
     }
@@ -218,7 +225,7 @@ pub fn open_file(
         .or_else(|| format_of(file))
         .ok_or_else(|| BackendError::Load {
             path: file.display().to_string(),
-            reason: "cannot tell the format from the extension (.onnx, .json, .txt)".into(),
+            reason: "cannot tell the format from the extension (.onnx, .json, .ubj, .txt)".into(),
         })?;
     open_as(file, format, engine, options)
 }
@@ -247,16 +254,42 @@ fn ort_options(library: std::path::PathBuf, options: &OpenOptions) -> onnxruntim
     }
 }
 
-/// ONNX with `backend = "auto"`: ONNX Runtime when its library loads, else tract.
+/// ONNX with `backend = "auto"`: ONNX Runtime when its library loads; else the native onnx-ml
+/// engine for graphs with `ai.onnx.ml` operators that it runs in full; else tract.
 fn open_onnx_auto(path: &Path, options: &OpenOptions) -> Result<Arc<dyn Backend>, BackendError> {
-    match onnxruntime::available(options.onnxruntime_library.as_deref()) {
-        Ok(library) => Ok(Arc::new(onnxruntime::OrtBackend::load(
-            path,
-            &ort_options(library, options),
-        )?)),
-        Err(reason) => {
-            tracing::debug!(%reason, "ONNX Runtime not available; using tract");
-            tract::TractBackend::load(path).map(|b| Arc::new(b) as Arc<dyn Backend>)
+    let reason = match onnxruntime::available(options.onnxruntime_library.as_deref()) {
+        Ok(library) => {
+            return Ok(Arc::new(onnxruntime::OrtBackend::load(
+                path,
+                &ort_options(library, options),
+            )?));
         }
+        Err(reason) => reason,
+    };
+    tracing::debug!(%reason, "ONNX Runtime not available; using the pure-Rust engines");
+    if graph::uses_onnx_ml(path) {
+        let native = match graph::GraphBackend::load(path) {
+            Ok(b) => return Ok(Arc::new(b)),
+            Err(e) => e,
+        };
+        // tract may still run it; if not, say what both engines lacked.
+        return match tract::TractBackend::load(path) {
+            Ok(b) => Ok(Arc::new(b)),
+            Err(BackendError::Load { reason: tract, .. }) => {
+                let native = match native {
+                    BackendError::Load { reason, .. } => reason,
+                    other => other.to_string(),
+                };
+                Err(BackendError::Load {
+                    path: path.display().to_string(),
+                    reason: format!(
+                        "no pure-Rust engine runs this graph: {native}; tract: {tract}. ONNX \
+                         Runtime was not used because {reason}"
+                    ),
+                })
+            }
+            Err(other) => Err(other),
+        };
     }
+    tract::TractBackend::load(path).map(|b| Arc::new(b) as Arc<dyn Backend>)
 }

@@ -368,6 +368,8 @@ pub struct OrtBackend {
     sessions: Vec<Mutex<Session>>,
     next: AtomicUsize,
     signature: ModelSignature,
+    /// The graph imputes NaN (scikit-learn's `SimpleImputer`): NaN inputs mean "missing".
+    nan_is_missing: bool,
     /// Pre-packed weights shared by the sessions; kept alive as long as they are.
     _weights: PrepackedWeights,
 }
@@ -391,6 +393,8 @@ impl OrtBackend {
         if !path.is_file() {
             return Err(load_err("no such file".to_string()));
         }
+        // skl2onnx classifiers end in ZipMap by default: serve its probability tensor.
+        let rewritten = crate::graph::without_zipmap(path).map_err(load_err)?;
         let (sessions, weights) = guarded(|| {
             let weights = PrepackedWeights::new();
             let configure = |e: ort::Error<_>| format!("cannot configure the session: {e}");
@@ -405,7 +409,13 @@ impl OrtBackend {
                 .with_prepacked_weights(&weights)
                 .map_err(configure)?;
             let sessions = (0..opts.sessions.max(1))
-                .map(|_| builder.commit_from_file(path).map_err(|e| e.to_string()))
+                .map(|_| {
+                    match &rewritten {
+                        Some(bytes) => builder.commit_from_memory(bytes),
+                        None => builder.commit_from_file(path),
+                    }
+                    .map_err(|e| e.to_string())
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             Ok((sessions, weights))
         })
@@ -418,6 +428,7 @@ impl OrtBackend {
             sessions: sessions.into_iter().map(Mutex::new).collect(),
             next: AtomicUsize::new(0),
             signature,
+            nan_is_missing: crate::graph::imputes_nan(path),
             _weights: weights,
         })
     }
@@ -585,6 +596,10 @@ fn from_ort(spec: &TensorSpec, value: &DynValue) -> Result<Tensor, BackendError>
 impl Backend for OrtBackend {
     fn engine(&self) -> &'static str {
         "onnxruntime"
+    }
+
+    fn nan_is_missing(&self) -> bool {
+        self.nan_is_missing
     }
 
     fn signature(&self) -> &ModelSignature {

@@ -33,6 +33,7 @@ impl TractBackend {
             .model_for_path(path)
             .map_err(|e| load_err(format!("{e:#}")))?;
         dedupe_node_names(&mut model);
+        name_unknown_dims(&mut model).map_err(|e| load_err(format!("{e:#}")))?;
         let unsupported: std::collections::BTreeSet<String> = model
             .nodes
             .iter()
@@ -59,6 +60,40 @@ impl TractBackend {
             .map_err(|e| load_err(format!("tract cannot plan this graph: {e:#}")))?;
         Ok(Self { plan, signature })
     }
+}
+
+/// skl2onnx and other exporters leave the batch dimension neither sized nor named (`[?, 8]`),
+/// which tract cannot type ("Source node without a determined fact"). Unknown input
+/// dimensions become symbols — `batch` for the first, `<input>_<axis>` for others — as if the
+/// file had named them.
+fn name_unknown_dims(model: &mut tract_onnx::prelude::InferenceModel) -> TractResult<()> {
+    use tract_onnx::prelude::TDim;
+    use tract_onnx::tract_hir::infer::GenericFactoid;
+    for i in 0..model.inputs.len() {
+        let fact = model.input_fact(i)?.clone();
+        if fact.shape.is_open() {
+            continue;
+        }
+        let mut shape = fact.shape.clone();
+        let rank = shape.dims().count();
+        let name = model.node(model.inputs[i].node).name.clone();
+        let mut changed = false;
+        for axis in 0..rank {
+            if shape.dim(axis) == Some(GenericFactoid::Any) {
+                let symbol = if axis == 0 {
+                    model.symbols.sym("batch")
+                } else {
+                    model.symbols.sym(&format!("{name}_{axis}"))
+                };
+                shape.set_dim(axis, TDim::Sym(symbol));
+                changed = true;
+            }
+        }
+        if changed {
+            model.set_input_fact(i, fact.with_shape(shape))?;
+        }
+    }
+    Ok(())
 }
 
 /// ONNX keeps node names and tensor names in separate namespaces, so a node may share its

@@ -310,7 +310,7 @@ fn auto_selection_picks_the_engine_the_file_calls_for() {
     };
     assert!(
         err.to_string()
-            .contains("model.onnx, model.json, model.txt"),
+            .contains("model.onnx, model.json, model.ubj, model.txt"),
         "{err}"
     );
     // A file named in config, its format from the extension or stated.

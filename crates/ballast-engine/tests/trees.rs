@@ -286,3 +286,50 @@ fn tract_names_the_op_it_lacks_and_points_to_onnx_runtime() {
     assert!(err.contains("TreeEnsembleRegressor"), "{err}");
     assert!(err.contains("ONNX Runtime backend"), "{err}");
 }
+
+/// XGBoost's UBJSON (`model.ubj`, its default since 2.1): every XGBoost fixture was also saved
+/// as UBJSON by XGBoost itself; both files must give the same bytes, and a version directory
+/// holding only `model.ubj` opens on the tree engine.
+#[test]
+fn ubjson_models_predict_exactly_as_their_json() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(fixtures()).expect("fixtures dir") {
+        let dir = entry.expect("entry").path();
+        let ubj = dir.join("model.ubj");
+        if !ubj.is_file() {
+            continue;
+        }
+        let case = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let json = TreeBackend::load_xgboost(&dir.join("model.json"), 1).expect("json");
+        let binary = TreeBackend::load_xgboost(&ubj, 1).unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!(json.signature(), binary.signature(), "{case}");
+        let expected: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+        let name = json.signature().inputs[0].name.clone();
+        let input = tensor(&name, &expected["input"]);
+        assert_eq!(
+            json.infer(vec![input.clone()]).unwrap(),
+            binary.infer(vec![input]).unwrap(),
+            "{case}: UBJSON and JSON predictions differ"
+        );
+        seen += 1;
+
+        let version = tempfile::tempdir().unwrap();
+        std::fs::copy(&ubj, version.path().join("model.ubj")).unwrap();
+        let opened = ballast_engine::open(version.path()).unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!(opened.engine(), "trees");
+    }
+    assert!(seen >= 6, "only {seen} UBJSON fixtures");
+}
+
+/// A damaged UBJSON file says it was read as UBJSON and where it broke.
+#[test]
+fn truncated_ubjson_names_the_format() {
+    let dir = fixtures().join("xgb_binary");
+    let bytes = std::fs::read(dir.join("model.ubj")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("model.ubj");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let err = TreeBackend::load_xgboost(&path, 1).unwrap_err().to_string();
+    assert!(err.contains("UBJSON"), "{err}");
+}

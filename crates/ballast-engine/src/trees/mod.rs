@@ -14,6 +14,7 @@
 pub mod forest;
 pub mod lightgbm;
 pub mod onnx_ml;
+pub(crate) mod ubjson;
 pub mod xgboost;
 
 use std::path::Path;
@@ -170,7 +171,7 @@ impl std::fmt::Debug for TreeBackend {
 }
 
 impl TreeBackend {
-    /// Loads an XGBoost JSON model (`model.json`).
+    /// Loads an XGBoost JSON or UBJSON model (`model.json`, `model.ubj`).
     pub fn load_xgboost(path: &Path, threads: usize) -> Result<Self, BackendError> {
         let ensemble = xgboost::load(path).map_err(|reason| load_err(path, reason))?;
         Self::new(Precision::F32(ensemble), threads, "xgboost", path)
@@ -191,6 +192,63 @@ impl TreeBackend {
             onnx_ml::Loaded::F64(e) => Precision::F64(e),
         };
         Self::new(model, threads, "onnx-ml", path)
+    }
+
+    /// One tree-ensemble node of a larger graph (the onnx-ml engine's pipelines), on one
+    /// thread: the ensemble alone, its input a float tensor of as many features as the trees
+    /// use, its outputs the node's. Returns the backend and that feature count.
+    pub(crate) fn from_onnx_node(
+        node: &tract_onnx::pb::NodeProto,
+    ) -> Result<(Self, usize), String> {
+        use tract_onnx::pb;
+        let input = node
+            .input
+            .first()
+            .ok_or("the tree-ensemble node has no input")?;
+        let unknown = || pb::tensor_shape_proto::Dimension {
+            denotation: String::new(),
+            value: None,
+        };
+        let tensor = |name: &str| pb::ValueInfoProto {
+            name: name.to_string(),
+            r#type: Some(pb::TypeProto {
+                denotation: String::new(),
+                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                    elem_type: 1,
+                    shape: Some(pb::TensorShapeProto {
+                        dim: vec![unknown(), unknown()],
+                    }),
+                })),
+            }),
+            doc_string: String::new(),
+        };
+        let graph = pb::GraphProto {
+            node: vec![node.clone()],
+            input: vec![tensor(input)],
+            output: node
+                .output
+                .iter()
+                .filter(|o| !o.is_empty())
+                .map(|o| tensor(o))
+                .collect(),
+            ..Default::default()
+        };
+        let model = match onnx_ml::from_graph(&graph)? {
+            onnx_ml::Loaded::F32(e) => Precision::F32(e),
+            onnx_ml::Loaded::F64(e) => Precision::F64(e),
+        };
+        let backend = Self {
+            model,
+            pool: None,
+            format: "onnx-ml",
+        };
+        let features = backend
+            .signature()
+            .inputs
+            .first()
+            .and_then(|s| s.shape.get(1))
+            .map_or(0, |&d| d.max(0) as usize);
+        Ok((backend, features))
     }
 
     fn new(

@@ -84,7 +84,7 @@ fn is_tree_op(op: &str) -> bool {
     op == "TreeEnsembleClassifier" || op == "TreeEnsembleRegressor"
 }
 
-fn from_graph(graph: &pb::GraphProto) -> Result<Loaded, String> {
+pub(crate) fn from_graph(graph: &pb::GraphProto) -> Result<Loaded, String> {
     let mut tree_node = None;
     for node in &graph.node {
         if is_tree_op(&node.op_type) {

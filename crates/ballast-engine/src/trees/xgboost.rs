@@ -1,4 +1,5 @@
-//! XGBoost's JSON model format (`Booster.save_model("model.json")`, XGBoost 1.0 and later).
+//! XGBoost's JSON and UBJSON model formats (`Booster.save_model("model.json")` from XGBoost
+//! 1.0, `model.ubj` — the default since 2.1 — read through [`super::ubjson`]).
 //!
 //! Semantics reproduced from XGBoost's CPU predictor: features are read as `f32`; a split goes
 //! left when `x < split_condition`; NaN follows `default_left`; a categorical split sends the
@@ -98,15 +99,29 @@ pub(crate) fn load(path: &Path) -> Result<Ensemble<f32>, String> {
     parse(&bytes)
 }
 
+/// Parses an XGBoost model in JSON or UBJSON (told apart by their first bytes, not the file
+/// name, so either works under any name).
 pub(crate) fn parse(bytes: &[u8]) -> Result<Ensemble<f32>, String> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let model: Model = serde_path_to_error::deserialize(de).map_err(|e| {
-        format!(
-            "not an XGBoost JSON model: at '{}': {}",
-            e.path(),
-            e.inner()
-        )
-    })?;
+    let model: Model = if super::ubjson::looks_like_ubjson(bytes) {
+        let value =
+            super::ubjson::parse(bytes).map_err(|e| format!("not an XGBoost UBJSON model: {e}"))?;
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            format!(
+                "not an XGBoost model (read as UBJSON): at '{}': {}",
+                e.path(),
+                e.inner()
+            )
+        })?
+    } else {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            format!(
+                "not an XGBoost JSON model: at '{}': {}",
+                e.path(),
+                e.inner()
+            )
+        })?
+    };
     let learner = model.learner;
     let param = &learner.learner_model_param;
     let n_features: usize = parse_num(&param.num_feature, "num_feature")?;
