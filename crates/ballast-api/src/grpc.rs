@@ -160,9 +160,20 @@ impl GrpcInferenceService for Inference {
     ) -> Result<Response<ModelReadyResponse>, Status> {
         let req = req.into_inner();
         let repo = self.state.repository().map_err(to_status)?;
-        let mv = repo
-            .get(&req.name, version_arg(&req.version))
-            .map_err(to_status)?;
+        let version = version_arg(&req.version);
+        let mv = match repo.get(&req.name, version) {
+            Ok(mv) => mv,
+            // A model that failed to load is known and not ready (tritonclient's
+            // is_model_ready() answers False); its reason is in ModelMetadata's error.
+            Err(_)
+                if repo
+                    .failure(&req.name, version.and_then(|v| v.parse().ok()))
+                    .is_some() =>
+            {
+                return Ok(Response::new(ModelReadyResponse { ready: false }));
+            }
+            Err(e) => return Err(to_status(e)),
+        };
         Ok(Response::new(ModelReadyResponse {
             ready: mv.is_ready(),
         }))

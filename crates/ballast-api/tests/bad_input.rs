@@ -104,12 +104,6 @@ async fn http_bad_inputs_get_4xx_naming_the_field() {
             json!({"inputs": [features(1)], "outputs": [{"name": "score"}]}).to_string().into_bytes(),
             None, 400, vec!["unknown output 'score'", "probability, is_fraud"],
         ),
-        (
-            "batch over max_batch_size",
-            infer.clone(),
-            json!({"inputs": [features(65)]}).to_string().into_bytes(),
-            None, 400, vec!["batch dimension 65 exceeds max_batch_size 64"],
-        ),
         ("NaN where forbidden", infer.clone(), nan_body.1, Some(nan_body.0), 400, vec!["input 'features'", "element 5 is NaN", "allow_non_finite"]),
         ("truncated binary", infer.clone(), truncated.1, Some(truncated.0), 400, vec!["input 'features'", "binary_data_size is 48 bytes but only 40"]),
         ("oversized binary", infer.clone(), oversized.1, Some(oversized.0), 400, vec!["12 bytes of binary data beyond"]),

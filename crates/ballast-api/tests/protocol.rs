@@ -400,6 +400,134 @@ async fn tree_models_take_nan_as_missing_by_default() {
         .await
         .unwrap();
     assert_eq!(cfg["engine"], "trees");
-    assert_eq!(cfg["allow_non_finite"], true);
+    assert_eq!(
+        cfg["allow_non_finite"],
+        Value::Null,
+        "no config: the engine's default"
+    );
+    assert_eq!(
+        (cfg["allow_nan"].clone(), cfg["allow_inf"].clone()),
+        (true.into(), false.into())
+    );
+
+    // JSON has no NaN: `null` and "NaN" are missing values, and give xgboost's answer.
+    for missing in [Value::Null, json!("NaN")] {
+        let data: Vec<Value> = x
+            .iter()
+            .map(|v| {
+                if v.is_nan() {
+                    missing.clone()
+                } else {
+                    json!(v)
+                }
+            })
+            .collect();
+        let body = json!({"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 6], "data": data}]});
+        let resp = reqwest::Client::new()
+            .post(server.url("/v2/models/xgb/infer"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{missing}");
+        let out: Value = resp.json().await.unwrap();
+        let got = out["outputs"][0]["data"][0].as_f64().unwrap();
+        assert!(
+            (got - want).abs() < 1e-6,
+            "{missing}: got {got}, xgboost gave {want}"
+        );
+    }
+    // ±Inf is refused on a tree model unless its config allows non-finite values (XGBoost
+    // refuses it too).
+    let body = json!({"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 6],
+        "data": ["Infinity", 0, 0, 0, 0, 0]}]});
+    let resp = reqwest::Client::new()
+        .post(server.url("/v2/models/xgb/infer"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("element 0 is inf") && text.contains("allow_non_finite"),
+        "{text}"
+    );
+    server.stop().await;
+}
+
+/// A request with more rows than `max_batch_size` (64 for the fraud model) is served as one
+/// engine call, outputs in row order; INT32 and FP32 inputs widen to INT64 and FP64.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_requests_and_lossless_datatypes_are_served() {
+    let server = start_repo(&examples_dir().join("models")).await;
+    let client = reqwest::Client::new();
+    let rows = 150;
+    let x: Vec<f32> = (0..rows * 12)
+        .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+        .collect();
+    let call = |rows: usize, data: &[f32]| {
+        let body = json!({"inputs": [{"name": "features", "datatype": "FP32", "shape": [rows, 12], "data": data}],
+            "outputs": [{"name": "probability"}]});
+        let client = client.clone();
+        let url = server.url("/v2/models/fraud/versions/1/infer");
+        async move {
+            let resp = client.post(url).json(&body).send().await.unwrap();
+            let status = resp.status();
+            let out: Value = resp.json().await.unwrap();
+            assert_eq!(status, 200, "{out}");
+            as_f64s(&out["outputs"][0]["data"])
+        }
+    };
+    let all = call(rows, &x).await;
+    assert_eq!(all.len(), rows);
+    for r in [0, 63, 64, 65, 149] {
+        let one = call(1, &x[r * 12..(r + 1) * 12]).await;
+        assert!(
+            (one[0] - all[r]).abs() < 1e-6,
+            "row {r}: {} alone, {} in the big request",
+            one[0],
+            all[r]
+        );
+    }
+
+    // The dtypes model declares x_fp64 (FP64) and x_int64 (INT64): narrower types widen.
+    let meta: Value = client
+        .get(server.url("/v2/models/dtypes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut inputs = Vec::new();
+    for input in meta["inputs"].as_array().unwrap() {
+        let shape: Vec<i64> = input["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_i64().unwrap().max(1))
+            .collect();
+        let n: i64 = shape.iter().product();
+        let (datatype, data) = match input["datatype"].as_str().unwrap() {
+            "FP64" => ("FP32", json!(vec![0.5; n as usize])),
+            "INT64" => ("INT32", json!(vec![3; n as usize])),
+            "BYTES" => ("BYTES", json!(vec!["a"; n as usize])),
+            "BOOL" => ("BOOL", json!(vec![true; n as usize])),
+            other => (other, json!(vec![1; n as usize])),
+        };
+        inputs.push(
+            json!({"name": input["name"], "datatype": datatype, "shape": shape, "data": data}),
+        );
+    }
+    let resp = client
+        .post(server.url("/v2/models/dtypes/infer"))
+        .json(&json!({"inputs": inputs}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert_eq!(status, 200, "{text}");
     server.stop().await;
 }

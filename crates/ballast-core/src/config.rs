@@ -99,6 +99,9 @@ impl std::str::FromStr for ModelFormat {
     }
 }
 
+/// Rows one request may carry unless its model's config says otherwise.
+pub const DEFAULT_MAX_REQUEST_ROWS: usize = 65_536;
+
 /// One intra-op thread per engine call: for tabular models a second thread made batches of
 /// 1–64 rows slower (measured); parallelism across batches (`instances`) pays first.
 pub const DEFAULT_THREADS: usize = 1;
@@ -106,8 +109,12 @@ pub const DEFAULT_THREADS: usize = 1;
 /// A model's configuration after defaults are applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
-    /// Largest number of rows merged into one engine call; 0 disables batching.
+    /// Largest number of rows merged into one engine call; 0 disables batching. A request
+    /// with more rows runs as one engine call of its own.
     pub max_batch_size: usize,
+    /// Largest number of rows one request may carry (bounds absurd requests; a request above
+    /// `max_batch_size` but within this runs alone).
+    pub max_request_rows: usize,
     pub max_queue_delay: Duration,
     /// Hard bound on queued requests; the adaptive limit usually sheds earlier.
     pub max_queue_size: usize,
@@ -142,6 +149,7 @@ impl Default for ModelConfig {
     fn default() -> Self {
         Self {
             max_batch_size: DEFAULT_MAX_BATCH_SIZE,
+            max_request_rows: DEFAULT_MAX_REQUEST_ROWS,
             max_queue_delay: DEFAULT_MAX_QUEUE_DELAY,
             max_queue_size: DEFAULT_MAX_QUEUE_SIZE,
             default_timeout: None,
@@ -173,6 +181,7 @@ pub struct TensorOverride {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     max_batch_size: Option<usize>,
+    max_request_rows: Option<usize>,
     max_queue_delay_ms: Option<f64>,
     max_queue_size: Option<usize>,
     default_timeout_ms: Option<f64>,
@@ -230,6 +239,12 @@ impl ModelConfig {
                 problems.push(format!("max_batch_size must be at most 65536, got {v}"));
             }
             cfg.max_batch_size = v;
+        }
+        if let Some(v) = raw.max_request_rows {
+            if v == 0 || v > 10_000_000 {
+                problems.push(format!("max_request_rows must be in 1..=10000000, got {v}"));
+            }
+            cfg.max_request_rows = v;
         }
         if let Some(v) = raw.max_queue_size {
             if v == 0 || v > 1_000_000 {

@@ -270,6 +270,22 @@ impl TensorData {
         })
     }
 
+    /// Index and value of the first float element for which `bad` holds (always `None` for
+    /// non-float types).
+    pub fn first_non_finite_where(&self, bad: impl Fn(f64) -> bool) -> Option<(usize, f64)> {
+        match self {
+            TensorData::F32(v) => v
+                .iter()
+                .position(|&x| !x.is_finite() && bad(f64::from(x)))
+                .map(|i| (i, f64::from(v[i]))),
+            TensorData::F64(v) => v
+                .iter()
+                .position(|&x| !x.is_finite() && bad(x))
+                .map(|i| (i, v[i])),
+            _ => None,
+        }
+    }
+
     /// Index of the first NaN or infinite element, if any (always `None` for non-float types).
     pub fn first_non_finite(&self) -> Option<(usize, f64)> {
         match self {

@@ -4,15 +4,35 @@
 
 use crate::error::Error;
 use crate::signature::ModelSignature;
-use crate::tensor::{Tensor, fmt_shape};
+use crate::tensor::{DataType, Tensor, fmt_shape};
 
 /// Limits a model applies to every request.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestLimits {
-    /// Largest leading dimension a request may carry when the model batches (0 = not batching).
+    /// Whether the model batches along dimension 0 (`max_batch_size > 0`): then every input's
+    /// dimension 0 counts rows and must agree.
     pub max_batch_size: usize,
-    /// Whether NaN and ±Inf may appear in float inputs.
-    pub allow_non_finite: bool,
+    /// Largest leading dimension a request may carry when the model batches.
+    pub max_request_rows: usize,
+    /// Whether NaN may appear in float inputs (it means "missing" to tree models and graphs
+    /// that impute).
+    pub allow_nan: bool,
+    /// Whether ±Inf may appear in float inputs.
+    pub allow_inf: bool,
+}
+
+/// `tensor` as `to` when the conversion cannot change a value: FP32 → FP64, INT32 → INT64,
+/// INT32 → FP64. `None` for every other pair.
+pub fn widen(tensor: Tensor, to: DataType) -> Result<Tensor, Tensor> {
+    use crate::tensor::TensorData as D;
+    let Tensor { name, shape, data } = tensor;
+    let data = match (data, to) {
+        (D::F32(v), DataType::F64) => D::F64(v.into_iter().map(f64::from).collect()),
+        (D::I32(v), DataType::I64) => D::I64(v.into_iter().map(i64::from).collect()),
+        (D::I32(v), DataType::F64) => D::F64(v.into_iter().map(f64::from).collect()),
+        (data, _) => return Err(Tensor { name, shape, data }),
+    };
+    Ok(Tensor { name, shape, data })
 }
 
 /// Checks `inputs` against `sig` and returns them in signature order.
@@ -37,14 +57,36 @@ pub fn validate_inputs(
                 tensor.name
             )));
         }
-        if tensor.dtype() != spec.dtype {
-            return Err(Error::invalid(format!(
-                "input '{}': expected datatype {}, got {}",
-                spec.name,
-                spec.dtype,
-                tensor.dtype()
-            )));
-        }
+        let tensor = if tensor.dtype() == spec.dtype {
+            tensor
+        } else {
+            widen(tensor, spec.dtype).map_err(|t| {
+                let lossy = matches!(
+                    (t.dtype(), spec.dtype),
+                    (DataType::F64, DataType::F32)
+                        | (DataType::I64, DataType::I32)
+                        | (DataType::I64 | DataType::I32, DataType::F32)
+                        | (DataType::I64, DataType::F64)
+                        | (DataType::F32 | DataType::F64, DataType::I32 | DataType::I64)
+                );
+                Error::invalid(format!(
+                    "input '{}': expected datatype {}, got {}{}",
+                    spec.name,
+                    spec.dtype,
+                    t.dtype(),
+                    if lossy {
+                        format!(
+                            " (converting {} to {} could change values, so ballast does not; send {})",
+                            t.dtype(),
+                            spec.dtype,
+                            spec.dtype
+                        )
+                    } else {
+                        String::new()
+                    }
+                ))
+            })?
+        };
         if tensor.shape.len() != spec.shape.len() {
             return Err(Error::invalid(format!(
                 "input '{}': expected shape {} (rank {}), got {} (rank {})",
@@ -73,18 +115,27 @@ pub fn validate_inputs(
                     spec.name
                 )));
             }
-            if rows > limits.max_batch_size {
+            if rows > limits.max_request_rows {
                 return Err(Error::invalid(format!(
-                    "input '{}': batch dimension {rows} exceeds max_batch_size {} of model '{model}'",
-                    spec.name, limits.max_batch_size
+                    "input '{}': {rows} rows exceed max_request_rows {} of model '{model}' (split the request, or raise max_request_rows in the model's config)",
+                    spec.name, limits.max_request_rows
                 )));
             }
         }
-        if !limits.allow_non_finite
-            && let Some((pos, value)) = tensor.data.first_non_finite()
+        if !(limits.allow_nan && limits.allow_inf)
+            && let Some((pos, value)) = tensor.data.first_non_finite_where(|x| {
+                (x.is_nan() && !limits.allow_nan) || (x.is_infinite() && !limits.allow_inf)
+            })
         {
+            let why = if value.is_nan() {
+                "does not accept NaN (NaN means \"missing\" only to tree models and graphs that impute; allow_non_finite = true accepts it)"
+            } else if limits.allow_nan {
+                "accepts NaN as missing but not ±Inf, which XGBoost also refuses (allow_non_finite = true accepts it)"
+            } else {
+                "does not accept NaN or Inf (allow_non_finite = false)"
+            };
             return Err(Error::invalid(format!(
-                "input '{}': element {pos} is {value}, but model '{model}' does not accept NaN or Inf (allow_non_finite = false)",
+                "input '{}': element {pos} is {value}, but model '{model}' {why}",
                 spec.name
             )));
         }
@@ -122,7 +173,7 @@ pub fn validate_inputs(
 mod tests {
     use super::*;
     use crate::signature::TensorSpec;
-    use crate::tensor::{DataType, TensorData};
+    use crate::tensor::TensorData;
 
     fn sig() -> ModelSignature {
         ModelSignature {
@@ -135,7 +186,9 @@ mod tests {
     }
     const LIMITS: RequestLimits = RequestLimits {
         max_batch_size: 4,
-        allow_non_finite: false,
+        max_request_rows: 8,
+        allow_nan: false,
+        allow_inf: false,
     };
 
     fn a(rows: usize) -> Tensor {
@@ -171,9 +224,15 @@ mod tests {
     #[test]
     fn rejects_wrong_dtype_rank_and_dimension() {
         let wrong_dtype = Tensor::new("a", vec![1, 2], TensorData::F64(vec![0.0; 2])).unwrap();
+        let e = err(vec![wrong_dtype, b(1)]);
         assert!(
-            err(vec![wrong_dtype, b(1)]).contains("input 'a': expected datatype FP32, got FP64")
+            e.contains("input 'a': expected datatype FP32, got FP64"),
+            "{e}"
         );
+        assert!(e.contains("could change values"), "{e}");
+        let strings = Tensor::new("b", vec![1], TensorData::Bytes(vec![b"1".to_vec()])).unwrap();
+        let e = err(vec![a(1), strings]);
+        assert!(e.ends_with("expected datatype INT64, got BYTES"), "{e}");
         let wrong_rank = Tensor::new("a", vec![2], TensorData::F32(vec![0.0; 2])).unwrap();
         assert!(
             err(vec![wrong_rank, b(1)])
@@ -184,8 +243,27 @@ mod tests {
     }
 
     #[test]
-    fn rejects_batches_over_the_limit_and_disagreeing_rows() {
-        assert!(err(vec![a(5), b(5)]).contains("batch dimension 5 exceeds max_batch_size 4"));
+    fn lossless_datatypes_are_widened() {
+        let int32 = Tensor::new("b", vec![2], TensorData::I32(vec![-7, 1 << 30])).unwrap();
+        let ok = validate_inputs("m", &sig(), vec![a(2), int32], LIMITS).unwrap();
+        assert_eq!(ok[1].data, TensorData::I64(vec![-7, 1 << 30]));
+        let f64_sig = ModelSignature {
+            inputs: vec![TensorSpec::new("a", DataType::F64, vec![-1, 2])],
+            outputs: vec![],
+        };
+        let narrow = Tensor::new("a", vec![1, 2], TensorData::F32(vec![0.1, 2.5])).unwrap();
+        let ok = validate_inputs("m", &f64_sig, vec![narrow], LIMITS).unwrap();
+        assert_eq!(ok[0].data, TensorData::F64(vec![f64::from(0.1f32), 2.5]));
+    }
+
+    #[test]
+    fn rows_beyond_the_batch_size_are_served_up_to_max_request_rows() {
+        assert!(validate_inputs("m", &sig(), vec![a(5), b(5)], LIMITS).is_ok());
+        let e = err(vec![a(9), b(9)]);
+        assert!(
+            e.contains("9 rows exceed max_request_rows 8 of model 'm'"),
+            "{e}"
+        );
         assert!(err(vec![a(2), b(3)]).contains("disagree on the batch dimension"));
         assert!(err(vec![a(0), b(0)]).contains("must be at least 1"));
     }
@@ -193,11 +271,24 @@ mod tests {
     #[test]
     fn rejects_non_finite_unless_allowed() {
         let nan = Tensor::new("a", vec![1, 2], TensorData::F32(vec![1.0, f32::NAN])).unwrap();
+        let inf = Tensor::new("a", vec![1, 2], TensorData::F32(vec![f32::INFINITY, 1.0])).unwrap();
         assert!(err(vec![nan.clone(), b(1)]).contains("input 'a': element 1 is NaN"));
-        let allow = RequestLimits {
-            allow_non_finite: true,
+        let nan_only = RequestLimits {
+            allow_nan: true,
             ..LIMITS
         };
-        assert!(validate_inputs("m", &sig(), vec![nan, b(1)], allow).is_ok());
+        assert!(validate_inputs("m", &sig(), vec![nan.clone(), b(1)], nan_only).is_ok());
+        let e = validate_inputs("m", &sig(), vec![inf.clone(), b(1)], nan_only)
+            .unwrap_err()
+            .message;
+        assert!(
+            e.contains("element 0 is inf") && e.contains("not ±Inf"),
+            "{e}"
+        );
+        let all = RequestLimits {
+            allow_inf: true,
+            ..nan_only
+        };
+        assert!(validate_inputs("m", &sig(), vec![inf, b(1)], all).is_ok());
     }
 }

@@ -23,6 +23,8 @@ pub struct ModelVersion {
     pub signature: ModelSignature,
     pub config: ModelConfig,
     pub engine: &'static str,
+    /// The engine takes NaN inputs as "missing" (trees, graphs that impute).
+    pub nan_is_missing: bool,
     scheduler: Scheduler,
     /// Shared with the repository: set when the server drains.
     draining: Arc<AtomicBool>,
@@ -48,7 +50,6 @@ impl ModelVersion {
         ModelConfig::apply_overrides(&config.inputs, &mut signature.inputs, "input")?;
         ModelConfig::apply_overrides(&config.outputs, &mut signature.outputs, "output")?;
         let mut config = config;
-        config.allow_non_finite = Some(config.allow_non_finite.unwrap_or(backend.nan_is_missing()));
         if config.max_batch_size > 0 && !signature.supports_batching() {
             tracing::info!(
                 model = name,
@@ -68,6 +69,7 @@ impl ModelVersion {
             signature,
             config,
             engine: backend.engine(),
+            nan_is_missing: backend.nan_is_missing(),
             scheduler,
             draining,
             metrics,
@@ -161,15 +163,7 @@ impl ModelVersion {
         request: InferRequest,
     ) -> Result<InferResponse, Error> {
         let selected = self.select_outputs(&request.outputs)?;
-        let inputs = validate_inputs(
-            &self.name,
-            &self.signature,
-            request.inputs,
-            RequestLimits {
-                max_batch_size: self.config.max_batch_size,
-                allow_non_finite: self.config.allow_non_finite.unwrap_or(false),
-            },
-        )?;
+        let inputs = validate_inputs(&self.name, &self.signature, request.inputs, self.limits())?;
         let now = Instant::now();
         let deadline = match (request.deadline, self.config.default_timeout) {
             (Some(d), _) => Some(d),
@@ -243,6 +237,17 @@ impl ModelVersion {
             outputs,
             timing,
         })
+    }
+
+    /// What a request may carry: rows, NaN (where the engine takes it as missing, unless the
+    /// config says), ±Inf (only when the config allows non-finite values).
+    pub fn limits(&self) -> RequestLimits {
+        RequestLimits {
+            max_batch_size: self.config.max_batch_size,
+            max_request_rows: self.config.max_request_rows,
+            allow_nan: self.config.allow_non_finite.unwrap_or(self.nan_is_missing),
+            allow_inf: self.config.allow_non_finite.unwrap_or(false),
+        }
     }
 
     /// Maps requested output names to signature indices; `None` means all outputs.

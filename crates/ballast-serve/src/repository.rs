@@ -27,6 +27,9 @@ pub struct RepositoryOptions {
     pub warmup: bool,
     /// The ONNX Runtime shared library, when configured; else it is searched for.
     pub onnxruntime_library: Option<PathBuf>,
+    /// Any model that fails to load fails the whole load (Triton's `--exit-on-error`); by
+    /// default the others are served and the failed one is reported not ready with its reason.
+    pub strict: bool,
 }
 
 impl Default for RepositoryOptions {
@@ -34,8 +37,18 @@ impl Default for RepositoryOptions {
         Self {
             warmup: true,
             onnxruntime_library: None,
+            strict: false,
         }
     }
+}
+
+/// A model, or one version of it, that could not be loaded: served as not ready, with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadFailure {
+    pub model: String,
+    /// `None` when the model as a whole failed (its config, or no loadable version).
+    pub version: Option<u64>,
+    pub reason: String,
 }
 
 /// All served versions of one model, its aliases and the traffic policy in force. Immutable:
@@ -98,20 +111,66 @@ pub struct ModelRepository {
     draining: Arc<AtomicBool>,
     /// Work spawned off the response path (shadow requests): closed and waited for on drain.
     tasks: TaskTracker,
+    /// Models and versions that failed to load, by model name.
+    failures: Mutex<BTreeMap<String, Vec<LoadFailure>>>,
 }
 
 impl ModelRepository {
     /// Scans `dir`, loads every model version (engine loads run on blocking threads) and warms
-    /// them. Any failure names the model, version and file.
+    /// them. A model or version that fails is logged, counted and served as not ready with
+    /// its reason ([`Self::failure`]) while the rest serve; with `options.strict` it fails the
+    /// load instead. Errors name the model, version and file.
     pub async fn load(dir: &Path, options: &RepositoryOptions) -> Result<Self, Error> {
-        let specs = {
+        let (specs, failures) = {
             let dir = dir.to_path_buf();
             let library = options.onnxruntime_library.clone();
-            tokio::task::spawn_blocking(move || scan(&dir, library.as_deref()))
+            let strict = options.strict;
+            tokio::task::spawn_blocking(move || scan(&dir, library.as_deref(), strict))
                 .await
                 .map_err(|e| Error::internal(format!("model loading thread failed: {e}")))??
         };
-        Self::from_specs(specs, options).await
+        let repo = Self::from_specs(specs, options).await?;
+        for failure in failures {
+            repo.record_failure(failure);
+        }
+        Ok(repo)
+    }
+
+    /// Remembers that a model (or one version) failed to load: logged at error, counted in
+    /// `ballast_model_load_failures_total`, and answered as not ready with the reason.
+    pub fn record_failure(&self, failure: LoadFailure) {
+        tracing::error!(
+            model = %failure.model,
+            version = failure.version.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+            reason = %failure.reason,
+            "model failed to load; serving the other models (--strict exits instead)"
+        );
+        metrics::counter!(crate::metrics::LOAD_FAILURES_TOTAL, "model" => failure.model.clone())
+            .increment(1);
+        if let Some(v) = failure.version {
+            metrics::gauge!(crate::metrics::MODEL_READY, "model" => failure.model.clone(), "version" => v.to_string())
+                .set(0.0);
+        }
+        self.failures
+            .lock()
+            .entry(failure.model.clone())
+            .or_default()
+            .push(failure);
+    }
+
+    /// Why a model (or, with `version`, that version) is not being served, if it failed to
+    /// load.
+    pub fn failure(&self, model: &str, version: Option<u64>) -> Option<LoadFailure> {
+        let failures = self.failures.lock();
+        let list = failures.get(model)?;
+        list.iter()
+            .find(|f| f.version.is_none() || version.is_none() || f.version == version)
+            .cloned()
+    }
+
+    /// Every recorded load failure.
+    pub fn failures(&self) -> Vec<LoadFailure> {
+        self.failures.lock().values().flatten().cloned().collect()
     }
 
     /// A repository serving nothing yet (models are installed as they load).
@@ -123,6 +182,7 @@ impl ModelRepository {
             ready: AtomicBool::new(true),
             draining: Arc::new(AtomicBool::new(false)),
             tasks: TaskTracker::new(),
+            failures: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -136,8 +196,17 @@ impl ModelRepository {
         for spec in specs {
             let warm = options.warmup && spec.config.warmup;
             let (name, version) = (spec.name.clone(), spec.version);
-            let mv = repo.launch(spec, warm).await?;
-            models.entry(name).or_default().insert(version, mv);
+            match repo.launch(spec, warm).await {
+                Ok(mv) => {
+                    models.entry(name).or_default().insert(version, mv);
+                }
+                Err(e) if !options.strict => repo.record_failure(LoadFailure {
+                    model: name,
+                    version: Some(version),
+                    reason: e.message,
+                }),
+                Err(e) => return Err(e),
+            }
         }
         for (name, versions) in models {
             repo.install(ModelEntry::newest_by_default(name, versions));
@@ -252,6 +321,9 @@ impl ModelRepository {
     }
 
     fn unknown_model(&self, model: &str, table: &Table) -> Error {
+        if let Some(f) = self.failure(model, None) {
+            return not_loaded(&f);
+        }
         let names: Vec<&str> = table.keys().map(String::as_str).collect();
         Error::not_found(format!(
             "unknown model '{model}'; this server serves: {}",
@@ -276,6 +348,18 @@ impl ModelRepository {
     pub fn get(&self, model: &str, version: Option<&str>) -> Result<Arc<ModelVersion>, Error> {
         let entry = self.entry(model)?;
         Self::version_of(&entry, model, version)
+            .map_err(|e| self.explain_missing(model, version, e))
+    }
+
+    /// A version that is not served because it failed to load says so.
+    fn explain_missing(&self, model: &str, version: Option<&str>, e: Error) -> Error {
+        let failed = version
+            .and_then(|v| v.parse::<u64>().ok())
+            .and_then(|v| self.failure(model, Some(v)));
+        match failed {
+            Some(f) => not_loaded(&f),
+            None => e,
+        }
     }
 
     fn version_of(
@@ -324,7 +408,9 @@ impl ModelRepository {
         {
             return Ok(traffic.route(header));
         }
-        Self::version_of(entry, model, version).map(Routed::direct)
+        Self::version_of(entry, model, version)
+            .map(Routed::direct)
+            .map_err(|e| self.explain_missing(model, version, e))
     }
 
     pub fn is_ready(&self) -> bool {
@@ -386,8 +472,37 @@ impl ModelRepository {
     }
 }
 
+/// The error for a request to a model or version that failed to load.
+fn not_loaded(f: &LoadFailure) -> Error {
+    let what = match f.version {
+        Some(v) => format!("model '{}' version {v}", f.model),
+        None => format!("model '{}'", f.model),
+    };
+    Error::unavailable(format!(
+        "{what} is not ready: it failed to load: {}",
+        f.reason
+    ))
+}
+
 /// Finds and loads every model version under `dir` (blocking: file I/O and engine loads).
-fn scan(dir: &Path, onnxruntime_library: Option<&Path>) -> Result<Vec<ModelSpec>, Error> {
+/// Per-model problems are returned as failures, unless `strict` (then the first is the error).
+fn scan(
+    dir: &Path,
+    onnxruntime_library: Option<&Path>,
+    strict: bool,
+) -> Result<(Vec<ModelSpec>, Vec<LoadFailure>), Error> {
+    let mut failures = Vec::new();
+    let mut fail = |model: &str, version: Option<u64>, e: Error| -> Result<(), Error> {
+        if strict {
+            return Err(e);
+        }
+        failures.push(LoadFailure {
+            model: model.to_string(),
+            version,
+            reason: e.message,
+        });
+        Ok(())
+    };
     let read = |p: &Path| {
         std::fs::read_dir(p).map_err(|e| {
             Error::new(
@@ -416,14 +531,27 @@ fn scan(dir: &Path, onnxruntime_library: Option<&Path>) -> Result<Vec<ModelSpec>
         }
         let config_path = model_dir.join("config.toml");
         let config = if config_path.is_file() {
-            let text = std::fs::read_to_string(&config_path).map_err(|e| {
-                Error::invalid(format!("cannot read {}: {e}", config_path.display()))
-            })?;
-            ModelConfig::from_toml(&text, &config_path.display().to_string())?
+            let parsed = std::fs::read_to_string(&config_path)
+                .map_err(|e| Error::invalid(format!("cannot read {}: {e}", config_path.display())))
+                .and_then(|text| ModelConfig::from_toml(&text, &config_path.display().to_string()));
+            match parsed {
+                Ok(c) => c,
+                Err(e) => {
+                    fail(&name, None, e)?;
+                    continue;
+                }
+            }
         } else {
             ModelConfig::default()
         };
-        let mut versions: Vec<(u64, PathBuf)> = read(&model_dir)?
+        let entries = match read(&model_dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                fail(&name, None, e)?;
+                continue;
+            }
+        };
+        let mut versions: Vec<(u64, PathBuf)> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
             .filter(|p| p.is_dir())
@@ -434,11 +562,16 @@ fn scan(dir: &Path, onnxruntime_library: Option<&Path>) -> Result<Vec<ModelSpec>
             .collect();
         versions.sort();
         if versions.is_empty() {
-            return Err(Error::invalid(format!(
-                "model '{name}' at {} has no version directories (expected {}/<number>/model.onnx)",
-                model_dir.display(),
-                model_dir.display()
-            )));
+            fail(
+                &name,
+                None,
+                Error::invalid(format!(
+                    "model '{name}' at {} has no version directories (expected {}/<number>/model.onnx)",
+                    model_dir.display(),
+                    model_dir.display()
+                )),
+            )?;
+            continue;
         }
         for (version, path) in versions {
             let options = ballast_engine::OpenOptions {
@@ -449,12 +582,20 @@ fn scan(dir: &Path, onnxruntime_library: Option<&Path>) -> Result<Vec<ModelSpec>
                 model_file: config.model_file.clone(),
                 format: config.format,
             };
-            let backend = ballast_engine::open_with(&path, &options).map_err(|e| {
-                Error::new(
-                    ErrorCode::Internal,
-                    format!("model '{name}' version {version}: {e}"),
-                )
-            })?;
+            let backend = match ballast_engine::open_with(&path, &options) {
+                Ok(b) => b,
+                Err(e) => {
+                    fail(
+                        &name,
+                        Some(version),
+                        Error::new(
+                            ErrorCode::Internal,
+                            format!("model '{name}' version {version}: {e}"),
+                        ),
+                    )?;
+                    continue;
+                }
+            };
             specs.push(ModelSpec {
                 name: name.clone(),
                 version,
@@ -463,7 +604,7 @@ fn scan(dir: &Path, onnxruntime_library: Option<&Path>) -> Result<Vec<ModelSpec>
             });
         }
     }
-    Ok(specs)
+    Ok((specs, failures))
 }
 
 #[cfg(test)]

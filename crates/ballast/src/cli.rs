@@ -88,6 +88,10 @@ pub struct ServeArgs {
     /// [+ DIR/<model>/config.toml]. Without it, serve from the registry in --data-dir.
     #[arg(long)]
     pub model_repository: Option<PathBuf>,
+    /// Exit when any model in --model-repository fails to load (Triton's --exit-on-error);
+    /// by default the others are served and the failed one reports not ready with its reason.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub strict: Option<bool>,
     /// Registry data directory (metadata database, artifacts, cache); env BALLAST_DATA_DIR.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -106,10 +110,15 @@ pub struct ServeArgs {
     /// Trusted ed25519 public key (PEM); repeatable.
     #[arg(long = "trusted-key")]
     pub trusted_keys: Vec<PathBuf>,
+    /// Address both listeners bind to [default: 127.0.0.1; 0.0.0.0 for every interface].
     #[arg(long)]
     pub host: Option<String>,
+    /// HTTP port (Open Inference Protocol REST, /metrics, health); 0 picks a free port
+    /// [default: 8000].
     #[arg(long)]
     pub http_port: Option<u16>,
+    /// gRPC port (Open Inference Protocol / Triton GRPCInferenceService); 0 picks a free port
+    /// [default: 8001].
     #[arg(long)]
     pub grpc_port: Option<u16>,
     /// Largest request body / gRPC message in bytes.

@@ -36,6 +36,7 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 struct Raw {
     model_repository: Option<PathBuf>,
+    strict: bool,
     host: String,
     http_port: u16,
     grpc_port: u16,
@@ -58,6 +59,7 @@ impl Default for Raw {
     fn default() -> Self {
         Self {
             model_repository: None,
+            strict: false,
             host: DEFAULT_HOST.into(),
             http_port: DEFAULT_HTTP_PORT,
             grpc_port: DEFAULT_GRPC_PORT,
@@ -83,6 +85,8 @@ impl Default for Raw {
 struct Flags<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     model_repository: &'a Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: &'a Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     host: &'a Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,6 +123,7 @@ struct Flags<'a> {
 
 const ENV_KEYS: &[&str] = &[
     "model_repository",
+    "strict",
     "host",
     "http_port",
     "grpc_port",
@@ -150,6 +155,8 @@ pub struct ServeSettings {
     pub onnxruntime_library: Option<PathBuf>,
     /// Serve this read-only repository; `None` serves from the registry.
     pub model_repository: Option<PathBuf>,
+    /// A model that fails to load stops the server (else it is served as not ready).
+    pub strict: bool,
     pub data_dir: PathBuf,
     pub artifacts: Option<String>,
     pub admin_addr: SocketAddr,
@@ -172,6 +179,7 @@ impl ServeSettings {
             .merge(Env::prefixed("BALLAST_").only(ENV_KEYS))
             .merge(Serialized::defaults(Flags {
                 model_repository: &args.model_repository,
+                strict: &args.strict,
                 host: &args.host,
                 http_port: &args.http_port,
                 grpc_port: &args.grpc_port,
@@ -279,6 +287,7 @@ impl ServeSettings {
         match host {
             Some(host) if problems.is_empty() => Ok(Self {
                 model_repository,
+                strict: raw.strict,
                 data_dir: raw.data_dir,
                 artifacts: raw.artifacts,
                 admin_addr: SocketAddr::new(host, raw.admin_port),

@@ -43,6 +43,7 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
         Some(dir) => {
             let options = RepositoryOptions {
                 onnxruntime_library: settings.onnxruntime_library.clone(),
+                strict: settings.strict,
                 ..RepositoryOptions::default()
             };
             let loading = ModelRepository::load(dir, &options);

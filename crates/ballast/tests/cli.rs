@@ -136,12 +136,179 @@ fn demo_serves_and_drives_traffic_then_exits() {
 }
 
 mod reqwest {
-    /// A tiny blocking GET over a fresh runtime: the status code.
-    pub fn blocking_get(url: &str) -> u16 {
-        let rt = tokio::runtime::Builder::new_current_thread()
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap();
-        rt.block_on(async { ::reqwest::get(url).await.unwrap().status().as_u16() })
+            .unwrap()
     }
+
+    /// A tiny blocking GET over a fresh runtime: the status code.
+    pub fn blocking_get(url: &str) -> u16 {
+        runtime().block_on(async { ::reqwest::get(url).await.unwrap().status().as_u16() })
+    }
+
+    /// GET: status and body.
+    pub fn get_text(url: &str) -> (u16, String) {
+        runtime().block_on(async {
+            let r = ::reqwest::get(url).await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    }
+
+    /// POST a JSON body: status and body.
+    pub fn post_json(url: &str, body: &serde_json::Value) -> (u16, String) {
+        runtime().block_on(async {
+            let r = ::reqwest::Client::new()
+                .post(url)
+                .json(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    }
+}
+
+/// Starts `ballast serve` with JSON logs and waits for its "ready" line: the child, its HTTP
+/// address and the rest of its log lines.
+fn serve_until_ready(
+    args: &[&str],
+) -> (
+    std::process::Child,
+    String,
+    std::io::Lines<BufReader<std::process::ChildStderr>>,
+) {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--http-port",
+            "0",
+            "--grpc-port",
+            "0",
+            "--log-format",
+            "json",
+        ])
+        .args(args)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let started = Instant::now();
+    while let Some(Ok(line)) = lines.next() {
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
+        if v["fields"]["message"] == "ready" {
+            let http = v["fields"]["http"].as_str().unwrap().to_string();
+            return (child, http, lines);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not ready in time"
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the server exited before it was ready");
+}
+
+/// A repository with one good model and two broken ones (a corrupt file, a bad config).
+fn repository_with_broken_models() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good/1");
+    std::fs::create_dir_all(&good).unwrap();
+    std::fs::copy(
+        examples().join("fraud/1/model.onnx"),
+        good.join("model.onnx"),
+    )
+    .unwrap();
+    let corrupt = dir.path().join("corrupt/1");
+    std::fs::create_dir_all(&corrupt).unwrap();
+    std::fs::write(
+        corrupt.join("model.onnx"),
+        b"these bytes are not an ONNX model",
+    )
+    .unwrap();
+    let misconfigured = dir.path().join("misconfigured/1");
+    std::fs::create_dir_all(&misconfigured).unwrap();
+    std::fs::copy(
+        examples().join("fraud/1/model.onnx"),
+        misconfigured.join("model.onnx"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("misconfigured/config.toml"),
+        "max_batch_size = \"lots\"\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn a_model_that_fails_to_load_is_not_ready_and_the_rest_serve() {
+    let repo = repository_with_broken_models();
+    let (mut child, http, _lines) =
+        serve_until_ready(&["--model-repository", repo.path().to_str().unwrap()]);
+    let base = format!("http://{http}");
+    assert_eq!(
+        reqwest::blocking_get(&format!("{base}/v2/health/ready")),
+        200
+    );
+    assert_eq!(
+        reqwest::blocking_get(&format!("{base}/v2/models/good/ready")),
+        200
+    );
+    for (model, reason) in [
+        ("corrupt", "not a readable ONNX file"),
+        ("misconfigured", "max_batch_size"),
+    ] {
+        let (status, body) = reqwest::get_text(&format!("{base}/v2/models/{model}/ready"));
+        assert_eq!(status, 503, "{model}: {body}");
+        assert!(
+            body.contains("failed to load") && body.contains(reason),
+            "{model}: {body}"
+        );
+        let (status, body) = reqwest::get_text(&format!("{base}/v2/models/{model}"));
+        assert_eq!(status, 503, "{model} metadata: {body}");
+        let (status, body) = reqwest::post_json(
+            &format!("{base}/v2/models/{model}/infer"),
+            &serde_json::json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 1], "data": [0.0]}]}),
+        );
+        assert_eq!(status, 503, "{model} infer: {body}");
+        assert!(body.contains(reason), "{model} infer: {body}");
+    }
+    let (_, metrics) = reqwest::get_text(&format!("{base}/metrics"));
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("ballast_model_load_failures_total{model=\"corrupt\"} 1")),
+        "load failures are counted"
+    );
+    let (status, _) = reqwest::get_text(&format!("{base}/v2/models/unknown/ready"));
+    assert_eq!(status, 404, "an unknown model stays unknown");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn strict_exits_when_a_model_fails_to_load() {
+    let repo = repository_with_broken_models();
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--http-port",
+            "0",
+            "--grpc-port",
+            "0",
+            "--strict",
+            "--model-repository",
+        ])
+        .arg(repo.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("corrupt"), "{err}");
 }

@@ -54,6 +54,8 @@ impl OutputFormat {
 /// One element of a JSON `data` array, before the datatype is known.
 #[derive(Debug, Clone, PartialEq)]
 enum Scalar {
+    /// JSON `null`: a missing value (NaN) in a float tensor.
+    Null,
     Bool(bool),
     Int(i64),
     UInt(u64),
@@ -64,6 +66,7 @@ enum Scalar {
 impl fmt::Display for Scalar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Scalar::Null => f.write_str("null"),
             Scalar::Bool(b) => write!(f, "{b}"),
             Scalar::Int(i) => write!(f, "{i}"),
             Scalar::UInt(u) => write!(f, "{u}"),
@@ -110,6 +113,10 @@ impl<'de> Visitor<'de> for FlatVisitor<'_> {
     }
     fn visit_bool<E>(self, v: bool) -> Result<(), E> {
         self.out.push(Scalar::Bool(v));
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.out.push(Scalar::Null);
         Ok(())
     }
     fn visit_i64<E>(self, v: i64) -> Result<(), E> {
@@ -250,6 +257,27 @@ pub fn request_shape(shape: &[i64], what: &str) -> Result<Vec<usize>, Error> {
     Ok(dims)
 }
 
+const FLOAT_WANTED_32: &str =
+    "a number for FP32 (or null / \"NaN\" for a missing value, \"Infinity\" / \"-Infinity\")";
+const FLOAT_WANTED_64: &str =
+    "a number for FP64 (or null / \"NaN\" for a missing value, \"Infinity\" / \"-Infinity\")";
+
+/// JSON has no NaN or infinity: a float element may be `null` or the string `"NaN"` (a
+/// missing value), `"Infinity"`, `"-Infinity"` (also `"inf"`, `"-inf"`, any case). Whether the
+/// model accepts them is decided by validation, which names the setting.
+fn non_finite(v: &Scalar) -> Option<f64> {
+    match v {
+        Scalar::Null => Some(f64::NAN),
+        Scalar::Str(s) => match s.to_ascii_lowercase().as_str() {
+            "nan" => Some(f64::NAN),
+            "infinity" | "inf" | "+infinity" | "+inf" => Some(f64::INFINITY),
+            "-infinity" | "-inf" => Some(f64::NEG_INFINITY),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn convert(dtype: DataType, data: Vec<Scalar>, what: &str) -> Result<TensorData, Error> {
     let bad = |i: usize, v: &Scalar, want: &str| {
         Error::invalid(format!("{what}: data element {i} is {v}, expected {want}"))
@@ -291,9 +319,12 @@ fn convert(dtype: DataType, data: Vec<Scalar>, what: &str) -> Result<TensorData,
                         Scalar::Float(x) => *x,
                         Scalar::Int(x) => *x as f64,
                         Scalar::UInt(x) => *x as f64,
-                        v => return Err(bad(i, v, "a number for FP32")),
+                        v => match non_finite(v) {
+                            Some(x) => x,
+                            None => return Err(bad(i, v, FLOAT_WANTED_32)),
+                        },
                     };
-                    if x.abs() > f64::from(f32::MAX) {
+                    if x.is_finite() && x.abs() > f64::from(f32::MAX) {
                         return Err(bad(i, v, "a number within the FP32 range"));
                     }
                     Ok(x as f32)
@@ -307,7 +338,7 @@ fn convert(dtype: DataType, data: Vec<Scalar>, what: &str) -> Result<TensorData,
                     Scalar::Float(x) => Ok(*x),
                     Scalar::Int(x) => Ok(*x as f64),
                     Scalar::UInt(x) => Ok(*x as f64),
-                    v => Err(bad(i, v, "a number for FP64")),
+                    v => non_finite(v).ok_or_else(|| bad(i, v, FLOAT_WANTED_64)),
                 })
                 .collect::<Result<_, _>>()?,
         ),
