@@ -62,6 +62,8 @@ pub fn find_library(configured: Option<&Path>) -> Result<PathBuf, String> {
         configured: configured.map(Path::to_path_buf),
         ort_dylib_path: env(ENV_DYLIB_PATH),
         virtual_env: env("VIRTUAL_ENV").map(PathBuf::from),
+        conda_prefix: env("CONDA_PREFIX").map(PathBuf::from),
+        working_dir: std::env::current_dir().ok(),
         home: env("HOME").map(PathBuf::from),
         roots: PathBuf::from("/"),
     })
@@ -72,6 +74,10 @@ struct Search {
     configured: Option<PathBuf>,
     ort_dylib_path: Option<OsString>,
     virtual_env: Option<PathBuf>,
+    conda_prefix: Option<PathBuf>,
+    /// Where `.venv/` and `venv/` are looked for: a virtualenv beside the project that is not
+    /// activated is the usual reason a user's onnxruntime is "not installed".
+    working_dir: Option<PathBuf>,
     home: Option<PathBuf>,
     /// Where absolute system paths are resolved (`/`, or a temporary tree in tests).
     roots: PathBuf,
@@ -141,10 +147,15 @@ fn is_library_name(name: &str) -> bool {
 fn candidate_dirs(search: &Search) -> Vec<(Result<PathBuf, &'static str>, String)> {
     const WHEEL: &str = "onnxruntime/capi";
     let venv = search.virtual_env.clone().ok_or("$VIRTUAL_ENV");
+    let conda = search.conda_prefix.clone().ok_or("$CONDA_PREFIX");
+    let cwd = || search.working_dir.clone().ok_or("the working directory");
     let home = search.home.clone().ok_or("$HOME");
     let root = || Ok(search.roots.clone());
     let mut dirs = vec![
         (venv, format!("lib/python3*/site-packages/{WHEEL}")),
+        (cwd(), format!(".venv/lib/python3*/site-packages/{WHEEL}")),
+        (cwd(), format!("venv/lib/python3*/site-packages/{WHEEL}")),
+        (conda, format!("lib/python3*/site-packages/{WHEEL}")),
         (
             home.clone(),
             format!(".local/lib/python3*/site-packages/{WHEEL}"),
@@ -645,6 +656,8 @@ mod tests {
             configured: None,
             ort_dylib_path: None,
             virtual_env: None,
+            conda_prefix: None,
+            working_dir: Some(root.join("project")),
             home: Some(root.join("home")),
             roots: root.join("sys"),
         }
@@ -716,6 +729,19 @@ mod tests {
         }
     }
 
+    /// A `.venv` beside the working directory that nobody activated is found.
+    #[test]
+    fn an_inactive_dot_venv_in_the_working_directory_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join(
+            "project/.venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.32.0",
+        );
+        touch(&lib);
+        if !cfg!(target_os = "macos") {
+            assert_eq!(locate(&search(dir.path())).unwrap(), lib);
+        }
+    }
+
     #[test]
     fn not_found_lists_where_it_looked() {
         let dir = tempfile::tempdir().unwrap();
@@ -725,6 +751,8 @@ mod tests {
             ".pyenv/versions/*/lib/python3*/site-packages/onnxruntime/capi",
             "usr/local/lib/python3*/dist-packages",
             "usr/local/lib/",
+            "project/.venv/lib/python3*/site-packages/onnxruntime/capi",
+            "$VIRTUAL_ENV/lib/python3*/site-packages/onnxruntime/capi ($VIRTUAL_ENV unset)",
             "pip install onnxruntime",
         ] {
             assert!(err.contains(part), "missing {part:?} in: {err}");
