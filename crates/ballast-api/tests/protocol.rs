@@ -531,3 +531,95 @@ async fn oversized_requests_and_lossless_datatypes_are_served() {
     assert_eq!(status, 200, "{text}");
     server.stop().await;
 }
+
+/// An existing Triton repository serves as it is: an ONNX model's `config.pbtxt` sets its batch
+/// size and Triton's default version policy (latest only), and a FIL-style XGBoost model
+/// (`xgboost.json` + `config.pbtxt`) answers under the tensor names its configuration gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_triton_repository_with_config_pbtxt_serves_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = examples_dir().join("models");
+    for v in ["1", "2"] {
+        let d = dir.path().join(format!("onnx_fraud/{v}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::copy(
+            models.join(format!("fraud/{v}/model.onnx")),
+            d.join("model.onnx"),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.path().join("onnx_fraud/config.pbtxt"),
+        r#"name: "onnx_fraud"
+platform: "onnxruntime_onnx"
+max_batch_size: 8
+input [ { name: "features" data_type: TYPE_FP32 dims: [ 12 ] } ]
+instance_group [ { count: 1 kind: KIND_CPU } ]
+dynamic_batching { max_queue_delay_microseconds: 200 }
+"#,
+    )
+    .unwrap();
+    let fixture = examples_dir().join("../crates/ballast-engine/tests/fixtures/trees/xgb_binary");
+    std::fs::create_dir_all(dir.path().join("fil_xgb/1")).unwrap();
+    std::fs::copy(
+        fixture.join("model.json"),
+        dir.path().join("fil_xgb/1/xgboost.json"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("fil_xgb/config.pbtxt"),
+        r#"backend: "fil"
+max_batch_size: 1024
+input [ { name: "input__0" data_type: TYPE_FP32 dims: [ 6 ] } ]
+output [ { name: "output__0" data_type: TYPE_FP32 dims: [ ] } ]
+parameters [ { key: "model_type" value: { string_value: "xgboost_json" } } ]
+"#,
+    )
+    .unwrap();
+    let server = start_repo(dir.path()).await;
+    let client = reqwest::Client::new();
+
+    let cfg: Value = client
+        .get(server.url("/v2/models/onnx_fraud/config"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cfg["max_batch_size"], 8, "{cfg}");
+    assert_eq!(cfg["version"], "2");
+    let meta: Value = client
+        .get(server.url("/v2/models/onnx_fraud"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        meta["versions"],
+        json!(["2"]),
+        "Triton's default version policy: latest only"
+    );
+
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(fixture.join("expected.json")).unwrap()).unwrap();
+    let row: Vec<Value> = expected["input"]["data"].as_array().unwrap()[..6].to_vec();
+    let want = expected["outputs"]["probability"]["data"][0]
+        .as_f64()
+        .unwrap();
+    let resp = client
+        .post(server.url("/v2/models/fil_xgb/infer"))
+        .json(&json!({"inputs": [{"name": "input__0", "datatype": "FP32", "shape": [1, 6], "data": row}]}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let out: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["outputs"][0]["name"], "output__0");
+    let got = out["outputs"][0]["data"][0].as_f64().unwrap();
+    assert!((got - want).abs() < 1e-6, "got {got}, xgboost gave {want}");
+    server.stop().await;
+}

@@ -175,6 +175,9 @@ pub struct TensorOverride {
     pub name: String,
     pub dtype: Option<DataType>,
     pub shape: Option<Vec<i64>>,
+    /// Its index in a configuration that lists every tensor in the model's order (Triton's
+    /// `config.pbtxt`): a name the model does not use then renames the tensor at that index.
+    pub position: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -323,6 +326,7 @@ impl ModelConfig {
                     name: t.name,
                     dtype,
                     shape: t.shape,
+                    position: None,
                 });
             }
         }
@@ -338,20 +342,34 @@ impl ModelConfig {
     }
 
     /// Applies the overrides to an engine-discovered signature list. Unknown names are errors.
+    /// Applies `overrides` to `specs`; returns, per spec index, the new name of each tensor
+    /// that a positional override renamed.
     pub fn apply_overrides(
         overrides: &[TensorOverride],
         specs: &mut [TensorSpec],
         kind: &str,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<Option<String>>, Error> {
+        let mut renamed = vec![None; specs.len()];
+        let positional = overrides.len() == specs.len();
         for o in overrides {
-            let Some(spec) = specs.iter_mut().find(|s| s.name == o.name) else {
-                let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-                return Err(Error::invalid(format!(
-                    "config names {kind} '{}', but the model has {kind}s: {}",
-                    o.name,
-                    names.join(", ")
-                )));
+            let found = specs.iter().position(|s| s.name == o.name);
+            let index = match (found, o.position) {
+                (Some(i), _) => i,
+                (None, Some(i)) if positional && i < specs.len() => {
+                    specs[i].name.clone_from(&o.name);
+                    renamed[i] = Some(o.name.clone());
+                    i
+                }
+                _ => {
+                    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+                    return Err(Error::invalid(format!(
+                        "config names {kind} '{}', but the model has {kind}s: {}",
+                        o.name,
+                        names.join(", ")
+                    )));
+                }
             };
+            let spec = &mut specs[index];
             if let Some(d) = o.dtype {
                 spec.dtype = d;
             }
@@ -359,7 +377,7 @@ impl ModelConfig {
                 spec.shape.clone_from(s);
             }
         }
-        Ok(())
+        Ok(renamed)
     }
 }
 

@@ -6,9 +6,11 @@
 
 pub mod config;
 pub mod error;
+pub mod pbtxt;
 pub mod signature;
 pub mod tensor;
 pub mod traffic;
+pub mod triton;
 pub mod validate;
 
 pub use config::{EngineChoice, ModelConfig, ModelFormat, TensorOverride};

@@ -25,6 +25,9 @@ pub struct ModelVersion {
     pub engine: &'static str,
     /// The engine takes NaN inputs as "missing" (trees, graphs that impute).
     pub nan_is_missing: bool,
+    /// Output names the configuration gave in place of the engine's (Triton's `output__0`),
+    /// by output index; `None` when nothing is renamed.
+    output_names: Option<Vec<Option<String>>>,
     scheduler: Scheduler,
     /// Shared with the repository: set when the server drains.
     draining: Arc<AtomicBool>,
@@ -48,7 +51,9 @@ impl ModelVersion {
     ) -> Result<Self, Error> {
         let mut signature = backend.signature().clone();
         ModelConfig::apply_overrides(&config.inputs, &mut signature.inputs, "input")?;
-        ModelConfig::apply_overrides(&config.outputs, &mut signature.outputs, "output")?;
+        let renamed =
+            ModelConfig::apply_overrides(&config.outputs, &mut signature.outputs, "output")?;
+        let output_names = renamed.iter().any(Option::is_some).then_some(renamed);
         let mut config = config;
         if config.max_batch_size > 0 && !signature.supports_batching() {
             tracing::info!(
@@ -70,6 +75,7 @@ impl ModelVersion {
             config,
             engine: backend.engine(),
             nan_is_missing: backend.nan_is_missing(),
+            output_names,
             scheduler,
             draining,
             metrics,
@@ -218,8 +224,15 @@ impl ModelVersion {
             },
             None => rx.await,
         };
-        let (outputs, timing) =
+        let (mut outputs, timing) =
             reply.map_err(|_| Error::internal("the engine thread dropped the request"))??;
+        if let Some(names) = &self.output_names {
+            for (t, name) in outputs.iter_mut().zip(names) {
+                if let Some(name) = name {
+                    t.name.clone_from(name);
+                }
+            }
+        }
         let outputs = match selected {
             None => outputs,
             Some(indices) => {

@@ -472,6 +472,39 @@ impl ModelRepository {
     }
 }
 
+/// A model directory's configuration: `config.toml`, else Triton's `config.pbtxt` (with its
+/// version policy, and a warning per field that has no effect here), else the defaults.
+fn read_config(
+    model_dir: &Path,
+    name: &str,
+) -> Result<(ModelConfig, Option<ballast_core::triton::VersionPolicy>), Error> {
+    let read_text = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map_err(|e| Error::invalid(format!("cannot read {}: {e}", p.display())))
+    };
+    let toml = model_dir.join("config.toml");
+    let pbtxt = model_dir.join("config.pbtxt");
+    if toml.is_file() {
+        if pbtxt.is_file() {
+            tracing::warn!(
+                model = name,
+                "both config.toml and config.pbtxt: config.toml is used, config.pbtxt ignored"
+            );
+        }
+        let config = ModelConfig::from_toml(&read_text(&toml)?, &toml.display().to_string())?;
+        return Ok((config, None));
+    }
+    if pbtxt.is_file() {
+        let t =
+            ballast_core::triton::from_pbtxt(&read_text(&pbtxt)?, &pbtxt.display().to_string())?;
+        for w in &t.warnings {
+            tracing::warn!(model = name, file = %pbtxt.display(), "{w}");
+        }
+        return Ok((t.config, Some(t.version_policy)));
+    }
+    Ok((ModelConfig::default(), None))
+}
+
 /// The error for a request to a model or version that failed to load.
 fn not_loaded(f: &LoadFailure) -> Error {
     let what = match f.version {
@@ -529,20 +562,12 @@ fn scan(
         if name.starts_with('.') {
             continue;
         }
-        let config_path = model_dir.join("config.toml");
-        let config = if config_path.is_file() {
-            let parsed = std::fs::read_to_string(&config_path)
-                .map_err(|e| Error::invalid(format!("cannot read {}: {e}", config_path.display())))
-                .and_then(|text| ModelConfig::from_toml(&text, &config_path.display().to_string()));
-            match parsed {
-                Ok(c) => c,
-                Err(e) => {
-                    fail(&name, None, e)?;
-                    continue;
-                }
+        let (config, policy) = match read_config(&model_dir, &name) {
+            Ok(c) => c,
+            Err(e) => {
+                fail(&name, None, e)?;
+                continue;
             }
-        } else {
-            ModelConfig::default()
         };
         let entries = match read(&model_dir) {
             Ok(entries) => entries,
@@ -561,6 +586,14 @@ fn scan(
             })
             .collect();
         versions.sort();
+        if let Some(policy) = &policy {
+            let available: Vec<u64> = versions.iter().map(|(v, _)| *v).collect();
+            let keep = policy.select(&available);
+            versions.retain(|(v, _)| keep.contains(v));
+            if keep.len() < available.len() {
+                tracing::info!(model = %name, serving = ?keep, available = ?available, "config.pbtxt version_policy selects versions");
+            }
+        }
         if versions.is_empty() {
             fail(
                 &name,
