@@ -82,9 +82,11 @@ OIP_TO_NP = {
     "BOOL": np.bool_,
 }
 # A datatype that is *not* the declared one, for the wrong-dtype tests.
+# Datatypes that do not convert losslessly to the declared one (FP32 -> FP64, INT32 -> INT64
+# and INT32 -> FP64 are widened by the server, so they are not "wrong").
 WRONG_DTYPE = {
-    "FP32": "FP64", "FP64": "FP32", "FP16": "FP32",
-    "INT32": "INT64", "INT64": "INT32", "INT8": "INT32", "INT16": "INT32",
+    "FP32": "FP64", "FP64": "INT64", "FP16": "FP64",
+    "INT32": "INT64", "INT64": "FP32", "INT8": "INT64", "INT16": "INT64",
     "UINT8": "INT32", "UINT16": "INT32", "UINT32": "INT64", "UINT64": "INT64",
     "BOOL": "INT32",
 }
@@ -604,3 +606,116 @@ def test_wrong_input_datatype(http, grpc, model, mode):
         client.infer(model, ins)
     msg = _message(ei.value)
     assert bad.name in msg, f"error for {bad.name} sent as {bad_dt} (expects {bad.datatype}) does not name it: {msg!r}"
+
+
+# --------------------------------------------------------------------------
+# Triton extensions: model configuration, statistics, repository index
+# --------------------------------------------------------------------------
+
+def _stats(http, grpc, transport: str, model: str, version: str) -> dict:
+    if transport == "http":
+        out = http.get_inference_statistics(model_name=model, model_version=version)
+    else:
+        out = grpc.get_inference_statistics(model_name=model, model_version=version, as_json=True)
+    (entry,) = out["model_stats"]
+    return entry
+
+
+def _count(d: dict, *path: str) -> int:
+    """A statistics counter; protobuf's JSON writes uint64 as strings and omits zeros."""
+    for p in path:
+        d = d.get(p, {}) if isinstance(d, dict) else {}
+    return int(d or 0)
+
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_model_config_matches_the_metadata(http, grpc, transport):
+    for model in MODELS:
+        mv = latest(model)
+        if transport == "http":
+            cfg = http.get_model_config(model, model_version=mv.version)
+        else:
+            cfg = grpc.get_model_config(model, model_version=mv.version, as_json=True)["config"]
+        assert cfg["name"] == model
+        batching = int(cfg.get("max_batch_size", 0)) > 0
+        names = {t["name"] for t in cfg.get("input", [])}
+        assert names == {s.name for s in mv.inputs}, f"{model}: config inputs {names}"
+        if transport == "grpc":
+            for t in cfg["input"]:
+                spec = next(s for s in mv.inputs if s.name == t["name"])
+                dims = [int(d) for d in t.get("dims", [])]
+                want = list(spec.shape[1:] if batching else spec.shape)
+                assert dims == want, f"{model}.{t['name']}: dims {dims}, metadata shape {spec.shape}"
+                assert t["data_type"] == "TYPE_" + {"BYTES": "STRING"}.get(spec.datatype, spec.datatype)
+
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_inference_statistics_count_requests_rows_and_batches(http, grpc, transport):
+    mv = latest("fraud")
+    before = _stats(http, grpc, transport, "fraud", mv.version)
+    inputs = random_inputs(mv, salt=f"stats-{transport}")
+    rows = next(iter(inputs.values())).shape[0]
+    infer(http, grpc, "grpc" if transport == "grpc" else "http_json", mv, inputs, None, model_version=mv.version)
+    after = _stats(http, grpc, transport, "fraud", mv.version)
+    assert after["name"] == "fraud" and after["version"] == mv.version
+    assert _count(after, "inference_count") - _count(before, "inference_count") == rows
+    assert _count(after, "inference_stats", "success", "count") - _count(before, "inference_stats", "success", "count") == 1
+    assert _count(after, "execution_count") > _count(before, "execution_count")
+    assert _count(after, "inference_stats", "compute_infer", "ns") > _count(before, "inference_stats", "compute_infer", "ns")
+    assert int(after["last_inference"]) > 0
+    assert after.get("batch_stats"), "batch statistics per batch size"
+
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_repository_index_lists_every_served_version(http, grpc, transport):
+    if transport == "http":
+        entries = http.get_model_repository_index()
+    else:
+        entries = grpc.get_model_repository_index(as_json=True).get("models", [])
+    ready = {(e["name"], e.get("version", "")) for e in entries if e.get("state") == "READY"}
+    for model, versions in MODELS.items():
+        for v in versions:
+            assert (model, v) in ready, f"{model} version {v} not READY in the index: {entries}"
+
+
+@pytest.mark.parametrize("mode", ["http_binary", "http_json", "grpc"])
+def test_lossless_datatypes_are_widened(http, grpc, mode):
+    """FP32 sent for an FP64 input and INT32 for an INT64 one are served, with the same
+    answer as the declared types."""
+    mv = latest("dtypes")
+    inputs = random_inputs(mv, f"widen/{mode}")
+    narrow = {"FP64": "FP32", "INT64": "INT32"}
+    sent, widened = {}, {}
+    for spec in mv.inputs:
+        arr = inputs[spec.name]
+        if spec.datatype in narrow:
+            small = arr.astype(OIP_TO_NP[narrow[spec.datatype]])
+            sent[spec.name] = (small, narrow[spec.datatype])
+            widened[spec.name] = small.astype(arr.dtype)
+        else:
+            sent[spec.name] = (arr, spec.datatype)
+            widened[spec.name] = arr
+    assert any(dt != s.datatype for s, (_, dt) in zip(mv.inputs, [sent[s.name] for s in mv.inputs]))
+    mod = grpcclient if mode == "grpc" else httpclient
+    ins = []
+    for spec in mv.inputs:
+        arr, dt = sent[spec.name]
+        t = mod.InferInput(spec.name, list(arr.shape), dt)
+        if mode == "grpc":
+            t.set_data_from_numpy(arr)
+        else:
+            t.set_data_from_numpy(arr, binary_data=(mode == "http_binary"))
+        ins.append(t)
+    client = grpc if mode == "grpc" else http
+    res = client.infer("dtypes", ins)
+    want = reference(mv, widened)
+    for name, value in want.items():
+        assert_same("dtypes", name, res.as_numpy(name), value)
+
+
+def test_unimplemented_grpc_calls_say_so(grpc):
+    """Triton calls ballast does not serve answer UNIMPLEMENTED with a message naming them."""
+    with pytest.raises(InferenceServerException) as ei:
+        grpc.get_system_shared_memory_status()
+    msg = _message(ei.value)
+    assert "SystemSharedMemoryStatus" in msg and "does not implement" in msg, msg

@@ -33,6 +33,120 @@ pub struct Inference {
     state: ApiState,
 }
 
+use ballast_proto::inference as pb;
+
+/// Triton's `DataType` enum for a ballast datatype.
+fn triton_dtype(d: ballast_core::DataType) -> i32 {
+    use ballast_core::DataType as D;
+    (match d {
+        D::Bool => pb::DataType::TypeBool,
+        D::I32 => pb::DataType::TypeInt32,
+        D::I64 => pb::DataType::TypeInt64,
+        D::F32 => pb::DataType::TypeFp32,
+        D::F64 => pb::DataType::TypeFp64,
+        D::Bytes => pb::DataType::TypeString,
+    }) as i32
+}
+
+/// A version's configuration in Triton's `ModelConfig` form (what `tritonclient`'s
+/// `get_model_config()` reads): dims without the batch dimension when the model batches.
+fn model_config(mv: &ballast_serve::ModelVersion) -> pb::ModelConfig {
+    let batch = mv.config.max_batch_size > 0;
+    let dims = |shape: &[i64]| -> Vec<i64> {
+        if batch {
+            shape.iter().skip(1).copied().collect()
+        } else {
+            shape.to_vec()
+        }
+    };
+    pb::ModelConfig {
+        name: mv.name.to_string(),
+        platform: crate::http::metadata::platform(mv).to_string(),
+        backend: mv.engine.to_string(),
+        max_batch_size: i32::try_from(mv.config.max_batch_size).unwrap_or(i32::MAX),
+        input: mv
+            .signature
+            .inputs
+            .iter()
+            .map(|s| pb::ModelInput {
+                name: s.name.clone(),
+                data_type: triton_dtype(s.dtype),
+                dims: dims(&s.shape),
+            })
+            .collect(),
+        output: mv
+            .signature
+            .outputs
+            .iter()
+            .map(|s| pb::ModelOutput {
+                name: s.name.clone(),
+                data_type: triton_dtype(s.dtype),
+                dims: dims(&s.shape),
+            })
+            .collect(),
+        instance_group: vec![pb::ModelInstanceGroup {
+            name: format!("{}_0", mv.name),
+            count: i32::try_from(mv.config.instances).unwrap_or(i32::MAX),
+            kind: pb::model_instance_group::Kind::Cpu as i32,
+        }],
+        default_model_filename: mv.config.model_file.clone().unwrap_or_default(),
+        dynamic_batching: batch.then(|| pb::ModelDynamicBatching {
+            preferred_batch_size: Vec::new(),
+            max_queue_delay_microseconds: u64::try_from(mv.config.max_queue_delay.as_micros())
+                .unwrap_or(u64::MAX),
+        }),
+    }
+}
+
+fn model_statistics(mv: &ballast_serve::ModelVersion) -> pb::ModelStatistics {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = mv.stats();
+    let d = |(count, ns): (u64, u64)| Some(pb::StatisticDuration { count, ns });
+    let (compute_count, _) = s.compute_infer.get();
+    pb::ModelStatistics {
+        name: mv.name.to_string(),
+        version: mv.version_label.to_string(),
+        last_inference: s.last_inference_ms.load(Relaxed),
+        inference_count: s.inference_count.load(Relaxed),
+        execution_count: s.execution_count.load(Relaxed),
+        inference_stats: Some(pb::InferStatistics {
+            success: d(s.success.get()),
+            fail: d(s.fail.get()),
+            queue: d(s.queue.get()),
+            compute_input: d((compute_count, 0)),
+            compute_infer: d(s.compute_infer.get()),
+            compute_output: d((compute_count, 0)),
+            cache_hit: d((0, 0)),
+            cache_miss: d((0, 0)),
+        }),
+        batch_stats: s
+            .batch_stats()
+            .into_iter()
+            .map(|(batch_size, count, ns)| pb::InferBatchStatistics {
+                batch_size,
+                compute_input: d((count, 0)),
+                compute_infer: d((count, ns)),
+                compute_output: d((count, 0)),
+            })
+            .collect(),
+    }
+}
+
+const SERVICE_PREFIX: &str = "/inference.GRPCInferenceService/";
+
+/// The `GRPCInferenceService` methods this server implements.
+const IMPLEMENTED: &[&str] = &[
+    "ServerLive",
+    "ServerReady",
+    "ModelReady",
+    "ServerMetadata",
+    "ModelMetadata",
+    "ModelInfer",
+    "ModelConfig",
+    "ModelStatistics",
+    "RepositoryIndex",
+];
+
 /// The full method path of `ModelInfer`, which the front door guards before decoding.
 pub const MODEL_INFER_PATH: &str = "/inference.GRPCInferenceService/ModelInfer";
 
@@ -77,6 +191,17 @@ where
     }
 
     fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        if let Some(method) = req.uri().path().strip_prefix(SERVICE_PREFIX)
+            && !IMPLEMENTED.contains(&method)
+        {
+            // tonic answers an unknown method with an empty message; say what is served.
+            let status = Status::unimplemented(format!(
+                "ballast does not implement GRPCInferenceService/{method} (Triton's streaming, \
+                 shared-memory, trace, logging and model load/unload calls); it serves: {}",
+                IMPLEMENTED.join(", ")
+            ));
+            return Either::Left(ready(Ok(status.into_http())));
+        }
         if req.uri().path() == MODEL_INFER_PATH {
             let priority = req
                 .headers()
@@ -219,6 +344,57 @@ impl GrpcInferenceService for Inference {
             inputs: spec_metadata(&mv.signature.inputs),
             outputs: spec_metadata(&mv.signature.outputs),
         }))
+    }
+
+    async fn model_config(
+        &self,
+        req: Request<pb::ModelConfigRequest>,
+    ) -> Result<Response<pb::ModelConfigResponse>, Status> {
+        let req = req.into_inner();
+        let repo = self.state.repository().map_err(to_status)?;
+        let mv = repo
+            .get(&req.name, version_arg(&req.version))
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ModelConfigResponse {
+            config: Some(model_config(&mv)),
+        }))
+    }
+
+    async fn model_statistics(
+        &self,
+        req: Request<pb::ModelStatisticsRequest>,
+    ) -> Result<Response<pb::ModelStatisticsResponse>, Status> {
+        let req = req.into_inner();
+        let repo = self.state.repository().map_err(to_status)?;
+        let versions = crate::http::stats::versions_for(
+            repo,
+            Some(req.name.as_str()),
+            version_arg(&req.version),
+        )
+        .map_err(to_status)?;
+        Ok(Response::new(pb::ModelStatisticsResponse {
+            model_stats: versions.iter().map(|mv| model_statistics(mv)).collect(),
+        }))
+    }
+
+    async fn repository_index(
+        &self,
+        req: Request<pb::RepositoryIndexRequest>,
+    ) -> Result<Response<pb::RepositoryIndexResponse>, Status> {
+        let req = req.into_inner();
+        let repo = self.state.repository().map_err(to_status)?;
+        let models = crate::http::stats::index(repo, req.ready)
+            .into_iter()
+            .map(
+                |(name, version, state, reason)| pb::repository_index_response::ModelIndex {
+                    name,
+                    version,
+                    state: state.to_string(),
+                    reason,
+                },
+            )
+            .collect();
+        Ok(Response::new(pb::RepositoryIndexResponse { models }))
     }
 
     async fn model_infer(

@@ -71,6 +71,24 @@ impl GrpcInferenceService for Handle {
     ) -> Result<Response<ModelMetadataResponse>, Status> {
         Err(Status::unimplemented("not in this test"))
     }
+    async fn model_config(
+        &self,
+        _: Request<ModelConfigRequest>,
+    ) -> Result<Response<ModelConfigResponse>, Status> {
+        Err(Status::unimplemented("not in this test"))
+    }
+    async fn model_statistics(
+        &self,
+        _: Request<ModelStatisticsRequest>,
+    ) -> Result<Response<ModelStatisticsResponse>, Status> {
+        Err(Status::unimplemented("not in this test"))
+    }
+    async fn repository_index(
+        &self,
+        _: Request<RepositoryIndexRequest>,
+    ) -> Result<Response<RepositoryIndexResponse>, Status> {
+        Err(Status::unimplemented("not in this test"))
+    }
 
     async fn model_infer(
         &self,

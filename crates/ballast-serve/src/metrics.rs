@@ -2,6 +2,8 @@
 //! the serving path records through the typed [`ModelMetrics`] handles created at model load.
 //! Labels are bounded: model, version, outcome code or rejection reason — never request data.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use ballast_core::ErrorCode;
 use metrics::{Counter, Gauge, Histogram, Unit};
 
@@ -252,9 +254,114 @@ const OUTCOMES: [Option<ErrorCode>; 11] = [
     Some(ErrorCode::Internal),
 ];
 
+/// Cumulative statistics of one model version, in the shape of Triton's statistics extension
+/// (`/v2/models/{m}/stats`, gRPC `ModelStatistics`): counts and total nanoseconds. Warm-up
+/// inferences are not counted.
+#[derive(Debug, Default)]
+pub struct ModelStats {
+    pub success: Duration2,
+    pub fail: Duration2,
+    pub queue: Duration2,
+    pub compute_infer: Duration2,
+    /// Rows of successful requests (Triton counts each row of a batched request).
+    pub inference_count: AtomicU64,
+    /// Engine calls.
+    pub execution_count: AtomicU64,
+    /// Milliseconds since the Unix epoch of the last request.
+    pub last_inference_ms: AtomicU64,
+    /// Per batch size: engine calls and their total compute nanoseconds.
+    batches: parking_lot::Mutex<std::collections::BTreeMap<u64, (u64, u64)>>,
+}
+
+/// A count and a total duration in nanoseconds.
+#[derive(Debug, Default)]
+pub struct Duration2 {
+    pub count: AtomicU64,
+    pub ns: AtomicU64,
+}
+
+impl Duration2 {
+    pub fn add(&self, d: std::time::Duration) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.ns.fetch_add(
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.count.load(Ordering::Relaxed),
+            self.ns.load(Ordering::Relaxed),
+        )
+    }
+
+    fn clear(&self) {
+        self.count.store(0, Ordering::Relaxed);
+        self.ns.store(0, Ordering::Relaxed);
+    }
+}
+
+impl ModelStats {
+    /// One finished request: its outcome, total time and (when it ran) queue and compute time.
+    pub fn request(
+        &self,
+        ok: bool,
+        total: std::time::Duration,
+        timing: Option<(std::time::Duration, std::time::Duration, usize)>,
+    ) {
+        if ok {
+            self.success.add(total);
+        } else {
+            self.fail.add(total);
+        }
+        if let Some((queue, compute, rows)) = timing {
+            self.queue.add(queue);
+            self.compute_infer.add(compute);
+            self.inference_count
+                .fetch_add(rows as u64, Ordering::Relaxed);
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.last_inference_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// One engine call of `rows` rows.
+    pub fn execution(&self, rows: usize, compute: std::time::Duration) {
+        self.execution_count.fetch_add(1, Ordering::Relaxed);
+        let ns = u64::try_from(compute.as_nanos()).unwrap_or(u64::MAX);
+        let mut b = self.batches.lock();
+        let e = b.entry(rows as u64).or_default();
+        e.0 += 1;
+        e.1 = e.1.saturating_add(ns);
+    }
+
+    /// `(batch size, calls, total compute ns)` in ascending batch size.
+    pub fn batch_stats(&self) -> Vec<(u64, u64, u64)> {
+        self.batches
+            .lock()
+            .iter()
+            .map(|(&size, &(count, ns))| (size, count, ns))
+            .collect()
+    }
+
+    /// Forgets everything (after warm-up).
+    pub fn clear(&self) {
+        for d in [&self.success, &self.fail, &self.queue, &self.compute_infer] {
+            d.clear();
+        }
+        self.inference_count.store(0, Ordering::Relaxed);
+        self.execution_count.store(0, Ordering::Relaxed);
+        self.last_inference_ms.store(0, Ordering::Relaxed);
+        self.batches.lock().clear();
+    }
+}
+
 /// Metric handles for one model version.
 #[derive(Clone)]
 pub struct ModelMetrics {
+    pub stats: std::sync::Arc<ModelStats>,
     outcomes: Vec<Counter>,
     rejections: Vec<Counter>,
     pub request_duration: Histogram,
@@ -288,6 +395,7 @@ impl ModelMetrics {
             })
             .collect();
         Self {
+            stats: std::sync::Arc::new(ModelStats::default()),
             outcomes,
             rejections,
             request_duration: metrics::histogram!(REQUEST_DURATION, &labels),

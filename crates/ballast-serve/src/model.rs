@@ -154,11 +154,23 @@ impl ModelVersion {
     ) -> Result<InferResponse, Error> {
         let mut admission = admission;
         let started = admission.started;
+        let rows = if self.config.max_batch_size > 0 {
+            request.inputs.first().map_or(1, Tensor::rows)
+        } else {
+            1
+        };
         let result = self.infer_inner(&mut admission.slot, request).await;
         drop(admission);
-        self.metrics
-            .request_duration
-            .record(started.elapsed().as_secs_f64());
+        let total = started.elapsed();
+        self.metrics.request_duration.record(total.as_secs_f64());
+        self.metrics.stats.request(
+            result.is_ok(),
+            total,
+            result
+                .as_ref()
+                .ok()
+                .map(|r| (r.timing.queue, r.timing.compute, rows)),
+        );
         self.metrics.outcome(result.as_ref().err().map(|e| e.code));
         result
     }
@@ -261,6 +273,11 @@ impl ModelVersion {
             allow_nan: self.config.allow_non_finite.unwrap_or(self.nan_is_missing),
             allow_inf: self.config.allow_non_finite.unwrap_or(false),
         }
+    }
+
+    /// Cumulative request and batch statistics (Triton's statistics extension).
+    pub fn stats(&self) -> &crate::metrics::ModelStats {
+        &self.metrics.stats
     }
 
     /// Maps requested output names to signature indices; `None` means all outputs.

@@ -252,6 +252,8 @@ impl ModelRepository {
                 }
             }
         }
+        // Warm-up is not traffic: statistics start from zero.
+        mv.stats().clear();
         tracing::info!(
             model = %spec.name,
             version = spec.version,

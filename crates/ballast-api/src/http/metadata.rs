@@ -12,7 +12,13 @@ use crate::error::ApiError;
 use crate::server::ApiState;
 
 /// OIP extensions this server implements, as listed by `GET /v2`.
-pub const EXTENSIONS: &[&str] = &["binary_tensor_data", "parameters", "model_configuration"];
+pub const EXTENSIONS: &[&str] = &[
+    "binary_tensor_data",
+    "parameters",
+    "model_configuration",
+    "statistics",
+    "model_repository",
+];
 
 pub async fn server_metadata() -> impl IntoResponse {
     Json(json!({

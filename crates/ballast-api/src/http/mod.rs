@@ -5,6 +5,7 @@ pub mod health;
 pub mod infer;
 pub mod metadata;
 pub mod metrics;
+pub mod stats;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -22,7 +23,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/livez", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::render))
+        .route("/v2/models/stats", get(stats::all_stats))
+        .route("/v2/repository/index", post(stats::repository_index))
         .route("/v2/models/{model}", get(metadata::model_metadata))
+        .route("/v2/models/{model}/stats", get(stats::model_stats))
+        .route(
+            "/v2/models/{model}/versions/{version}/stats",
+            get(stats::model_version_stats),
+        )
         .route("/v2/models/{model}/ready", get(health::model_ready))
         .route("/v2/models/{model}/config", get(metadata::model_config))
         .route("/v2/models/{model}/infer", post(infer::infer))

@@ -56,6 +56,7 @@ impl Worker {
         self.gate.service.observe(rows, compute);
         self.metrics.compute_duration.record(compute.as_secs_f64());
         self.metrics.batch_size.record(rows as f64);
+        self.metrics.stats.execution(rows, compute);
         drop(job.slot);
         let outputs = match computed {
             Ok(Ok(outputs)) => outputs,
