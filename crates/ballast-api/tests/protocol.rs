@@ -623,3 +623,86 @@ parameters [ { key: "model_type" value: { string_value: "xgboost_json" } } ]
     assert!((got - want).abs() < 1e-6, "got {got}, xgboost gave {want}");
     server.stop().await;
 }
+
+/// A scikit-learn pipeline exported with skl2onnx's defaults (`zipmap=True`) serves as it is:
+/// over the KServe V1 protocol (`instances` → `predictions`, scikit-learn's `predict()` labels)
+/// and over V2 with the ZipMap output as the probability matrix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scikit_learn_export_serves_over_kserve_v1_and_v2() {
+    let fixture =
+        examples_dir().join("../crates/ballast-engine/tests/fixtures/sklearn/scaler_logreg_zipmap");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("iris/1")).unwrap();
+    std::fs::copy(
+        fixture.join("model.onnx"),
+        dir.path().join("iris/1/model.onnx"),
+    )
+    .unwrap();
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(fixture.join("expected.json")).unwrap()).unwrap();
+    let x = as_f64s(&expected["input"]["data"]);
+    let cols = expected["input"]["shape"][1].as_u64().unwrap() as usize;
+    let rows = 5;
+    let instances: Vec<Vec<f64>> = (0..rows)
+        .map(|r| x[r * cols..(r + 1) * cols].to_vec())
+        .collect();
+    let labels = &expected["sklearn"]["label"]["data"];
+    let probs = as_f64s(&expected["sklearn"]["probabilities"]["data"]);
+
+    let server = start_repo(dir.path()).await;
+    let client = reqwest::Client::new();
+    let status: Value = client
+        .get(server.url("/v1/models/iris"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status, json!({"name": "iris", "ready": true}));
+    let resp = client
+        .post(server.url("/v1/models/iris:predict"))
+        .json(&json!({ "instances": instances }))
+        .send()
+        .await
+        .unwrap();
+    let code = resp.status();
+    let out: Value = resp.json().await.unwrap();
+    assert_eq!(code, 200, "{out}");
+    let predictions = out["predictions"].as_array().unwrap();
+    assert_eq!(predictions.len(), rows);
+    for r in 0..rows {
+        assert_eq!(predictions[r], labels[r], "row {r}");
+    }
+    let resp = client
+        .post(server.url("/v1/models/iris:explain"))
+        .json(&json!({ "instances": instances }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 501);
+
+    // V2: the ZipMap output is the probability tensor, named as in the graph.
+    let flat: Vec<f64> = instances.concat();
+    let resp = client
+        .post(server.url("/v2/models/iris/infer"))
+        .json(&json!({"inputs": [{"name": "X", "datatype": "FP32", "shape": [rows, cols], "data": flat}],
+            "outputs": [{"name": "output_probability"}]}))
+        .send()
+        .await
+        .unwrap();
+    let code = resp.status();
+    let out: Value = resp.json().await.unwrap();
+    assert_eq!(code, 200, "{out}");
+    let got = as_f64s(&out["outputs"][0]["data"]);
+    let classes = got.len() / rows;
+    assert_eq!(out["outputs"][0]["shape"], json!([rows, classes]));
+    for (i, g) in got.iter().enumerate() {
+        assert!(
+            (g - probs[i]).abs() < 1e-4,
+            "probability {i}: {g} vs scikit-learn {}",
+            probs[i]
+        );
+    }
+    server.stop().await;
+}

@@ -299,6 +299,7 @@ pub fn init(path: &Path) -> Result<(), BackendError> {
             ort::MINOR_VERSION
         ))
     })?;
+    tracing::info!(library = %absolute.display(), "ONNX Runtime loaded");
     // We hold LOADING, so nobody else can have set RUNTIME since we checked.
     let _ = RUNTIME.set(Runtime {
         library: absolute,

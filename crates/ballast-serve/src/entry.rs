@@ -66,8 +66,18 @@ where
 {
     let _active = door.enter();
     let result = serve_inner(repo, door, ctx, call, header, decode).await;
-    if let Err(e) = &result {
-        log_failure(ctx, call.model, e);
+    match &result {
+        Err(e) => log_failure(ctx, call.model, e),
+        Ok(served) => tracing::debug!(
+            request_id = %ctx.id,
+            model = call.model,
+            version = &*served.response.version,
+            protocol = ctx.protocol.as_str(),
+            queue_us = served.response.timing.queue.as_micros() as u64,
+            compute_us = served.response.timing.compute.as_micros() as u64,
+            batch_rows = served.response.timing.batch_rows,
+            "request served"
+        ),
     }
     result
 }
@@ -84,7 +94,12 @@ where
     F: Future<Output = Result<Decoded<T>, Error>>,
 {
     door.check(ctx.priority)?;
-    let routed = repo.route(call.model, call.version, header)?;
+    let routed = repo.route(call.model, call.version, header).inspect_err(|e| {
+        if e.code == ErrorCode::NotFound {
+            metrics::counter!(crate::metrics::UNKNOWN_MODEL_TOTAL, "protocol" => ctx.protocol.as_str())
+                .increment(1);
+        }
+    })?;
     ctx.route = Some(RouteTaken {
         model: routed.version.name.clone(),
         version: routed.version.version_label.clone(),
@@ -123,15 +138,26 @@ fn merge<T>(ctx: &mut RequestContext, d: Decoded<T>) -> Result<Decoded<T>, Error
     Ok(d)
 }
 
-/// Failed requests are logged with their id, model and reason: server faults at `warn`, at
-/// most [`WARN_PER_SECOND`] a second so that a failing engine cannot flood the log; client
-/// errors and overload refusals at `debug` (they are counted in metrics).
+/// Failed requests are logged with their id, model, status and reason: server faults (5xx)
+/// at `warn`, client errors (4xx: bad input, unknown model) at `info`, together at most
+/// [`WARN_PER_SECOND`] lines a second so that a failing engine or a misbehaving client cannot
+/// flood the log. Overload refusals and missed deadlines go to `debug`: they are counted in
+/// metrics, and logging each one would spend CPU exactly when there is none to spare.
+/// Successful requests are logged at `debug` with queue and compute time in microseconds.
 fn log_failure(ctx: &RequestContext, model: &str, e: &Error) {
-    let server_fault = matches!(e.code, ErrorCode::Internal | ErrorCode::Unavailable);
-    if server_fault && warn_allowed() {
-        tracing::warn!(request_id = %ctx.id, model, code = e.code.as_str(), protocol = ctx.protocol.as_str(), error = %e.message, "request failed");
-    } else {
-        tracing::debug!(request_id = %ctx.id, model, code = e.code.as_str(), protocol = ctx.protocol.as_str(), error = %e.message, "request failed");
+    let status = e.code.http_status();
+    match e.code {
+        ErrorCode::ResourceExhausted | ErrorCode::DeadlineExceeded => {
+            tracing::debug!(request_id = %ctx.id, model, status, code = e.code.as_str(), protocol = ctx.protocol.as_str(), error = %e.message, "request refused");
+        }
+        ErrorCode::Internal | ErrorCode::Unavailable if warn_allowed() => {
+            tracing::warn!(request_id = %ctx.id, model, status, code = e.code.as_str(), protocol = ctx.protocol.as_str(), error = %e.message, "request failed");
+        }
+        ErrorCode::Internal | ErrorCode::Unavailable => {}
+        _ if warn_allowed() => {
+            tracing::info!(request_id = %ctx.id, model, status, code = e.code.as_str(), protocol = ctx.protocol.as_str(), error = %e.message, "request failed");
+        }
+        _ => {}
     }
 }
 

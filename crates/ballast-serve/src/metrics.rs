@@ -10,6 +10,7 @@ use metrics::{Counter, Gauge, Histogram, Unit};
 use crate::context::Priority;
 
 pub const REQUESTS_TOTAL: &str = "ballast_inference_requests_total";
+pub const UNKNOWN_MODEL_TOTAL: &str = "ballast_unknown_model_requests_total";
 pub const REQUEST_DURATION: &str = "ballast_inference_request_duration_seconds";
 pub const QUEUE_DURATION: &str = "ballast_inference_queue_duration_seconds";
 pub const COMPUTE_DURATION: &str = "ballast_inference_compute_duration_seconds";
@@ -62,6 +63,10 @@ pub fn describe() {
     metrics::describe_counter!(
         REQUESTS_TOTAL,
         "Inference requests by model, version and outcome (ok or an error code)."
+    );
+    metrics::describe_counter!(
+        UNKNOWN_MODEL_TOTAL,
+        "Inference requests for a model or version this server does not serve, by protocol (the requested name is not a label: clients choose it)."
     );
     metrics::describe_histogram!(
         REQUEST_DURATION,

@@ -55,7 +55,11 @@ fn header_usize(headers: &HeaderMap, name: &str) -> Result<Option<usize>, Error>
         })
 }
 
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, Error> {
+pub(crate) async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, Error> {
     let too_large = |size: String| {
         Error::new(
             ErrorCode::PayloadTooLarge,

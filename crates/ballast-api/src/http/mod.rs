@@ -6,6 +6,7 @@ pub mod infer;
 pub mod metadata;
 pub mod metrics;
 pub mod stats;
+pub mod v1;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -23,6 +24,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/livez", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::render))
+        .route(
+            "/v1/models/{target}",
+            get(v1::model_status).post(v1::model_verb),
+        )
         .route("/v2/models/stats", get(stats::all_stats))
         .route("/v2/repository/index", post(stats::repository_index))
         .route("/v2/models/{model}", get(metadata::model_metadata))
