@@ -43,9 +43,29 @@ fn disable_transparent_huge_pages() {
     }
 }
 
+/// Commands that print for a pipe (`ballast rollout status | head -1`) end quietly when the
+/// reader goes away, as Unix tools do: SIGPIPE's default action instead of Rust's "ignore",
+/// under which `println!` panics on the broken pipe. Not for `serve`, `demo` and `bench`, whose
+/// sockets must see EPIPE as an error rather than kill the process.
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: installs the default disposition for SIGPIPE; no handler code of ours runs, and it
+    // happens before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     disable_transparent_huge_pages();
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Serve(_) | Command::Demo(_) | Command::Bench(_)
+    ) {
+        default_sigpipe();
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     // The demo measures the server with a generator in the same process: the server (this

@@ -312,3 +312,22 @@ fn strict_exits_when_a_model_fails_to_load() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("corrupt"), "{err}");
 }
+
+/// `ballast ... | head -1` ends quietly when the reader goes away: no panic message.
+#[test]
+fn output_commands_exit_quietly_on_a_closed_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["model", "list"])
+        .env("BALLAST_DATA_DIR", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end at once: every write of the command hits a broken pipe.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(out.status.code(), Some(101), "exit code of a panic: {err}");
+}
