@@ -145,6 +145,8 @@ const IMPLEMENTED: &[&str] = &[
     "ModelConfig",
     "ModelStatistics",
     "RepositoryIndex",
+    "RepositoryModelLoad",
+    "RepositoryModelUnload",
 ];
 
 /// The full method path of `ModelInfer`, which the front door guards before decoding.
@@ -197,7 +199,7 @@ where
             // tonic answers an unknown method with an empty message; say what is served.
             let status = Status::unimplemented(format!(
                 "ballast does not implement GRPCInferenceService/{method} (Triton's streaming, \
-                 shared-memory, trace, logging and model load/unload calls); it serves: {}",
+                 shared-memory, trace and logging calls); it serves: {}",
                 IMPLEMENTED.join(", ")
             ));
             return Either::Left(ready(Ok(status.into_http())));
@@ -395,6 +397,30 @@ impl GrpcInferenceService for Inference {
             )
             .collect();
         Ok(Response::new(pb::RepositoryIndexResponse { models }))
+    }
+
+    async fn repository_model_load(
+        &self,
+        req: Request<pb::RepositoryModelLoadRequest>,
+    ) -> Result<Response<pb::RepositoryModelLoadResponse>, Status> {
+        let req = req.into_inner();
+        let repo = self.state.repository().map_err(to_status)?;
+        crate::http::stats::control(repo, &req.model_name, true)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::RepositoryModelLoadResponse {}))
+    }
+
+    async fn repository_model_unload(
+        &self,
+        req: Request<pb::RepositoryModelUnloadRequest>,
+    ) -> Result<Response<pb::RepositoryModelUnloadResponse>, Status> {
+        let req = req.into_inner();
+        let repo = self.state.repository().map_err(to_status)?;
+        crate::http::stats::control(repo, &req.model_name, false)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::RepositoryModelUnloadResponse {}))
     }
 
     async fn model_infer(

@@ -89,6 +89,18 @@ impl GrpcInferenceService for Handle {
     ) -> Result<Response<RepositoryIndexResponse>, Status> {
         Err(Status::unimplemented("not in this test"))
     }
+    async fn repository_model_load(
+        &self,
+        _: Request<RepositoryModelLoadRequest>,
+    ) -> Result<Response<RepositoryModelLoadResponse>, Status> {
+        Err(Status::unimplemented("not in this test"))
+    }
+    async fn repository_model_unload(
+        &self,
+        _: Request<RepositoryModelUnloadRequest>,
+    ) -> Result<Response<RepositoryModelUnloadResponse>, Status> {
+        Err(Status::unimplemented("not in this test"))
+    }
 
     async fn model_infer(
         &self,

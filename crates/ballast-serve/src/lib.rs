@@ -21,6 +21,7 @@ pub mod repository;
 pub mod request;
 pub mod scheduler;
 pub mod traffic;
+pub mod watch;
 
 pub use context::{Priority, Protocol, RequestContext, RequestId};
 pub use model::{Admission, ModelVersion};

@@ -113,6 +113,8 @@ pub struct ModelRepository {
     tasks: TaskTracker,
     /// Models and versions that failed to load, by model name.
     failures: Mutex<BTreeMap<String, Vec<LoadFailure>>>,
+    /// The directory it was loaded from and its model-control mode (repository mode only).
+    source: std::sync::OnceLock<Arc<crate::watch::Source>>,
 }
 
 impl ModelRepository {
@@ -183,7 +185,23 @@ impl ModelRepository {
             draining: Arc::new(AtomicBool::new(false)),
             tasks: TaskTracker::new(),
             failures: Mutex::new(BTreeMap::new()),
+            source: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Attaches the directory this repository serves, for reloads and load/unload requests.
+    pub fn attach_source(&self, source: Arc<crate::watch::Source>) {
+        let _ = self.source.set(source);
+    }
+
+    /// The directory and control mode, when serving a `--model-repository`.
+    pub fn source(&self) -> Option<&Arc<crate::watch::Source>> {
+        self.source.get()
+    }
+
+    /// Forgets the load failures of a model (it loaded, or was unloaded).
+    pub fn clear_failures(&self, model: &str) {
+        self.failures.lock().remove(model);
     }
 
     /// Serves models that are already loaded; each model's highest version is its default.
@@ -564,82 +582,127 @@ fn scan(
         if name.starts_with('.') {
             continue;
         }
-        let (config, policy) = match read_config(&model_dir, &name) {
-            Ok(c) => c,
-            Err(e) => {
-                fail(&name, None, e)?;
-                continue;
-            }
-        };
-        let entries = match read(&model_dir) {
-            Ok(entries) => entries,
-            Err(e) => {
-                fail(&name, None, e)?;
-                continue;
-            }
-        };
-        let mut versions: Vec<(u64, PathBuf)> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .filter_map(|p| {
-                let v = p.file_name()?.to_str()?.parse::<u64>().ok()?;
-                Some((v, p))
-            })
-            .collect();
-        versions.sort();
-        if let Some(policy) = &policy {
-            let available: Vec<u64> = versions.iter().map(|(v, _)| *v).collect();
-            let keep = policy.select(&available);
-            versions.retain(|(v, _)| keep.contains(v));
-            if keep.len() < available.len() {
-                tracing::info!(model = %name, serving = ?keep, available = ?available, "config.pbtxt version_policy selects versions");
-            }
-        }
-        if versions.is_empty() {
-            fail(
-                &name,
-                None,
-                Error::invalid(format!(
-                    "model '{name}' at {} has no version directories (expected {}/<number>/model.onnx)",
-                    model_dir.display(),
-                    model_dir.display()
-                )),
-            )?;
-            continue;
-        }
-        for (version, path) in versions {
-            let options = ballast_engine::OpenOptions {
-                backend: config.backend,
-                threads: config.threads,
-                concurrent_calls: config.instances,
-                onnxruntime_library: onnxruntime_library.map(Path::to_path_buf),
-                model_file: config.model_file.clone(),
-                format: config.format,
-            };
-            let backend = match ballast_engine::open_with(&path, &options) {
-                Ok(b) => b,
-                Err(e) => {
-                    fail(
-                        &name,
-                        Some(version),
-                        Error::new(
-                            ErrorCode::Internal,
-                            format!("model '{name}' version {version}: {e}"),
-                        ),
-                    )?;
-                    continue;
-                }
-            };
-            specs.push(ModelSpec {
-                name: name.clone(),
-                version,
-                backend,
-                config: config.clone(),
-            });
-        }
+        scan_model(
+            &model_dir,
+            &name,
+            onnxruntime_library,
+            &mut specs,
+            &mut fail,
+        )?;
     }
     Ok((specs, failures))
+}
+
+/// Where a scan reports a model's (or version's) failure; returning `Err` stops the scan.
+type FailFn<'a> = dyn FnMut(&str, Option<u64>, Error) -> Result<(), Error> + 'a;
+
+/// One model directory's loaded versions and its failures (never strict).
+pub(crate) fn scan_one(
+    model_dir: &Path,
+    name: &str,
+    onnxruntime_library: Option<&Path>,
+) -> Result<(Vec<ModelSpec>, Vec<LoadFailure>), Error> {
+    let mut specs = Vec::new();
+    let mut failures = Vec::new();
+    let mut fail = |model: &str, version: Option<u64>, e: Error| -> Result<(), Error> {
+        failures.push(LoadFailure {
+            model: model.to_string(),
+            version,
+            reason: e.message,
+        });
+        Ok(())
+    };
+    scan_model(model_dir, name, onnxruntime_library, &mut specs, &mut fail)?;
+    Ok((specs, failures))
+}
+
+/// Loads one model directory's versions into `specs`; problems go to `fail` (which returns the
+/// error itself when the load is strict).
+fn scan_model(
+    model_dir: &Path,
+    name: &str,
+    onnxruntime_library: Option<&Path>,
+    specs: &mut Vec<ModelSpec>,
+    fail: &mut FailFn<'_>,
+) -> Result<(), Error> {
+    let name = name.to_string();
+    let (config, policy) = match read_config(model_dir, &name) {
+        Ok(c) => c,
+        Err(e) => return fail(&name, None, e),
+    };
+    let entries = match std::fs::read_dir(model_dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            return fail(
+                &name,
+                None,
+                Error::new(
+                    ErrorCode::NotFound,
+                    format!("cannot read {}: {e}", model_dir.display()),
+                ),
+            );
+        }
+    };
+    let mut versions: Vec<(u64, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .filter_map(|p| {
+            let v = p.file_name()?.to_str()?.parse::<u64>().ok()?;
+            Some((v, p))
+        })
+        .collect();
+    versions.sort();
+    if let Some(policy) = &policy {
+        let available: Vec<u64> = versions.iter().map(|(v, _)| *v).collect();
+        let keep = policy.select(&available);
+        versions.retain(|(v, _)| keep.contains(v));
+        if keep.len() < available.len() {
+            tracing::info!(model = %name, serving = ?keep, available = ?available, "config.pbtxt version_policy selects versions");
+        }
+    }
+    if versions.is_empty() {
+        return fail(
+            &name,
+            None,
+            Error::invalid(format!(
+                "model '{name}' at {} has no version directories (expected {}/<number>/model.onnx)",
+                model_dir.display(),
+                model_dir.display()
+            )),
+        );
+    }
+    for (version, path) in versions {
+        let options = ballast_engine::OpenOptions {
+            backend: config.backend,
+            threads: config.threads,
+            concurrent_calls: config.instances,
+            onnxruntime_library: onnxruntime_library.map(Path::to_path_buf),
+            model_file: config.model_file.clone(),
+            format: config.format,
+        };
+        let backend = match ballast_engine::open_with(&path, &options) {
+            Ok(b) => b,
+            Err(e) => {
+                fail(
+                    &name,
+                    Some(version),
+                    Error::new(
+                        ErrorCode::Internal,
+                        format!("model '{name}' version {version}: {e}"),
+                    ),
+                )?;
+                continue;
+            }
+        };
+        specs.push(ModelSpec {
+            name: name.clone(),
+            version,
+            backend,
+            config: config.clone(),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -92,6 +92,14 @@ pub struct ServeArgs {
     /// by default the others are served and the failed one reports not ready with its reason.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub strict: Option<bool>,
+    /// How --model-repository changes reach a running server (Triton's modes): none (reload
+    /// on SIGHUP only), poll (rescan every --repository-poll-secs), explicit (POST
+    /// /v2/repository/models/{m}/load|unload) [default: none].
+    #[arg(long)]
+    pub model_control_mode: Option<String>,
+    /// Seconds between rescans in poll mode [default: 5].
+    #[arg(long)]
+    pub repository_poll_secs: Option<f64>,
     /// Registry data directory (metadata database, artifacts, cache); env BALLAST_DATA_DIR.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,

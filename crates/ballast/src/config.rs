@@ -37,6 +37,8 @@ pub enum LogFormat {
 struct Raw {
     model_repository: Option<PathBuf>,
     strict: bool,
+    model_control_mode: String,
+    repository_poll_secs: f64,
     host: String,
     http_port: u16,
     grpc_port: u16,
@@ -60,6 +62,8 @@ impl Default for Raw {
         Self {
             model_repository: None,
             strict: false,
+            model_control_mode: "none".into(),
+            repository_poll_secs: 5.0,
             host: DEFAULT_HOST.into(),
             http_port: DEFAULT_HTTP_PORT,
             grpc_port: DEFAULT_GRPC_PORT,
@@ -87,6 +91,10 @@ struct Flags<'a> {
     model_repository: &'a Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     strict: &'a Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_control_mode: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repository_poll_secs: &'a Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     host: &'a Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -124,6 +132,8 @@ struct Flags<'a> {
 const ENV_KEYS: &[&str] = &[
     "model_repository",
     "strict",
+    "model_control_mode",
+    "repository_poll_secs",
     "host",
     "http_port",
     "grpc_port",
@@ -157,6 +167,9 @@ pub struct ServeSettings {
     pub model_repository: Option<PathBuf>,
     /// A model that fails to load stops the server (else it is served as not ready).
     pub strict: bool,
+    /// How repository changes reach the running server.
+    pub model_control_mode: ballast_serve::watch::ControlMode,
+    pub repository_poll: Duration,
     pub data_dir: PathBuf,
     pub artifacts: Option<String>,
     pub admin_addr: SocketAddr,
@@ -180,6 +193,8 @@ impl ServeSettings {
             .merge(Serialized::defaults(Flags {
                 model_repository: &args.model_repository,
                 strict: &args.strict,
+                model_control_mode: &args.model_control_mode,
+                repository_poll_secs: &args.repository_poll_secs,
                 host: &args.host,
                 http_port: &args.http_port,
                 grpc_port: &args.grpc_port,
@@ -225,6 +240,21 @@ impl ServeSettings {
             }
             None => None,
         };
+        let model_control_mode = match raw.model_control_mode.parse() {
+            Ok(m) => m,
+            Err(e) => {
+                problems.push(format!("  {e}"));
+                ballast_serve::watch::ControlMode::None
+            }
+        };
+        if !(raw.repository_poll_secs.is_finite()
+            && (0.1..=3600.0).contains(&raw.repository_poll_secs))
+        {
+            problems.push(format!(
+                "  repository_poll_secs: must be within 0.1..=3600, got {}",
+                raw.repository_poll_secs
+            ));
+        }
         for key in &raw.trusted_keys {
             if !key.is_file() {
                 problems.push(format!("  trusted_keys: {} is not a file", key.display()));
@@ -288,6 +318,10 @@ impl ServeSettings {
             Some(host) if problems.is_empty() => Ok(Self {
                 model_repository,
                 strict: raw.strict,
+                model_control_mode,
+                repository_poll: Duration::from_secs_f64(
+                    raw.repository_poll_secs.clamp(0.1, 3600.0),
+                ),
                 data_dir: raw.data_dir,
                 artifacts: raw.artifacts,
                 admin_addr: SocketAddr::new(host, raw.admin_port),

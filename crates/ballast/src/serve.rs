@@ -55,7 +55,23 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
                 }
             };
             match repo {
-                Ok(r) => Arc::new(r),
+                Ok(r) => {
+                    let repo = Arc::new(r);
+                    let source = Arc::new(ballast_serve::watch::Source::new(
+                        dir,
+                        settings.model_control_mode,
+                        options,
+                    ));
+                    repo.attach_source(source.clone());
+                    watch_repository(
+                        &background,
+                        repo.clone(),
+                        source,
+                        settings.repository_poll,
+                        shutdown.clone(),
+                    );
+                    repo
+                }
                 Err(e) => {
                     shutdown.cancel();
                     let _ = serving.await;
@@ -93,6 +109,54 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP rescans the repository in every mode (the process keeps running); poll mode also
+/// rescans every `every`. Both stop at shutdown.
+fn watch_repository(
+    background: &TaskTracker,
+    repo: Arc<ModelRepository>,
+    source: Arc<ballast_serve::watch::Source>,
+    every: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    let poll = source.mode == ballast_serve::watch::ControlMode::Poll;
+    background.spawn(async move {
+        #[cfg(unix)]
+        let mut hangup =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGHUP; it will not reload models");
+                    None
+                }
+            };
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            #[cfg(unix)]
+            let sighup = async {
+                match hangup.as_mut() {
+                    Some(h) => {
+                        h.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let sighup = std::future::pending::<()>();
+            let why = tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = sighup => "SIGHUP",
+                _ = tick.tick(), if poll => "poll",
+            };
+            let acted = source.rescan(&repo).await;
+            if !acted.is_empty() || why == "SIGHUP" {
+                tracing::info!(trigger = why, models = ?acted, "model repository rescanned");
+            }
+        }
+    });
 }
 
 /// Registry mode: open the registry, load what its aliases and policies name (first

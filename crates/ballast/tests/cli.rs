@@ -331,3 +331,134 @@ fn output_commands_exit_quietly_on_a_closed_pipe() {
     assert!(!err.contains("panicked"), "{err}");
     assert_ne!(out.status.code(), Some(101), "exit code of a panic: {err}");
 }
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !cond() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn add_model(repo: &std::path::Path, name: &str, bytes: Option<&[u8]>) {
+    let d = repo.join(format!("{name}/1"));
+    std::fs::create_dir_all(&d).unwrap();
+    match bytes {
+        Some(b) => std::fs::write(d.join("model.onnx"), b).unwrap(),
+        None => {
+            std::fs::copy(examples().join("fraud/1/model.onnx"), d.join("model.onnx")).unwrap();
+        }
+    }
+}
+
+#[test]
+fn poll_mode_picks_up_added_and_removed_models_and_sighup_rescans() {
+    let dir = tempfile::tempdir().unwrap();
+    add_model(dir.path(), "first", None);
+    let (mut child, http, _lines) = serve_until_ready(&[
+        "--model-repository",
+        dir.path().to_str().unwrap(),
+        "--model-control-mode",
+        "poll",
+        "--repository-poll-secs",
+        "0.2",
+    ]);
+    let base = format!("http://{http}");
+    add_model(dir.path(), "second", None);
+    wait_for("the added model to be served", || {
+        reqwest::blocking_get(&format!("{base}/v2/models/second/ready")) == 200
+    });
+    std::fs::remove_dir_all(dir.path().join("first")).unwrap();
+    wait_for("the removed model to be unloaded", || {
+        reqwest::blocking_get(&format!("{base}/v2/models/first/ready")) == 404
+    });
+    // A model whose new files are broken keeps serving what it had.
+    std::fs::write(dir.path().join("second/1/model.onnx"), b"broken").unwrap();
+    wait_for("the broken reload to be reported", || {
+        let (_, body) = reqwest::post_json(
+            &format!("{base}/v2/repository/index"),
+            &serde_json::json!({}),
+        );
+        body.contains("not a readable ONNX file")
+    });
+    assert_eq!(
+        reqwest::blocking_get(&format!("{base}/v2/models/second/ready")),
+        200
+    );
+    // Explicit load is refused outside explicit mode, naming the flag.
+    let (status, body) = reqwest::post_json(
+        &format!("{base}/v2/repository/models/second/load"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("--model-control-mode explicit"), "{body}");
+    // SIGHUP rescans instead of killing the process.
+    add_model(dir.path(), "third", None);
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for("the model added before SIGHUP", || {
+        reqwest::blocking_get(&format!("{base}/v2/models/third/ready")) == 200
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP stopped the server"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn explicit_mode_loads_and_unloads_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    add_model(dir.path(), "fraud", None);
+    let (mut child, http, _lines) = serve_until_ready(&[
+        "--model-repository",
+        dir.path().to_str().unwrap(),
+        "--model-control-mode",
+        "explicit",
+    ]);
+    let base = format!("http://{http}");
+    add_model(dir.path(), "late", None);
+    assert_eq!(
+        reqwest::blocking_get(&format!("{base}/v2/models/late/ready")),
+        404
+    );
+    let (status, body) = reqwest::post_json(
+        &format!("{base}/v2/repository/models/late/load"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        reqwest::blocking_get(&format!("{base}/v2/models/late/ready")),
+        200
+    );
+    let (status, body) = reqwest::post_json(
+        &format!("{base}/v2/repository/models/late/unload"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        reqwest::blocking_get(&format!("{base}/v2/models/late/ready")),
+        404
+    );
+    add_model(dir.path(), "broken", Some(b"not onnx"));
+    let (status, body) = reqwest::post_json(
+        &format!("{base}/v2/repository/models/broken/load"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("failed to load model 'broken'"), "{body}");
+    let (status, _) = reqwest::post_json(
+        &format!("{base}/v2/repository/models/nothing-here/load"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(status, 404);
+    let _ = child.kill();
+    let _ = child.wait();
+}

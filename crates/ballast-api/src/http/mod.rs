@@ -30,6 +30,14 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v2/models/stats", get(stats::all_stats))
         .route("/v2/repository/index", post(stats::repository_index))
+        .route(
+            "/v2/repository/models/{model}/load",
+            post(stats::load_model),
+        )
+        .route(
+            "/v2/repository/models/{model}/unload",
+            post(stats::unload_model),
+        )
         .route("/v2/models/{model}", get(metadata::model_metadata))
         .route("/v2/models/{model}/stats", get(stats::model_stats))
         .route(

@@ -1,6 +1,7 @@
 //! Triton's statistics extension (`GET /v2/models[/{m}[/versions/{v}]]/stats`) and the model
-//! repository index (`POST /v2/repository/index`). The gRPC `ModelStatistics` and
-//! `RepositoryIndex` calls answer from the same functions.
+//! repository extension (`POST /v2/repository/index`, `POST /v2/repository/models/{m}/load` and
+//! `/unload`). The gRPC `ModelStatistics`, `RepositoryIndex` and `RepositoryModelLoad|Unload`
+//! calls answer from the same functions.
 
 use std::sync::Arc;
 
@@ -180,4 +181,35 @@ pub async fn repository_index(
         })
         .collect();
     Ok(Json(Value::Array(entries)))
+}
+
+/// Loads (`load = true`) or unloads one model of the served directory (explicit mode only).
+pub async fn control(repo: &ModelRepository, model: &str, load: bool) -> Result<(), Error> {
+    let Some(source) = repo.source() else {
+        return Err(Error::invalid(
+            "models are loaded and unloaded through the registry here (ballast model promote / \
+             rollback); repository load and unload apply to --model-repository",
+        ));
+    };
+    if load {
+        source.load(repo, model).await
+    } else {
+        source.unload(repo, model).await
+    }
+}
+
+pub async fn load_model(
+    State(state): State<ApiState>,
+    Path(model): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    control(state.repository()?, &model, true).await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn unload_model(
+    State(state): State<ApiState>,
+    Path(model): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    control(state.repository()?, &model, false).await?;
+    Ok(Json(json!({})))
 }
