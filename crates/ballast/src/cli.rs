@@ -142,6 +142,7 @@ pub struct ServeArgs {
     /// they are routed (sheddable at half, critical at 4x); 0 turns it off [default: 10].
     #[arg(long)]
     pub front_door_target_ms: Option<f64>,
+    /// Log lines as human text or one JSON object per line [default: text].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
     /// Default log filter when RUST_LOG is unset (e.g. info, debug, ballast_serve=debug).
@@ -166,10 +167,13 @@ pub struct DemoArgs {
     /// generator does not take CPU from the server it measures.
     #[arg(long)]
     pub shared_cores: bool,
+    /// HTTP port of the demo's server.
     #[arg(long, default_value_t = 8000)]
     pub http_port: u16,
+    /// gRPC port of the demo's server.
     #[arg(long, default_value_t = 8001)]
     pub grpc_port: u16,
+    /// Log lines as human text or one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }
@@ -182,10 +186,13 @@ pub struct BenchArgs {
     /// Server gRPC URL.
     #[arg(long, default_value = "http://127.0.0.1:8001")]
     pub grpc_url: String,
+    /// The model to send requests to.
     #[arg(long)]
     pub model: String,
+    /// A version or alias of the model (default: its traffic policy decides).
     #[arg(long)]
     pub model_version: Option<String>,
+    /// HTTP (binary tensors unless --json-tensors) or gRPC.
     #[arg(long, value_enum, default_value_t = crate::bench::ProtocolArg::Http)]
     pub protocol: crate::bench::ProtocolArg,
     /// Open loop: requests per second (latency from the intended send time).
@@ -226,4 +233,35 @@ pub struct BenchArgs {
     /// ratios against ONNX Runtime. Default: the engine `serve` would pick.
     #[arg(long)]
     pub engines: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every flag and argument of every command says what it is for in `--help`.
+    #[test]
+    fn every_flag_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "ballast", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "flags without help text:\n{}",
+            missing.join("\n")
+        );
+    }
 }

@@ -40,50 +40,73 @@ pub enum ModelCommand {
     /// Every model with its versions and aliases.
     List,
     /// One model (NAME), or one version (NAME@VERSION, NAME@ALIAS).
-    Show { spec: String },
+    Show {
+        /// NAME, NAME@VERSION or NAME@ALIAS.
+        spec: String,
+    },
     /// What differs between two versions: NAME@A NAME@B.
-    Diff { a: String, b: String },
+    Diff {
+        /// The first version: NAME@VERSION or NAME@ALIAS.
+        a: String,
+        /// The second version, compared with the first.
+        b: String,
+    },
     /// Take in a Triton-style repository: DIR/<model>/<version>/... (+ config.toml, card.json).
     Import(ImportArgs),
     /// Point an alias (default production) at a version: NAME@VERSION.
     Promote {
+        /// The version to point the alias at: NAME@VERSION.
         spec: String,
+        /// The alias to move.
         #[arg(long, default_value = PRODUCTION)]
         to: String,
+        /// Why, for the event log.
         #[arg(long, default_value = "promoted from the command line")]
         reason: String,
     },
     /// Return an alias (default production) to the version it pointed at before.
     Rollback {
+        /// The model.
         name: String,
+        /// The alias to return to its previous version.
         #[arg(long, default_value = PRODUCTION)]
         alias: String,
+        /// Why, for the event log.
         #[arg(long, default_value = "rolled back from the command line")]
         reason: String,
     },
     /// Sign a version's digest with an ed25519 private key (PKCS#8 PEM).
     Sign {
+        /// The version to sign: NAME@VERSION.
         spec: String,
+        /// The ed25519 private key (PKCS#8 PEM, as `keygen` writes it).
         #[arg(long)]
         key: PathBuf,
     },
     /// Check a version: every stored byte against its digest, and its signature against keys.
     Verify {
+        /// The version to check: NAME@VERSION.
         spec: String,
         /// Trusted public keys (PEM); repeatable.
         #[arg(long = "key")]
         keys: Vec<PathBuf>,
     },
     /// Write a new ed25519 key pair: PREFIX.pem (private, 0600) and PREFIX.pub.pem.
-    Keygen { prefix: PathBuf },
+    Keygen {
+        /// Path prefix of the two files written.
+        prefix: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]
 pub struct CardArgs {
+    /// Model card: the team or person answerable for the model.
     #[arg(long)]
     pub owner: Option<String>,
+    /// Model card: what the model is.
     #[arg(long)]
     pub description: Option<String>,
+    /// Model card: what it may be used for (and, by omission, what not).
     #[arg(long)]
     pub intended_use: Option<String>,
     /// Training data reference (dataset URI, table@snapshot, ...).
@@ -124,7 +147,9 @@ fn parse_metric(s: &str) -> Result<(String, f64), String> {
 
 #[derive(Args, Debug)]
 pub struct PushArgs {
+    /// The model directory (a version directory: model.onnx|json|ubj|txt and its files) or file.
     pub path: PathBuf,
+    /// The model's name in the registry.
     #[arg(long)]
     pub name: String,
     #[command(flatten)]
@@ -139,6 +164,7 @@ pub struct PushArgs {
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
+    /// The repository: DIR/<model>/<version>/...
     pub dir: PathBuf,
     #[command(flatten)]
     pub card: CardArgs,
@@ -148,21 +174,29 @@ pub struct ImportArgs {
 pub enum RolloutCommand {
     /// Start an automated rollout of NAME@VERSION against production.
     Start {
+        /// The candidate: NAME@VERSION.
         spec: String,
         /// Rollout plan (YAML or JSON); default: shadow 100% → canary 1% → 10% → 50% → 100%.
         #[arg(long)]
         plan: Option<PathBuf>,
     },
     /// Rollouts of a model, newest first.
-    Status { name: String },
+    Status {
+        /// The model.
+        name: String,
+    },
     /// Stop a model's running rollout; production stays where it is.
-    Cancel { name: String },
+    Cancel {
+        /// The model.
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum PolicyCommand {
     /// Set a model's traffic policy.
     Set {
+        /// The model.
         name: String,
         /// VERSION:PERCENT answered by the candidate.
         #[arg(long)]
@@ -175,13 +209,18 @@ pub enum PolicyCommand {
         shadow: Option<String>,
     },
     /// Remove a model's traffic policy: all traffic to production.
-    Clear { name: String },
+    Clear {
+        /// The model.
+        name: String,
+    },
 }
 
 #[derive(Args, Debug)]
 pub struct EventsArgs {
+    /// Only this model's events.
     #[arg(long)]
     pub model: Option<String>,
+    /// Only events of this kind (promote, rollback, rollout_step, ...).
     #[arg(long)]
     pub kind: Option<String>,
     /// Newest N events.
