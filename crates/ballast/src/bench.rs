@@ -104,6 +104,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         report.print_table();
     }
+    // A run in which nothing succeeded measured nothing: say so in the exit status too, so a
+    // script does not take its table for a result.
+    if report.sent > 0 && report.ok == 0 {
+        anyhow::bail!(
+            "every one of the {} requests failed ({} refused, {} unavailable, {} timed out, {} other errors)",
+            report.sent,
+            report.rejected,
+            report.unavailable,
+            report.timeouts,
+            report.errors
+        );
+    }
     Ok(())
 }
 

@@ -194,7 +194,7 @@ pub enum RolloutCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum PolicyCommand {
-    /// Set a model's traffic policy.
+    /// Set a model's traffic policy (it replaces the whole previous policy).
     Set {
         /// The model.
         name: String,
@@ -587,7 +587,31 @@ pub async fn model(args: &RegistryArgs, command: ModelCommand) -> anyhow::Result
     Ok(())
 }
 
+/// Every kind of event the registry and the deployer record.
+pub const EVENT_KINDS: &[&str] = &[
+    "pushed",
+    "signed",
+    "promoted",
+    "rolled_back",
+    "policy_set",
+    "config_set",
+    "load_failed",
+    "rollout_started",
+    "rollout_step",
+    "rollout_promoted",
+    "rollout_rolled_back",
+    "rollout_cancelled",
+];
+
 pub async fn events(args: &RegistryArgs, e: EventsArgs) -> anyhow::Result<()> {
+    if let Some(kind) = &e.kind
+        && !EVENT_KINDS.contains(&kind.as_str())
+    {
+        bail!(
+            "unknown event kind '{kind}'; kinds are: {}",
+            EVENT_KINDS.join(", ")
+        );
+    }
     let registry = open(args, true).await?;
     let events = registry
         .events(&EventFilter {
@@ -599,6 +623,9 @@ pub async fn events(args: &RegistryArgs, e: EventsArgs) -> anyhow::Result<()> {
         .await?;
     if args.json {
         return print_json(&events);
+    }
+    if !events.is_empty() {
+        println!("{:>6}  {:<19}  {:<20} MESSAGE", "ID", "TIME (UTC)", "KIND");
     }
     for ev in events {
         println!(
@@ -698,6 +725,15 @@ pub async fn policy(args: &RegistryArgs, command: PolicyCommand) -> anyhow::Resu
             sticky_header,
             shadow,
         } => {
+            if canary.is_none() && shadow.is_none() {
+                bail!(
+                    "policy set needs --canary VERSION:PERCENT and/or --shadow VERSION:PERCENT; it \
+                     replaces the model's whole policy (to remove it: ballast policy clear {name})"
+                );
+            }
+            if sticky_header.is_some() && canary.is_none() {
+                bail!("--sticky-header splits a canary: give --canary VERSION:PERCENT too");
+            }
             let canary =
                 canary
                     .map(|c| split_share("canary", &c))

@@ -462,3 +462,29 @@ fn explicit_mode_loads_and_unloads_on_request() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn registry_commands_refuse_what_they_cannot_mean() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("BALLAST_DATA_DIR", dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["events", "--kind", "promotd"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown event kind 'promotd'") && err.contains("promoted"),
+        "{err}"
+    );
+    let out = run(&["policy", "set", "fraud"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--canary") && err.contains("policy clear"),
+        "{err}"
+    );
+}
