@@ -367,6 +367,9 @@ impl ModelStats {
 #[derive(Clone)]
 pub struct ModelMetrics {
     pub stats: std::sync::Arc<ModelStats>,
+    /// False while the version warms up: warm-up inferences are not traffic, so request
+    /// counters and latency histograms skip them.
+    live: std::sync::Arc<std::sync::atomic::AtomicBool>,
     outcomes: Vec<Counter>,
     rejections: Vec<Counter>,
     pub request_duration: Histogram,
@@ -401,6 +404,7 @@ impl ModelMetrics {
             .collect();
         Self {
             stats: std::sync::Arc::new(ModelStats::default()),
+            live: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
             outcomes,
             rejections,
             request_duration: metrics::histogram!(REQUEST_DURATION, &labels),
@@ -414,12 +418,27 @@ impl ModelMetrics {
         }
     }
 
+    /// From now on requests are traffic and are counted (called after warm-up).
+    pub fn go_live(&self) {
+        self.live.store(true, Ordering::Release);
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
     pub fn outcome(&self, outcome: Option<ErrorCode>) {
+        if !self.is_live() {
+            return;
+        }
         let idx = OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(0);
         self.outcomes[idx].increment(1);
     }
 
     pub fn rejected(&self, reason: Rejection) {
+        if !self.is_live() {
+            return;
+        }
         let idx = Rejection::ALL
             .iter()
             .position(|r| *r == reason)

@@ -162,7 +162,9 @@ impl ModelVersion {
         let result = self.infer_inner(&mut admission.slot, request).await;
         drop(admission);
         let total = started.elapsed();
-        self.metrics.request_duration.record(total.as_secs_f64());
+        if self.metrics.is_live() {
+            self.metrics.request_duration.record(total.as_secs_f64());
+        }
         self.metrics.stats.request(
             result.is_ok(),
             total,
@@ -273,6 +275,12 @@ impl ModelVersion {
             allow_nan: self.config.allow_non_finite.unwrap_or(self.nan_is_missing),
             allow_inf: self.config.allow_non_finite.unwrap_or(false),
         }
+    }
+
+    /// Ends warm-up: requests from now on count in metrics and statistics.
+    pub fn go_live(&self) {
+        self.metrics.stats.clear();
+        self.metrics.go_live();
     }
 
     /// Cumulative request and batch statistics (Triton's statistics extension).

@@ -270,8 +270,8 @@ impl ModelRepository {
                 }
             }
         }
-        // Warm-up is not traffic: statistics start from zero.
-        mv.stats().clear();
+        // Warm-up is not traffic: metrics and statistics start from here.
+        mv.go_live();
         tracing::info!(
             model = %spec.name,
             version = spec.version,

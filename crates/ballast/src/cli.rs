@@ -35,7 +35,7 @@ pub enum Command {
     Events(EventsCmd),
     /// Make the registry match a declaration file (models, versions, aliases, traffic).
     Apply(ApplyCmd),
-    /// Show what `apply` would change, changing nothing.
+    /// Show what `apply` would change, changing nothing; exits 2 when changes are pending.
     Diff(ApplyCmd),
 }
 

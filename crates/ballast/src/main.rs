@@ -24,6 +24,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Exit status for unusable configuration (sysexits.h EX_USAGE).
 const EXIT_BAD_CONFIG: u8 = 64;
 
+/// `ballast diff`: the registry differs from the declaration.
+const EXIT_CHANGES_PENDING: u8 = 2;
+
 /// Transparent huge pages off for this process (unless `BALLAST_TRANSPARENT_HUGE_PAGES=on`): a
 /// burst's freed memory sits in 2 MiB pages that cannot be returned while any 4 KiB of them is
 /// live, so RSS stayed ~50% above its steady level after bursts (docs/benchmarks.md, memory).
@@ -137,13 +140,18 @@ fn main() -> ExitCode {
                 logging::init(config::LogFormat::Text, "warn");
                 registry_cli::apply_file(&a.registry, a.args, true)
                     .await
+                    .map(|_| ())
                     .map_err(report)
             }
+            // Exit 2 when changes are pending (as `terraform plan -detailed-exitcode`), so CI can
+            // gate on drift; 1 stays for errors.
             Command::Diff(a) => {
                 logging::init(config::LogFormat::Text, "warn");
-                registry_cli::apply_file(&a.registry, a.args, false)
-                    .await
-                    .map_err(report)
+                match registry_cli::apply_file(&a.registry, a.args, false).await {
+                    Ok(true) => Err(ExitCode::from(EXIT_CHANGES_PENDING)),
+                    Ok(false) => Ok(()),
+                    Err(e) => Err(report(e)),
+                }
             }
         }
     });

@@ -760,16 +760,18 @@ pub async fn policy(args: &RegistryArgs, command: PolicyCommand) -> anyhow::Resu
 }
 
 /// `apply` (execute) or `diff` (only show) a declaration file.
-pub async fn apply_file(args: &RegistryArgs, a: ApplyArgs, execute: bool) -> anyhow::Result<()> {
+/// `apply` (execute) or `diff`; returns whether changes were pending.
+pub async fn apply_file(args: &RegistryArgs, a: ApplyArgs, execute: bool) -> anyhow::Result<bool> {
     let desired = Desired::from_file(&a.file).map_err(|e| anyhow::anyhow!("{e}"))?;
     let registry = open(args, true).await?;
     let plan = apply::plan(&registry, &desired).await?;
     if args.json && !execute {
-        return print_json(&plan);
+        print_json(&plan)?;
+        return Ok(!plan.is_empty());
     }
     if plan.is_empty() {
         println!("no changes: the registry matches {}", a.file.display());
-        return Ok(());
+        return Ok(false);
     }
     for action in &plan {
         println!("{}{action}", if execute { "" } else { "would " });
@@ -778,5 +780,5 @@ pub async fn apply_file(args: &RegistryArgs, a: ApplyArgs, execute: bool) -> any
         apply::execute(&registry, &desired, &plan, &actor()).await?;
         println!("applied {} change(s)", plan.len());
     }
-    Ok(())
+    Ok(true)
 }

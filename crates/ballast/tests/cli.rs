@@ -488,3 +488,48 @@ fn registry_commands_refuse_what_they_cannot_mean() {
         "{err}"
     );
 }
+
+/// `ballast diff` is a CI gate: exit 2 while the registry differs from the declaration, 0 once
+/// `apply` made them match.
+#[test]
+fn diff_exits_2_while_changes_are_pending() {
+    let data = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let v1 = root.path().join("v1");
+    std::fs::create_dir_all(&v1).unwrap();
+    std::fs::copy(examples().join("fraud/1/model.onnx"), v1.join("model.onnx")).unwrap();
+    let file = root.path().join("ballast.yaml");
+    std::fs::write(
+        &file,
+        "models:\n  - name: fraud\n    card: {owner: risk, description: d, intended_use: u, trained_on: \"s3://x\", metrics: {auc: 0.9}}\n    versions:\n      - path: v1\n    aliases:\n      production: v1\n",
+    )
+    .unwrap();
+    let run = |cmd: &str| {
+        Command::new(BIN)
+            .args([cmd])
+            .arg(&file)
+            .env("BALLAST_DATA_DIR", data.path())
+            .output()
+            .unwrap()
+    };
+    let out = run("diff");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run("apply");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run("diff");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -41,7 +41,9 @@ impl Worker {
                 let _ = e.reply.send(Err(err));
             } else {
                 let waited = start.saturating_duration_since(e.enqueued);
-                self.metrics.queue_duration.record(waited.as_secs_f64());
+                if self.metrics.is_live() {
+                    self.metrics.queue_duration.record(waited.as_secs_f64());
+                }
                 live.push(e);
             }
         }
@@ -54,8 +56,10 @@ impl Worker {
         let computed = catch_unwind(AssertUnwindSafe(|| self.backend.infer(inputs)));
         let compute = start.elapsed();
         self.gate.service.observe(rows, compute);
-        self.metrics.compute_duration.record(compute.as_secs_f64());
-        self.metrics.batch_size.record(rows as f64);
+        if self.metrics.is_live() {
+            self.metrics.compute_duration.record(compute.as_secs_f64());
+            self.metrics.batch_size.record(rows as f64);
+        }
         self.metrics.stats.execution(rows, compute);
         drop(job.slot);
         let outputs = match computed {
