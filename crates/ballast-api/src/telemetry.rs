@@ -19,7 +19,12 @@ fn start_upkeep(handle: PrometheusHandle) {
     let started = std::thread::Builder::new()
         .name("metrics-upkeep".into())
         .spawn(move || {
+            // The process metrics Prometheus users expect (CPU seconds, resident memory, open
+            // file descriptors, threads), refreshed on the same beat.
+            let process = metrics_process::Collector::default();
+            process.describe();
             loop {
+                process.collect();
                 std::thread::sleep(UPKEEP_INTERVAL);
                 handle.run_upkeep();
             }
