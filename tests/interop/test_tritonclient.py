@@ -719,3 +719,21 @@ def test_unimplemented_grpc_calls_say_so(grpc):
         grpc.get_system_shared_memory_status()
     msg = _message(ei.value)
     assert "SystemSharedMemoryStatus" in msg and "does not implement" in msg, msg
+
+
+@pytest.mark.parametrize("mode", ["http_binary", "grpc"])
+def test_requests_above_max_batch_size_are_served_in_order(http, grpc, mode):
+    """The fraud model batches at most 64 rows; a 150-row request is served whole, rows in
+    order, each equal to the model's own answer."""
+    mv = latest("fraud")
+    rows = 150
+    rng = np.random.default_rng(zlib.crc32(f"oversize/{mode}".encode()))
+    inputs = {}
+    for spec in mv.inputs:
+        shape = [rows] + [d if d > 0 else BATCH for d in spec.shape[1:]]
+        inputs[spec.name] = rng.normal(0.0, 2.0, shape).astype(OIP_TO_NP[spec.datatype])
+    got, _ = infer(http, grpc, mode, mv, inputs, None)
+    want = reference(mv, inputs)
+    for name, value in want.items():
+        assert got[name].shape[0] == rows, f"{name}: {got[name].shape}"
+        assert_same("fraud", name, got[name], value)
