@@ -31,6 +31,10 @@ pub struct RegistryArgs {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Who is acting, recorded as the creator of pushed versions and in the event log
+    /// [default: the OS user].
+    #[arg(long, env = "BALLAST_ACTOR", global = true)]
+    pub actor: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -234,13 +238,25 @@ pub struct ApplyArgs {
     pub file: PathBuf,
 }
 
+/// `--actor` (or `BALLAST_ACTOR`), set when the registry is opened.
+static ACTOR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Who is acting, for `created_by` and the event log: `--actor` / `BALLAST_ACTOR`, else the OS
+/// user (`USER`, `LOGNAME`), else "cli".
 fn actor() -> String {
-    std::env::var("BALLAST_ACTOR")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "cli".to_string())
+    ACTOR
+        .get()
+        .cloned()
+        .filter(|a| !a.is_empty())
+        .or_else(|| std::env::var("USER").ok().filter(|a| !a.is_empty()))
+        .or_else(|| std::env::var("LOGNAME").ok().filter(|a| !a.is_empty()))
+        .unwrap_or_else(|| "cli".to_string())
 }
 
 pub async fn open(args: &RegistryArgs, require_card: bool) -> anyhow::Result<Registry> {
+    if let Some(a) = &args.actor {
+        let _ = ACTOR.set(a.clone());
+    }
     let mut options = RegistryOptions::new(&args.data_dir);
     options.artifacts = args.artifacts.clone();
     options.require_model_card = require_card;
@@ -330,12 +346,13 @@ pub async fn model(args: &RegistryArgs, command: ModelCommand) -> anyhow::Result
                     .await??;
             }
             let registry = open(args, !p.card.allow_missing_card).await?;
+            let card = p.card.card();
             let out = registry
                 .push(
                     &p.path,
                     PushRequest {
                         name: p.name.clone(),
-                        card: p.card.card(),
+                        card: card.clone(),
                         actor: actor(),
                         config_toml,
                     },
@@ -350,6 +367,15 @@ pub async fn model(args: &RegistryArgs, command: ModelCommand) -> anyhow::Result
                     "{}@{} already holds this artifact ({}); nothing stored",
                     v.model, v.version, v.digest
                 );
+                if card != v.card {
+                    println!(
+                        "  the model card given now was not applied: versions are immutable, and \
+                         {}@{} keeps the card it was pushed with (by {}). To change the card, push \
+                         the files again as a new version after changing them, or record the change \
+                         in the card of the next version.",
+                        v.model, v.version, v.created_by
+                    );
+                }
             } else {
                 println!(
                     "pushed {}@{}  {}  {}  ({} new in the artifact store)",

@@ -533,3 +533,61 @@ fn diff_exits_2_while_changes_are_pending() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// The creator comes from --actor; a re-push of the same files with another card says the card
+/// was not applied (versions are immutable).
+#[test]
+fn push_records_the_actor_and_says_what_happened_to_a_new_card() {
+    let data = tempfile::tempdir().unwrap();
+    let model = examples().join("fraud/1");
+    let push = |description: &str| {
+        Command::new(BIN)
+            .args(["model", "push"])
+            .arg(&model)
+            .args([
+                "--name",
+                "fraud",
+                "--owner",
+                "risk",
+                "--description",
+                description,
+                "--intended-use",
+                "tests",
+                "--trained-on",
+                "s3://x",
+                "--metric",
+                "auc=0.9",
+                "--actor",
+                "alice",
+                "--no-check",
+            ])
+            .env("BALLAST_DATA_DIR", data.path())
+            .env_remove("BALLAST_ACTOR")
+            .output()
+            .unwrap()
+    };
+    let out = push("first card");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let show = Command::new(BIN)
+        .args(["model", "show", "fraud@1", "--json"])
+        .env("BALLAST_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&show.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&show.stdout)));
+    let created_by = v["created_by"]
+        .as_str()
+        .or_else(|| v["version"]["created_by"].as_str());
+    assert_eq!(created_by, Some("alice"), "{v}");
+    let out = push("second card");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("already holds this artifact") && text.contains("not applied"),
+        "{text}"
+    );
+}
