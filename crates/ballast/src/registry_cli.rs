@@ -661,6 +661,15 @@ pub async fn events(args: &RegistryArgs, e: EventsArgs) -> anyhow::Result<()> {
             ev.kind,
             ev.message
         );
+        // The figures each gate decided on, one line per gate (`--json` has them whole).
+        if let Some(figures) = ev.details.get("figures").and_then(|f| f.as_object()) {
+            for (gate, f) in figures {
+                if matches!(gate.as_str(), "step" | "mode" | "percent" | "elapsed_secs") {
+                    continue;
+                }
+                println!("{:>6}  {:<19}  {:<20}   {gate}: {f}", "", "", "");
+            }
+        }
     }
     Ok(())
 }

@@ -591,3 +591,45 @@ fn push_records_the_actor_and_says_what_happened_to_a_new_card() {
         "{text}"
     );
 }
+
+/// `ballast events` prints, under a rollout decision, the figures each gate decided on.
+#[test]
+fn events_text_shows_the_gate_figures() {
+    let data = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let registry = ballast_registry::Registry::open(ballast_registry::RegistryOptions::new(
+            data.path(),
+        ))
+        .await
+        .unwrap();
+        registry
+            .event(
+                Some("fraud"),
+                "rollout_step",
+                "fraud: rollout 1 of version 2 passed step 0; now canary 25%".into(),
+                serde_json::json!({"rollout": 1, "figures": {"step": 0, "error_rate": {"candidate": 0.001, "baseline": 0.0}, "p99_latency": {"ratio": 1.04}}}),
+            )
+            .await
+            .unwrap();
+    });
+    let out = Command::new(BIN)
+        .args(["events", "--model", "fraud"])
+        .env("BALLAST_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("passed step 0"), "{text}");
+    assert!(
+        text.contains("error_rate: {\"baseline\":0.0,\"candidate\":0.001}"),
+        "{text}"
+    );
+    assert!(text.contains("p99_latency: {\"ratio\":1.04}"), "{text}");
+    assert!(
+        !text.contains("elapsed_secs") && !text.contains("   step:"),
+        "{text}"
+    );
+}
