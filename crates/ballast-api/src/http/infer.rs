@@ -111,10 +111,15 @@ async fn handle(
         Err(e) => Err(ApiError(e)),
     }
     .unwrap_or_else(IntoResponse::into_response);
+    echo_request_id(&mut response, &ctx);
+    response
+}
+
+/// Every inference response, V1 and V2, carries the request's id.
+pub(crate) fn echo_request_id(response: &mut Response, ctx: &RequestContext) {
     if let Ok(v) = HeaderValue::from_str(&ctx.id.to_string()) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
-    response
 }
 
 /// Reads and decodes the body: the step the shared entry runs only after admission.

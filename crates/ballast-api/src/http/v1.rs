@@ -64,13 +64,14 @@ async fn predict(state: ApiState, model: String, headers: HeaderMap, body: Body)
     };
     let result = match state.repository() {
         Ok(repo) => {
-            let inputs = repo.get(&model, None).map(|mv| mv.signature.inputs.clone());
+            // The default version's signature shapes the instances (held, not copied).
+            let version = repo.get(&model, None);
             let limit = state.config.max_request_bytes;
             let headers = &headers;
             let decode = async move {
-                let specs = inputs?;
+                let mv = version?;
                 let bytes = super::infer::read_body(body, headers, limit).await?;
-                decode(&bytes, &specs)
+                decode(&bytes, &mv.signature.inputs)
             };
             let call = Call {
                 model: &model,
@@ -88,11 +89,7 @@ async fn predict(state: ApiState, model: String, headers: HeaderMap, body: Body)
         },
         Err(e) => ApiError(e).into_response(),
     };
-    if let Ok(v) = HeaderValue::from_str(&ctx.id.to_string()) {
-        response
-            .headers_mut()
-            .insert(ballast_serve::context::REQUEST_ID_HEADER, v);
-    }
+    super::infer::echo_request_id(&mut response, &ctx);
     response
 }
 

@@ -129,7 +129,17 @@ pub(crate) enum Post {
 #[derive(Debug, Clone)]
 pub(crate) enum Labels {
     Int(Vec<i64>),
-    Str(Vec<String>),
+    /// UTF-8 bytes, as BYTES outputs carry them (converted once, at load).
+    Str(Vec<Vec<u8>>),
+}
+
+impl Labels {
+    fn len(&self) -> usize {
+        match self {
+            Labels::Int(v) => v.len(),
+            Labels::Str(v) => v.len(),
+        }
+    }
 }
 
 pub(crate) struct LinearClassifier {
@@ -895,19 +905,11 @@ fn linear_classifier(a: &Attrs) -> R<LinearClassifier> {
     let ints = a.ints("classlabels_ints");
     let strings = a.strings("classlabels_strings");
     let labels = if !strings.is_empty() {
-        Labels::Str(
-            strings
-                .iter()
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect(),
-        )
+        Labels::Str(strings.to_vec())
     } else {
         Labels::Int(ints.to_vec())
     };
-    let n_labels = match &labels {
-        Labels::Int(v) => v.len(),
-        Labels::Str(v) => v.len(),
-    };
+    let n_labels = labels.len();
     if intercepts.is_empty() {
         // No intercepts: one target per label (or one for a binary model).
         let targets = if n_labels > 2 { n_labels } else { 1 };
@@ -979,15 +981,10 @@ impl LinearClassifier {
         let labels = match &self.labels {
             Labels::Int(l) => TensorData::I64(self.pick(&scores, rows, l, 1, 0)),
             Labels::Str(l) => {
-                let l: Vec<Vec<u8>> = l.iter().map(|s| s.as_bytes().to_vec()).collect();
-                TensorData::Bytes(self.pick(&scores, rows, &l, b"1".to_vec(), b"0".to_vec()))
+                TensorData::Bytes(self.pick(&scores, rows, l, b"1".to_vec(), b"0".to_vec()))
             }
         };
-        let n_labels = match &self.labels {
-            Labels::Int(v) => v.len(),
-            Labels::Str(v) => v.len(),
-        };
-        let second_class = self.targets == 1 && n_labels == 2;
+        let second_class = self.targets == 1 && self.labels.len() == 2;
         post_scores(&mut scores, self.targets, self.post, second_class);
         let width = if second_class { 2 } else { self.targets };
         Ok(vec![
