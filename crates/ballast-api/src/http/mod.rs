@@ -1,5 +1,7 @@
 //! The OIP v2 HTTP/JSON front end, one module per API group: [`health`], [`metadata`],
-//! [`infer`], and the Prometheus [`metrics`] endpoint.
+//! [`infer`], [`stats`] (statistics and repository extensions), KServe [`v1`], and the
+//! Prometheus [`metrics`] endpoint. Every route is documented in `docs/inference-openapi.yaml`
+//! (served at `/openapi.yaml`; a test keeps the two in step).
 
 pub mod health;
 pub mod infer;
@@ -16,6 +18,13 @@ use crate::server::ApiState;
 
 pub use ballast_serve::context::{PRIORITY_HEADER, REQUEST_ID_HEADER, TIMEOUT_HEADER};
 
+/// The OpenAPI document of this listener, served at `/openapi.yaml`.
+pub const OPENAPI: &str = include_str!("../../../../docs/inference-openapi.yaml");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    ([(http::header::CONTENT_TYPE, "application/yaml")], OPENAPI)
+}
+
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v2", get(metadata::server_metadata))
@@ -24,6 +33,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/livez", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::render))
+        .route("/openapi.yaml", get(openapi))
         .route(
             "/v1/models/{target}",
             get(v1::model_status).post(v1::model_verb),
