@@ -17,7 +17,7 @@ use ballast_engine::Backend;
 use parking_lot::Mutex;
 use tokio_util::task::TaskTracker;
 
-use crate::context::Priority;
+use crate::context::{Priority, Protocol};
 use crate::model::ModelVersion;
 use crate::traffic::{ActiveTraffic, Routed};
 
@@ -61,6 +61,9 @@ pub struct ModelEntry {
     /// The version unversioned requests go to, unless a canary takes them.
     pub default: u64,
     pub traffic: Option<Arc<ActiveTraffic>>,
+    /// Versions that exist (in the registry) but are not served, so that a request naming one
+    /// is told how to make it servable rather than only that it is unknown.
+    pub unserved: Vec<u64>,
 }
 
 impl ModelEntry {
@@ -73,6 +76,7 @@ impl ModelEntry {
             aliases: BTreeMap::new(),
             default,
             traffic: None,
+            unserved: Vec::new(),
         }
     }
 
@@ -244,7 +248,7 @@ impl ModelRepository {
             self.draining.clone(),
         )?;
         if warm {
-            let admission = mv.admit(Priority::Critical, Some(1), None)?;
+            let admission = mv.admit(Protocol::Internal, Priority::Critical, Some(1), None)?;
             mv.infer(admission, mv.warmup_request(1))
                 .await
                 .map_err(|e| {
@@ -261,10 +265,11 @@ impl ModelRepository {
             // its batches at run time with a clear error either way.
             let full = mv.config.max_batch_size;
             if full > 1 {
-                let batched = match mv.admit(Priority::Critical, Some(full), None) {
-                    Ok(admission) => mv.infer(admission, mv.warmup_request(full)).await,
-                    Err(e) => Err(e),
-                };
+                let batched =
+                    match mv.admit(Protocol::Internal, Priority::Critical, Some(full), None) {
+                        Ok(admission) => mv.infer(admission, mv.warmup_request(full)).await,
+                        Err(e) => Err(e),
+                    };
                 if let Err(e) = batched {
                     tracing::warn!(model = %spec.name, version = spec.version, error = %e.message, "warm-up with a full batch failed");
                 }
@@ -373,11 +378,25 @@ impl ModelRepository {
 
     /// A version that is not served because it failed to load says so.
     fn explain_missing(&self, model: &str, version: Option<&str>, e: Error) -> Error {
-        let failed = version
-            .and_then(|v| v.parse::<u64>().ok())
-            .and_then(|v| self.failure(model, Some(v)));
-        match failed {
-            Some(f) => not_loaded(&f),
+        let number = version.and_then(|v| v.parse::<u64>().ok());
+        if let Some(f) = number.and_then(|v| self.failure(model, Some(v))) {
+            return not_loaded(&f);
+        }
+        let unserved = number.filter(|v| {
+            self.table
+                .load()
+                .get(model)
+                .is_some_and(|entry| entry.unserved.contains(v))
+        });
+        match unserved {
+            Some(v) => Error::not_found(format!(
+                "{}; version {v} is in the registry but not loaded: a server loads the versions \
+                 an alias points at, the candidates of a traffic policy or rollout, and the \
+                 previous production version. To serve it, point an alias at it \
+                 (`ballast model promote {model}@{v} --alias v{v}`); requests may then name \
+                 the version or the alias",
+                e.message
+            )),
             None => e,
         }
     }
