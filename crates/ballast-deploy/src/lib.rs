@@ -347,10 +347,16 @@ impl Deployer {
             .map(|(a, v)| (a.clone(), *v))
             .collect();
         let traffic = self.traffic(state, model, &policy, default, &served);
+        let unserved: Vec<u64> = versions
+            .keys()
+            .filter(|v| !served.contains_key(v))
+            .copied()
+            .collect();
         let changed = match &current {
             None => true,
             Some(c) => {
-                c.default != default
+                c.unserved != unserved
+                    || c.default != default
                     || c.aliases != served_aliases
                     || c.versions.len() != served.len()
                     || c.versions
@@ -377,6 +383,7 @@ impl Deployer {
                 aliases: served_aliases,
                 default,
                 traffic,
+                unserved,
             });
         }
         // Versions no longer wanted are unloaded once their requests finish.

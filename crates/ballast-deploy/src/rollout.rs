@@ -153,11 +153,9 @@ impl Deployer {
                     figures.insert(gate.name().into(), f);
                     return Decision::RollBack(
                         format!(
-                            "{} gate failed at step {} ({} {}%): {reason}",
+                            "{} gate failed at {}: {reason}",
                             gate.name(),
-                            r.step,
-                            step.mode.as_str(),
-                            step.percent
+                            step_label(r, r.step)
                         ),
                         serde_json::Value::Object(figures),
                     );
@@ -178,10 +176,8 @@ impl Deployer {
         if timed_out {
             return Decision::RollBack(
                 format!(
-                    "step {} ({} {}%) saw {} of {} candidate requests in {:.0} s (step_timeout_secs): not enough evidence to proceed",
-                    r.step,
-                    step.mode.as_str(),
-                    step.percent,
+                    "{} saw {} of {} candidate requests in {:.0} s (step_timeout_secs): not enough evidence to proceed",
+                    step_label(r, r.step),
                     w.candidate.requests,
                     step.min_requests,
                     elapsed.as_secs_f64()
@@ -204,18 +200,16 @@ impl Deployer {
                 let next = store
                     .update_rollout(r.id, RolloutState::Running, r.step + 1, None)
                     .await?;
-                let step = &next.plan.steps[next.step];
                 self.registry
                     .event(
                         Some(model),
                         "rollout_step",
                         format!(
-                            "{model}: rollout {} of version {} passed step {}; now {} {}%",
+                            "{model}: rollout {} of version {} passed {}; now {}",
                             r.id,
                             r.candidate,
-                            r.step,
-                            step.mode.as_str(),
-                            step.percent
+                            step_label(r, r.step),
+                            step_label(&next, next.step)
                         ),
                         json!({ "rollout": r.id, "from_step": r.step, "to_step": next.step, "figures": figures }),
                     )
@@ -278,6 +272,20 @@ impl Deployer {
         // Apply the new step (or the end of the rollout) now, not at the next poll.
         self.reconcile().await?;
         Ok(())
+    }
+}
+
+/// "step 2/3 (canary 25%)": numbered from 1 as `ballast rollout status` shows them.
+fn step_label(r: &RolloutRecord, index: usize) -> String {
+    let n = r.plan.steps.len();
+    match r.plan.steps.get(index) {
+        Some(step) => format!(
+            "step {}/{n} ({} {}%)",
+            index + 1,
+            step.mode.as_str(),
+            step.percent
+        ),
+        None => format!("step {}/{n}", index + 1),
     }
 }
 

@@ -408,7 +408,12 @@ pub async fn model(args: &RegistryArgs, command: ModelCommand) -> anyhow::Result
                     aliases.join(" "),
                     d.rollout
                         .as_ref()
-                        .map(|r| format!("  (rollout of {} at step {})", r.candidate, r.step))
+                        .map(|r| format!(
+                            "  (rollout of {} at step {}/{})",
+                            r.candidate,
+                            r.step + 1,
+                            r.plan.steps.len()
+                        ))
                         .unwrap_or_default()
                 );
             }
@@ -430,8 +435,11 @@ pub async fn model(args: &RegistryArgs, command: ModelCommand) -> anyhow::Result
                 }
                 if let Some(r) = &d.rollout {
                     println!(
-                        "  rollout {} of version {} at step {}",
-                        r.id, r.candidate, r.step
+                        "  rollout {} of version {} at step {}/{}",
+                        r.id,
+                        r.candidate,
+                        r.step + 1,
+                        r.plan.steps.len()
                     );
                 }
                 println!(
