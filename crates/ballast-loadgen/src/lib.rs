@@ -28,9 +28,9 @@ pub mod progress;
 mod runner;
 pub mod stats;
 
-pub use metadata::{ModelMeta, TensorMeta, fetch_metadata};
+pub use metadata::{ModelMeta, TensorMeta, fetch_metadata, fetch_metadata_grpc};
 pub use payload::{HttpPayload, Payloads, fp32_row_payloads, random_payloads};
-pub use progress::progress_bar;
+pub use progress::{progress_bar, steps_bar};
 pub use runner::{MAX_OUTSTANDING, run};
 pub use stats::{LiveStats, Percentiles, Report};
 

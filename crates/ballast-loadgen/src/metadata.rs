@@ -88,6 +88,52 @@ pub async fn fetch_metadata(target: &Target) -> anyhow::Result<ModelMeta> {
     serde_json::from_slice(&body).with_context(|| format!("GET {url}: not OIP v2 model metadata"))
 }
 
+/// Fetches the metadata of `target`'s model over gRPC (`ModelMetadata`), for runs that speak
+/// only gRPC: no HTTP endpoint is needed.
+pub async fn fetch_metadata_grpc(target: &Target) -> anyhow::Result<ModelMeta> {
+    use ballast_proto::inference::ModelMetadataRequest;
+    use ballast_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+    let url = &target.grpc_url;
+    let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+        .with_context(|| format!("invalid gRPC URL {url:?}"))?
+        .connect_timeout(METADATA_TIMEOUT)
+        .timeout(METADATA_TIMEOUT);
+    let channel = endpoint
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to the gRPC endpoint {url}"))?;
+    let request = ModelMetadataRequest {
+        name: target.model.clone(),
+        version: target.version.clone().unwrap_or_default(),
+    };
+    let response = GrpcInferenceServiceClient::new(channel)
+        .model_metadata(request)
+        .await
+        .map_err(|s| {
+            anyhow!(
+                "ModelMetadata for '{}' at {url}: {:?}: {}",
+                target.model,
+                s.code(),
+                s.message()
+            )
+        })?
+        .into_inner();
+    let tensors = |v: Vec<ballast_proto::inference::model_metadata_response::TensorMetadata>| {
+        v.into_iter()
+            .map(|t| TensorMeta {
+                name: t.name,
+                datatype: t.datatype,
+                shape: t.shape,
+            })
+            .collect()
+    };
+    Ok(ModelMeta {
+        name: response.name,
+        inputs: tensors(response.inputs),
+        outputs: tensors(response.outputs),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,23 @@ pub fn progress_bar(duration: Duration) -> (ProgressBar, impl FnMut(&LiveStats) 
     (bar, on_tick)
 }
 
+/// A bar over `steps` units of work with a message (what runs now), hidden when stderr is not
+/// a terminal: for runs that are not driven by [`crate::run`] (`bench --in-process`).
+pub fn steps_bar(steps: u64) -> ProgressBar {
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(steps)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
 fn describe(s: &LiveStats, total: Duration) -> String {
     format!(
         "{:.0}/{:.0} s{}  ok {:.0}/s  rejected {:.0}/s  errors {:.0}/s  p50 {}  p99 {}  in flight {}",

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ballast_loadgen::{
     LiveStats, Mode, ModelMeta, Payloads, Protocol, Report, RunConfig, Target, TensorMeta,
-    fp32_row_payloads, random_payloads, run,
+    fetch_metadata_grpc, fp32_row_payloads, random_payloads, run,
 };
 use ballast_proto::inference::grpc_inference_service_server::{
     GrpcInferenceService, GrpcInferenceServiceServer,
@@ -67,9 +67,28 @@ impl GrpcInferenceService for Handle {
     }
     async fn model_metadata(
         &self,
-        _: Request<ModelMetadataRequest>,
+        request: Request<ModelMetadataRequest>,
     ) -> Result<Response<ModelMetadataResponse>, Status> {
-        Err(Status::unimplemented("not in this test"))
+        let r = request.into_inner();
+        if r.name != "m" {
+            return Err(Status::not_found(format!("unknown model '{}'", r.name)));
+        }
+        let tensor =
+            |name: &str, datatype: &str, shape: Vec<i64>| model_metadata_response::TensorMetadata {
+                name: name.into(),
+                datatype: datatype.into(),
+                shape,
+            };
+        Ok(Response::new(ModelMetadataResponse {
+            name: "m".into(),
+            versions: vec![self.0.version.into()],
+            platform: "test".into(),
+            inputs: vec![
+                tensor("x", "FP16", vec![-1, 4]),
+                tensor("u", "UINT8", vec![-1]),
+            ],
+            outputs: vec![tensor("y", "FP32", vec![-1])],
+        }))
     }
     async fn model_config(
         &self,
@@ -184,6 +203,34 @@ fn target(addr: SocketAddr) -> Target {
         model: "m".into(),
         version: None,
     }
+}
+
+#[tokio::test]
+async fn metadata_is_read_over_grpc_without_an_http_endpoint() {
+    let (_, mut target) = serve(Behaviour::Sleep(Duration::ZERO), "").await;
+    // Nothing listens on port 9 of the HTTP side: only gRPC may be used.
+    target.http_url = "http://127.0.0.1:9".into();
+    let meta = fetch_metadata_grpc(&target).await.unwrap();
+    assert_eq!(meta.name, "m");
+    let inputs: Vec<(&str, &str, &[i64])> = meta
+        .inputs
+        .iter()
+        .map(|t| (t.name.as_str(), t.datatype.as_str(), t.shape.as_slice()))
+        .collect();
+    assert_eq!(
+        inputs,
+        [("x", "FP16", &[-1i64, 4][..]), ("u", "UINT8", &[-1][..])]
+    );
+    // The payloads built from it carry the narrow types' raw sizes: 2 bytes and 1 byte.
+    let payloads = random_payloads(&meta, 3, 2, true, 1).unwrap();
+    let raw = &payloads.grpc[0].raw_input_contents;
+    assert_eq!((raw[0].len(), raw[1].len()), (3 * 4 * 2, 3));
+    target.model = "other".into();
+    let e = fetch_metadata_grpc(&target).await.unwrap_err().to_string();
+    assert!(
+        e.contains("NotFound") && e.contains("unknown model 'other'"),
+        "{e}"
+    );
 }
 
 fn payloads() -> Payloads {

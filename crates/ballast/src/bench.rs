@@ -40,8 +40,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .transpose()
             .map_err(|e| anyhow::anyhow!("--engines: {e}"))?;
         let (repo, model, secs) = (repo.clone(), args.model.clone(), args.duration);
+        let library = args.onnxruntime_library.clone();
         let results = tokio::task::spawn_blocking(move || {
-            in_process(&repo, &model, &sizes, secs, engines.as_deref())
+            in_process(
+                &repo,
+                &model,
+                &sizes,
+                secs,
+                engines.as_deref(),
+                library.as_deref(),
+            )
         })
         .await??;
         if args.json {
@@ -72,7 +80,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         model: args.model.clone(),
         version: args.model_version.clone(),
     };
-    let meta = ballast_loadgen::fetch_metadata(&target).await?;
+    // Metadata over the protocol the run uses: a gRPC-only server needs no HTTP URL.
+    let meta = match args.protocol {
+        ProtocolArg::Http => ballast_loadgen::fetch_metadata(&target).await?,
+        ProtocolArg::Grpc => ballast_loadgen::fetch_metadata_grpc(&target).await?,
+    };
     let payloads = ballast_loadgen::random_payloads(&meta, args.rows, 64, !args.json_tensors, 7)?;
     let mode = match (args.rate, args.concurrency) {
         (Some(rate), _) => Mode::Open { rate },
@@ -139,12 +151,14 @@ const ROUNDS: usize = 5;
 
 /// Times `model`'s highest version in-process, one call at a time, for each batch size: with
 /// `engines`, every (engine, model file) pair that loads; else the engine `serve` would pick.
+/// Progress goes to stderr when it is a terminal.
 pub fn in_process(
     repo: &Path,
     model: &str,
     batch_sizes: &[usize],
     secs: f64,
     engines: Option<&[EngineChoice]>,
+    onnxruntime_library: Option<&Path>,
 ) -> anyhow::Result<Vec<EngineResult>> {
     let model_dir = repo.join(model);
     let version = std::fs::read_dir(&model_dir)
@@ -154,7 +168,12 @@ pub fn in_process(
         .max()
         .with_context(|| format!("{} has no version directories", model_dir.display()))?;
     let version_dir = model_dir.join(version.to_string());
-    let options = ballast_engine::OpenOptions::default();
+    let options = ballast_engine::OpenOptions {
+        onnxruntime_library: onnxruntime_library.map(Path::to_path_buf),
+        ..ballast_engine::OpenOptions::default()
+    };
+    let bar = ballast_loadgen::steps_bar(0);
+    bar.set_message(format!("loading {}", version_dir.display()));
     let mut candidates: Vec<(String, Arc<dyn Backend>)> = Vec::new();
     match engines {
         None => {
@@ -174,7 +193,9 @@ pub fn in_process(
                 for &engine in list {
                     match ballast_engine::open_file(&path, engine, &options) {
                         Ok(b) => candidates.push((file.to_string(), b)),
-                        Err(e) => eprintln!("skipping {}:{file}: {e}", engine.as_str()),
+                        Err(e) => bar.suspend(|| {
+                            eprintln!("skipping {}:{file}: {e}", engine.as_str());
+                        }),
                     }
                 }
             }
@@ -185,6 +206,7 @@ pub fn in_process(
         "no engine could load {}",
         version_dir.display()
     );
+    bar.set_length((batch_sizes.len() * ROUNDS * candidates.len()) as u64);
     let mut results = Vec::new();
     for &batch in batch_sizes {
         let inputs: Vec<Vec<Tensor>> = candidates
@@ -197,8 +219,13 @@ pub fn in_process(
                 backend.infer(input.clone())?;
             }
         }
-        for _ in 0..ROUNDS {
-            for (((_, backend), input), times) in candidates.iter().zip(&inputs).zip(&mut calls) {
+        for round in 1..=ROUNDS {
+            for (((file, backend), input), times) in candidates.iter().zip(&inputs).zip(&mut calls)
+            {
+                bar.set_message(format!(
+                    "batch {batch}, round {round}/{ROUNDS}: {}:{file}",
+                    backend.engine()
+                ));
                 let start = Instant::now();
                 while start.elapsed().as_secs_f64() < secs / ROUNDS as f64 || times.is_empty() {
                     let batch_inputs = input.clone();
@@ -206,6 +233,7 @@ pub fn in_process(
                     backend.infer(batch_inputs)?;
                     times.push(t.elapsed());
                 }
+                bar.inc(1);
             }
         }
         let first = results.len();
@@ -236,6 +264,7 @@ pub fn in_process(
             }
         }
     }
+    bar.finish_and_clear();
     Ok(results)
 }
 
@@ -268,6 +297,14 @@ fn random_inputs(sig: &ballast_core::ModelSignature, batch: usize) -> Vec<Tensor
             let data = match spec.dtype {
                 DataType::F32 => TensorData::F32((0..n).map(|_| next() as f32).collect()),
                 DataType::F64 => TensorData::F64((0..n).map(|_| next()).collect()),
+                DataType::F16 => TensorData::F16(
+                    (0..n)
+                        .map(|_| ballast_core::tensor::f16::from_f64(next()))
+                        .collect(),
+                ),
+                DataType::U8 => {
+                    TensorData::U8((0..n).map(|_| (next().abs() * 100.0) as u8).collect())
+                }
                 DataType::I32 => TensorData::I32((0..n).map(|_| (next() * 100.0) as i32).collect()),
                 DataType::I64 => TensorData::I64((0..n).map(|_| (next() * 100.0) as i64).collect()),
                 DataType::Bool => TensorData::Bool((0..n).map(|_| next() > 0.0).collect()),

@@ -228,11 +228,15 @@ pub struct BenchArgs {
     /// Batch sizes for --in-process (comma separated).
     #[arg(long, default_value = "1,64")]
     pub batch_sizes: String,
-    /// With --in-process: compare these engines (comma separated: tract, onnxruntime, trees)
-    /// on every model file of the version that they can run, timed in interleaved rounds, with
-    /// ratios against ONNX Runtime. Default: the engine `serve` would pick.
+    /// With --in-process: compare these engines (comma separated: tract, onnxruntime, trees,
+    /// onnx-ml) on every model file of the version that they can run, timed in interleaved
+    /// rounds, with ratios against ONNX Runtime. Default: the engine `serve` would pick.
     #[arg(long)]
     pub engines: Option<String>,
+    /// With --in-process: the ONNX Runtime shared library (default: searched for as `serve`
+    /// does: ORT_DYLIB_PATH, virtualenvs, pip's user site, system paths).
+    #[arg(long, env = "BALLAST_ONNXRUNTIME_LIBRARY")]
+    pub onnxruntime_library: Option<PathBuf>,
 }
 
 #[cfg(test)]

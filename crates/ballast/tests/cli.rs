@@ -610,7 +610,7 @@ fn events_text_shows_the_gate_figures() {
             .event(
                 Some("fraud"),
                 "rollout_step",
-                "fraud: rollout 1 of version 2 passed step 0; now canary 25%".into(),
+                "fraud: rollout 1 of version 2 passed step 1/3 (shadow 100%); now step 2/3 (canary 25%)".into(),
                 serde_json::json!({"rollout": 1, "figures": {"step": 0, "error_rate": {"candidate": 0.001, "baseline": 0.0}, "p99_latency": {"ratio": 1.04}}}),
             )
             .await
@@ -622,7 +622,7 @@ fn events_text_shows_the_gate_figures() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("passed step 0"), "{text}");
+    assert!(text.contains("passed step 1/3 (shadow 100%)"), "{text}");
     assert!(
         text.contains("error_rate: {\"baseline\":0.0,\"candidate\":0.001}"),
         "{text}"
