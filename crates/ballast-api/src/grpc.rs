@@ -40,6 +40,8 @@ fn triton_dtype(d: ballast_core::DataType) -> i32 {
     use ballast_core::DataType as D;
     (match d {
         D::Bool => pb::DataType::TypeBool,
+        D::U8 => pb::DataType::TypeUint8,
+        D::F16 => pb::DataType::TypeFp16,
         D::I32 => pb::DataType::TypeInt32,
         D::I64 => pb::DataType::TypeInt64,
         D::F32 => pb::DataType::TypeFp32,

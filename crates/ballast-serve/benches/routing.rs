@@ -57,6 +57,7 @@ fn routing(c: &mut Criterion) {
         aliases: [("production".to_string(), 1)].into(),
         default: 1,
         traffic: None,
+        unserved: Vec::new(),
     });
     let with_policy = |sticky: Option<&str>| ModelEntry {
         name: if sticky.is_some() { "sticky" } else { "canary" }.into(),
@@ -80,6 +81,7 @@ fn routing(c: &mut Criterion) {
             shadow: Some(v2.clone()),
             stats: Arc::new(RolloutStats::default()),
         })),
+        unserved: Vec::new(),
     };
     repo.install(with_policy(None));
     repo.install(with_policy(Some("x-user")));

@@ -103,18 +103,23 @@ impl fmt::Display for Priority {
     }
 }
 
-/// Which front end a request came through.
+/// Which front end a request came through; `Internal` for requests ballast makes itself
+/// (shadow copies of a rollout, warm-up, in-process callers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
     Http,
     Grpc,
+    Internal,
 }
 
 impl Protocol {
+    pub const ALL: [Protocol; 3] = [Protocol::Http, Protocol::Grpc, Protocol::Internal];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Http => "http",
             Protocol::Grpc => "grpc",
+            Protocol::Internal => "internal",
         }
     }
 }

@@ -108,7 +108,7 @@ where
         shadowed: routed.shadowed(),
     });
     let left = ctx.remaining(tokio::time::Instant::now());
-    let admission = routed.admit(ctx.priority, call.rows, left)?;
+    let admission = routed.admit(ctx.protocol, ctx.priority, call.rows, left)?;
     let decoded = match decode.await.and_then(|d| merge(ctx, d)) {
         Ok(d) => d,
         Err(e) => return Err(routed.reject_admitted(admission, e)),

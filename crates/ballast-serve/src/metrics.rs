@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ballast_core::ErrorCode;
 use metrics::{Counter, Gauge, Histogram, Unit};
 
-use crate::context::Priority;
+use crate::context::{Priority, Protocol};
 
 pub const REQUESTS_TOTAL: &str = "ballast_inference_requests_total";
 pub const UNKNOWN_MODEL_TOTAL: &str = "ballast_unknown_model_requests_total";
@@ -389,11 +389,12 @@ impl ModelMetrics {
             ("model", model.to_string()),
             ("version", version.to_string()),
         ];
-        let outcomes = OUTCOMES
+        // One counter per (protocol, outcome), protocol-major: see `outcome`.
+        let outcomes = Protocol::ALL
             .iter()
-            .map(|o| {
-                let outcome = o.map_or("ok", ErrorCode::as_str);
-                metrics::counter!(REQUESTS_TOTAL, "model" => model.to_string(), "version" => version.to_string(), "outcome" => outcome)
+            .flat_map(|p| OUTCOMES.iter().map(move |o| (p.as_str(), o.map_or("ok", ErrorCode::as_str))))
+            .map(|(protocol, outcome)| {
+                metrics::counter!(REQUESTS_TOTAL, "model" => model.to_string(), "version" => version.to_string(), "protocol" => protocol, "outcome" => outcome)
             })
             .collect();
         let rejections = Rejection::ALL
@@ -427,12 +428,16 @@ impl ModelMetrics {
         self.live.load(Ordering::Acquire)
     }
 
-    pub fn outcome(&self, outcome: Option<ErrorCode>) {
+    pub fn outcome(&self, protocol: Protocol, outcome: Option<ErrorCode>) {
         if !self.is_live() {
             return;
         }
-        let idx = OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(0);
-        self.outcomes[idx].increment(1);
+        let o = OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(0);
+        let p = Protocol::ALL
+            .iter()
+            .position(|p| *p == protocol)
+            .unwrap_or(0);
+        self.outcomes[p * OUTCOMES.len() + o].increment(1);
     }
 
     pub fn rejected(&self, reason: Rejection) {

@@ -10,7 +10,7 @@ use ballast_engine::Backend;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::context::Priority;
+use crate::context::{Priority, Protocol};
 use crate::metrics::{ModelMetrics, Rejection};
 use crate::request::{InferRequest, InferResponse};
 use crate::scheduler::batcher::Entry;
@@ -39,6 +39,7 @@ pub struct ModelVersion {
 pub struct Admission {
     slot: Slot,
     started: Instant,
+    protocol: Protocol,
 }
 
 impl ModelVersion {
@@ -111,13 +112,14 @@ impl ModelVersion {
     /// callers), `left` the time to the request's deadline. Refusals are counted here.
     pub fn admit(
         &self,
+        protocol: Protocol,
         priority: Priority,
         rows: Option<usize>,
         left: Option<std::time::Duration>,
     ) -> Result<Admission, Error> {
         if self.draining.load(Ordering::Acquire) {
             self.metrics.rejected(Rejection::Draining);
-            self.metrics.outcome(Some(ErrorCode::Unavailable));
+            self.metrics.outcome(protocol, Some(ErrorCode::Unavailable));
             return Err(Error::unavailable(format!(
                 "model '{}' is not accepting requests: the server is draining",
                 self.name
@@ -128,10 +130,11 @@ impl ModelVersion {
             Ok(slot) => Ok(Admission {
                 slot,
                 started: Instant::now(),
+                protocol,
             }),
             Err(e) => {
                 crate::metrics::admission_refused(priority);
-                self.metrics.outcome(Some(e.code));
+                self.metrics.outcome(protocol, Some(e.code));
                 Err(e)
             }
         }
@@ -140,8 +143,9 @@ impl ModelVersion {
     /// Records the outcome of an admitted request that failed before reaching [`Self::infer`]
     /// (for example a body that did not decode) and passes the error through.
     pub fn reject_admitted(&self, admission: Admission, err: Error) -> Error {
+        let protocol = admission.protocol;
         drop(admission);
-        self.metrics.outcome(Some(err.code));
+        self.metrics.outcome(protocol, Some(err.code));
         err
     }
 
@@ -154,6 +158,7 @@ impl ModelVersion {
     ) -> Result<InferResponse, Error> {
         let mut admission = admission;
         let started = admission.started;
+        let protocol = admission.protocol;
         let rows = if self.config.max_batch_size > 0 {
             request.inputs.first().map_or(1, Tensor::rows)
         } else {
@@ -173,7 +178,8 @@ impl ModelVersion {
                 .ok()
                 .map(|r| (r.timing.queue, r.timing.compute, rows)),
         );
-        self.metrics.outcome(result.as_ref().err().map(|e| e.code));
+        self.metrics
+            .outcome(protocol, result.as_ref().err().map(|e| e.code));
         result
     }
 
@@ -330,14 +336,7 @@ impl ModelVersion {
                     })
                     .collect();
                 let n: usize = shape.iter().product();
-                let data = match spec.dtype {
-                    ballast_core::DataType::Bool => TensorData::Bool(vec![false; n]),
-                    ballast_core::DataType::I32 => TensorData::I32(vec![0; n]),
-                    ballast_core::DataType::I64 => TensorData::I64(vec![0; n]),
-                    ballast_core::DataType::F32 => TensorData::F32(vec![0.0; n]),
-                    ballast_core::DataType::F64 => TensorData::F64(vec![0.0; n]),
-                    ballast_core::DataType::Bytes => TensorData::Bytes(vec![Vec::new(); n]),
-                };
+                let data = TensorData::zeros(spec.dtype, n);
                 Tensor {
                     name: spec.name.clone(),
                     shape,

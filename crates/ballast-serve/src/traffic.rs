@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
-use crate::context::Priority;
+use crate::context::{Priority, Protocol};
 use crate::model::{Admission, ModelVersion};
 use crate::request::{InferRequest, InferResponse};
 
@@ -373,13 +373,16 @@ impl Routed {
     /// Admission on the chosen version; a refusal counts against its arm.
     pub fn admit(
         &self,
+        protocol: Protocol,
         priority: Priority,
         rows: Option<usize>,
         left: Option<Duration>,
     ) -> Result<Admission, Error> {
-        self.version.admit(priority, rows, left).inspect_err(|e| {
-            self.record(Duration::ZERO, Some(e.code));
-        })
+        self.version
+            .admit(protocol, priority, rows, left)
+            .inspect_err(|e| {
+                self.record(Duration::ZERO, Some(e.code));
+            })
     }
 
     /// The arm this request was sent to, under a traffic policy.
@@ -439,7 +442,7 @@ async fn shadow(
 ) {
     let started = Instant::now();
     let rows = request.inputs.first().map(Tensor::rows);
-    let result = match target.admit(Priority::Shadow, rows, None) {
+    let result = match target.admit(Protocol::Internal, Priority::Shadow, rows, None) {
         Ok(admission) => target.infer(admission, request).await,
         Err(e) => Err(e),
     };
@@ -505,7 +508,7 @@ pub fn compare(a: &[Tensor], b: &[Tensor]) -> (bool, f64, u64) {
                 agree &= p == q;
                 continue;
             }
-            (p, q) => match (as_f64(p), as_f64(q)) {
+            (p, q) => match (p.to_f64_vec(), q.to_f64_vec()) {
                 (Some(p), Some(q)) => p.into_iter().zip(q).collect(),
                 _ => {
                     agree = false;
@@ -529,17 +532,6 @@ pub fn compare(a: &[Tensor], b: &[Tensor]) -> (bool, f64, u64) {
         }
     }
     (agree, sum, n)
-}
-
-fn as_f64(d: &TensorData) -> Option<Vec<f64>> {
-    Some(match d {
-        TensorData::Bool(v) => v.iter().map(|&b| f64::from(u8::from(b))).collect(),
-        TensorData::I32(v) => v.iter().map(|&x| f64::from(x)).collect(),
-        TensorData::I64(v) => v.iter().map(|&x| x as f64).collect(),
-        TensorData::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
-        TensorData::F64(v) => v.clone(),
-        TensorData::Bytes(_) => return None,
-    })
 }
 
 #[cfg(test)]
