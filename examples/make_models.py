@@ -65,6 +65,8 @@ ONNX_TO_OIP = {
     TensorProto.INT32: ("INT32", np.int32),
     TensorProto.INT64: ("INT64", np.int64),
     TensorProto.BOOL: ("BOOL", np.bool_),
+    TensorProto.FLOAT16: ("FP16", np.float16),
+    TensorProto.UINT8: ("UINT8", np.uint8),
 }
 
 
@@ -308,11 +310,20 @@ def build_dtypes_model() -> onnx.ModelProto:
         helper.make_node("Not", ["x_bool"], ["y_bool"], name="not_bool"),
         helper.make_node("Cast", ["x_int32"], ["x_int32_as_f32"], name="cast_int32", to=TensorProto.FLOAT),
         helper.make_node("Add", ["x_fp32", "x_int32_as_f32"], ["y_fp32"], name="add_fp32"),
+        # FP16 and UINT8 through Cast, which every engine implements for them.
+        helper.make_node("Cast", ["x_fp16"], ["x_fp16_as_f32"], name="cast_fp16", to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["x_fp16_as_f32", "half_f32"], ["y_fp16_f32"], name="mul_fp16"),
+        helper.make_node("Cast", ["y_fp16_f32"], ["y_fp16"], name="cast_to_fp16", to=TensorProto.FLOAT16),
+        helper.make_node("Cast", ["x_uint8"], ["x_uint8_as_i32"], name="cast_uint8", to=TensorProto.INT32),
+        helper.make_node("Sub", ["max_u8_i32", "x_uint8_as_i32"], ["y_uint8_i32"], name="invert_uint8"),
+        helper.make_node("Cast", ["y_uint8_i32"], ["y_uint8"], name="cast_to_uint8", to=TensorProto.UINT8),
     ]
     inits = [
         _init("two_f64", np.array([2.0], dtype=np.float64)),
         _init("one_i32", np.array([1], dtype=np.int32)),
         _init("three_i64", np.array([3], dtype=np.int64)),
+        _init("half_f32", np.array([0.5], dtype=np.float32)),
+        _init("max_u8_i32", np.array([255], dtype=np.int32)),
     ]
     graph = helper.make_graph(
         nodes,
@@ -323,6 +334,8 @@ def build_dtypes_model() -> onnx.ModelProto:
             vi("x_int64", TensorProto.INT64, ["batch", 3]),
             vi("x_bool", TensorProto.BOOL, ["batch", 3]),
             vi("x_fp32", TensorProto.FLOAT, ["batch", 3]),
+            vi("x_fp16", TensorProto.FLOAT16, ["batch", 3]),
+            vi("x_uint8", TensorProto.UINT8, ["batch", 3]),
         ],
         outputs=[
             vi("y_fp64", TensorProto.DOUBLE, ["batch", 3]),
@@ -330,10 +343,12 @@ def build_dtypes_model() -> onnx.ModelProto:
             vi("y_int64", TensorProto.INT64, ["batch", 3]),
             vi("y_bool", TensorProto.BOOL, ["batch", 3]),
             vi("y_fp32", TensorProto.FLOAT, ["batch", 3]),
+            vi("y_fp16", TensorProto.FLOAT16, ["batch", 3]),
+            vi("y_uint8", TensorProto.UINT8, ["batch", 3]),
         ],
         initializer=inits,
     )
-    return _finish(graph, "Datatype round-trip: y_fp64=2x, y_int32=x+1, y_int64=3x, y_bool=!x, y_fp32=x_fp32+float(x_int32)")
+    return _finish(graph, "Datatype round-trip: y_fp64=2x, y_int32=x+1, y_int64=3x, y_bool=!x, y_fp32=x_fp32+float(x_int32), y_fp16=x/2, y_uint8=255-x")
 
 
 def build_seqmean_model() -> onnx.ModelProto:
@@ -393,11 +408,12 @@ def check_model(name: str, model: onnx.ModelProto, sample_inputs: dict[str, np.n
 
 def _tensor_json(name: str, arr: np.ndarray) -> dict:
     dt = {np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64", np.dtype(np.int32): "INT32",
-          np.dtype(np.int64): "INT64", np.dtype(np.bool_): "BOOL"}[arr.dtype]
+          np.dtype(np.int64): "INT64", np.dtype(np.bool_): "BOOL",
+          np.dtype(np.float16): "FP16", np.dtype(np.uint8): "UINT8"}[arr.dtype]
     flat = arr.reshape(-1)
     if arr.dtype == np.bool_:
         data = [bool(v) for v in flat]
-    elif arr.dtype.kind == "i":
+    elif arr.dtype.kind in "iu":
         data = [int(v) for v in flat]
     else:
         assert np.all(np.isfinite(flat)), name
@@ -521,6 +537,8 @@ def main() -> int:
             "x_int64": frng.integers(-(2 ** 40), 2 ** 40, (batch, 3), dtype=np.int64),
             "x_bool": frng.random((batch, 3)) < 0.5,
             "x_fp32": frng.normal(0, 10, (batch, 3)).astype(np.float32),
+            "x_fp16": frng.normal(0, 10, (batch, 3)).astype(np.float16),
+            "x_uint8": frng.integers(0, 256, (batch, 3), dtype=np.uint8),
         }
         seq_in = {"tokens": frng.normal(0, 3, (batch, 5)).astype(np.float32)}
 

@@ -8,6 +8,7 @@ mod common;
 
 use std::collections::HashMap;
 
+use ballast_core::tensor::f16;
 use ballast_proto::inference::{
     InferTensorContents, ModelInferRequest, ModelMetadataRequest, ServerReadyRequest,
     model_infer_request::{InferInputTensor, InferRequestedOutputTensor},
@@ -62,7 +63,11 @@ fn raw_to_f64s(dtype: &str, raw: &[u8]) -> Vec<f64> {
             .chunks_exact(8)
             .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
             .collect(),
-        "BOOL" => raw.iter().map(|b| f64::from(*b)).collect(),
+        "BOOL" | "UINT8" => raw.iter().map(|b| f64::from(*b)).collect(),
+        "FP16" => raw
+            .chunks_exact(2)
+            .map(|c| f64::from(f16::from_le_bytes(c.try_into().unwrap())))
+            .collect(),
         other => panic!("unexpected dtype {other}"),
     }
 }
@@ -76,6 +81,8 @@ fn encode_raw(dtype: &str, data: &Value) -> Vec<u8> {
             "INT32" => out.extend_from_slice(&(x.as_i64().unwrap() as i32).to_le_bytes()),
             "INT64" => out.extend_from_slice(&x.as_i64().unwrap().to_le_bytes()),
             "BOOL" => out.push(u8::from(x.as_bool().unwrap())),
+            "UINT8" => out.push(u8::try_from(x.as_u64().unwrap()).unwrap()),
+            "FP16" => out.extend_from_slice(&f16::from_f64(x.as_f64().unwrap()).to_le_bytes()),
             other => panic!("unexpected dtype {other}"),
         }
     }
@@ -229,6 +236,10 @@ async fn metadata_health_and_output_selection() {
             .unwrap()
             .contains(&json!("binary_tensor_data"))
     );
+    let r = get("/openapi.yaml").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/yaml");
+    assert_eq!(r.text().await.unwrap(), ballast_api::http::OPENAPI);
 
     let v: Value = get("/v2/models/fraud").await.unwrap().json().await.unwrap();
     assert_eq!(v["versions"], json!(["1", "2"]));
@@ -340,7 +351,13 @@ async fn metadata_health_and_output_selection() {
     ] {
         assert!(metrics.contains(name), "metrics lack {name}");
     }
-    assert!(metrics.contains(r#"model="fraud",version="2",outcome="ok""#));
+    // Each request is counted under the protocol it came in on.
+    assert!(
+        metrics.contains(r#"model="fraud",version="2",protocol="http",outcome="ok""#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"model="seqmean",version="1",protocol="grpc",outcome="ok""#));
+    assert!(!metrics.contains(r#"model="seqmean",version="1",protocol="http",outcome="ok"} 1"#));
     server.stop().await;
 }
 
@@ -705,4 +722,39 @@ async fn a_scikit_learn_export_serves_over_kserve_v1_and_v2() {
         );
     }
     server.stop().await;
+}
+
+/// Every route of the HTTP front end appears in `docs/inference-openapi.yaml` with its methods,
+/// and every documented path is a route (the document cannot drift either way).
+#[test]
+fn openapi_documents_every_inference_route() {
+    let doc: serde_norway::Value = serde_norway::from_str(ballast_api::http::OPENAPI).unwrap();
+    let paths = doc["paths"].as_mapping().unwrap();
+    let source = include_str!("../src/http/mod.rs");
+    let start = source.find("Router::new()").unwrap();
+    let end = source[start..].find(".fallback(").unwrap() + start;
+    let mut routes = Vec::new();
+    for chunk in source[start..end].split(".route(").skip(1) {
+        let path = chunk.split('"').nth(1).unwrap();
+        let documented = paths
+            .get(serde_norway::Value::String(path.to_string()))
+            .unwrap_or_else(|| panic!("{path} is not in docs/inference-openapi.yaml"));
+        for (call, method) in [("get(", "get"), ("post(", "post")] {
+            if chunk.contains(call) {
+                assert!(
+                    documented.get(method).is_some(),
+                    "{method} {path} is not documented"
+                );
+            }
+        }
+        routes.push(path.to_string());
+    }
+    assert!(routes.len() >= 20, "found only {} routes", routes.len());
+    for (path, _) in paths {
+        let path = path.as_str().unwrap();
+        assert!(
+            routes.iter().any(|r| r == path),
+            "{path} is documented but not routed"
+        );
+    }
 }

@@ -4,24 +4,30 @@
 use std::fmt;
 use std::str::FromStr;
 
+pub use half::f16;
+
 use crate::error::Error;
 
 /// The OIP v2 datatypes ballast carries end to end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DataType {
     Bool,
+    U8,
     I32,
     I64,
+    F16,
     F32,
     F64,
     Bytes,
 }
 
 impl DataType {
-    pub const ALL: [DataType; 6] = [
+    pub const ALL: [DataType; 8] = [
         DataType::Bool,
+        DataType::U8,
         DataType::I32,
         DataType::I64,
+        DataType::F16,
         DataType::F32,
         DataType::F64,
         DataType::Bytes,
@@ -31,18 +37,27 @@ impl DataType {
     pub const fn as_str(self) -> &'static str {
         match self {
             DataType::Bool => "BOOL",
+            DataType::U8 => "UINT8",
             DataType::I32 => "INT32",
             DataType::I64 => "INT64",
+            DataType::F16 => "FP16",
             DataType::F32 => "FP32",
             DataType::F64 => "FP64",
             DataType::Bytes => "BYTES",
         }
     }
 
+    /// Numbers (every type but BOOL and BYTES): conversions between them are defined, if
+    /// not always lossless.
+    pub const fn is_numeric(self) -> bool {
+        !matches!(self, DataType::Bool | DataType::Bytes)
+    }
+
     /// Bytes per element in the raw little-endian encoding; `None` for variable-size BYTES.
     pub const fn element_size(self) -> Option<usize> {
         match self {
-            DataType::Bool => Some(1),
+            DataType::Bool | DataType::U8 => Some(1),
+            DataType::F16 => Some(2),
             DataType::I32 | DataType::F32 => Some(4),
             DataType::I64 | DataType::F64 => Some(8),
             DataType::Bytes => None,
@@ -61,22 +76,22 @@ impl FromStr for DataType {
     fn from_str(s: &str) -> Result<Self, Error> {
         Ok(match s {
             "BOOL" => DataType::Bool,
+            "UINT8" => DataType::U8,
             "INT32" => DataType::I32,
             "INT64" => DataType::I64,
+            "FP16" => DataType::F16,
             "FP32" => DataType::F32,
             "FP64" => DataType::F64,
             "BYTES" => DataType::Bytes,
             other => {
-                let known = [
-                    "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "FP16", "BF16",
-                ];
+                let known = ["UINT16", "UINT32", "UINT64", "INT8", "INT16", "BF16"];
                 let why = if known.contains(&other) {
                     "is a valid OIP datatype that ballast does not serve yet"
                 } else {
                     "is not an OIP datatype"
                 };
                 return Err(Error::invalid(format!(
-                    "datatype '{other}' {why}; expected one of BOOL, INT32, INT64, FP32, FP64, BYTES"
+                    "datatype '{other}' {why}; expected one of BOOL, UINT8, INT32, INT64, FP16, FP32, FP64, BYTES"
                 )));
             }
         })
@@ -87,8 +102,10 @@ impl FromStr for DataType {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TensorData {
     Bool(Vec<bool>),
+    U8(Vec<u8>),
     I32(Vec<i32>),
     I64(Vec<i64>),
+    F16(Vec<f16>),
     F32(Vec<f32>),
     F64(Vec<f64>),
     Bytes(Vec<Vec<u8>>),
@@ -98,11 +115,31 @@ macro_rules! each_variant {
     ($value:expr, $v:ident => $body:expr) => {
         match $value {
             TensorData::Bool($v) => $body,
+            TensorData::U8($v) => $body,
             TensorData::I32($v) => $body,
             TensorData::I64($v) => $body,
+            TensorData::F16($v) => $body,
             TensorData::F32($v) => $body,
             TensorData::F64($v) => $body,
             TensorData::Bytes($v) => $body,
+        }
+    };
+}
+
+/// `$body` (a `Vec` of the same element type) for whichever variant `$value` holds, wrapped
+/// back in that variant: element-type-generic code (gathers, slices) written once.
+#[macro_export]
+macro_rules! map_variant {
+    ($value:expr, $v:ident => $body:expr) => {
+        match $value {
+            $crate::TensorData::Bool($v) => $crate::TensorData::Bool($body),
+            $crate::TensorData::U8($v) => $crate::TensorData::U8($body),
+            $crate::TensorData::I32($v) => $crate::TensorData::I32($body),
+            $crate::TensorData::I64($v) => $crate::TensorData::I64($body),
+            $crate::TensorData::F16($v) => $crate::TensorData::F16($body),
+            $crate::TensorData::F32($v) => $crate::TensorData::F32($body),
+            $crate::TensorData::F64($v) => $crate::TensorData::F64($body),
+            $crate::TensorData::Bytes($v) => $crate::TensorData::Bytes($body),
         }
     };
 }
@@ -111,8 +148,10 @@ impl TensorData {
     pub fn dtype(&self) -> DataType {
         match self {
             TensorData::Bool(_) => DataType::Bool,
+            TensorData::U8(_) => DataType::U8,
             TensorData::I32(_) => DataType::I32,
             TensorData::I64(_) => DataType::I64,
+            TensorData::F16(_) => DataType::F16,
             TensorData::F32(_) => DataType::F32,
             TensorData::F64(_) => DataType::F64,
             TensorData::Bytes(_) => DataType::Bytes,
@@ -131,6 +170,8 @@ impl TensorData {
     pub fn with_capacity(dtype: DataType, capacity: usize) -> Self {
         match dtype {
             DataType::Bool => TensorData::Bool(Vec::with_capacity(capacity)),
+            DataType::U8 => TensorData::U8(Vec::with_capacity(capacity)),
+            DataType::F16 => TensorData::F16(Vec::with_capacity(capacity)),
             DataType::I32 => TensorData::I32(Vec::with_capacity(capacity)),
             DataType::I64 => TensorData::I64(Vec::with_capacity(capacity)),
             DataType::F32 => TensorData::F32(Vec::with_capacity(capacity)),
@@ -139,10 +180,42 @@ impl TensorData {
         }
     }
 
+    /// Every element as f64 (BOOL as 0/1); `None` for BYTES. For comparisons and summaries,
+    /// not for the request path.
+    pub fn to_f64_vec(&self) -> Option<Vec<f64>> {
+        Some(match self {
+            TensorData::Bool(v) => v.iter().map(|&b| f64::from(u8::from(b))).collect(),
+            TensorData::U8(v) => v.iter().map(|&x| f64::from(x)).collect(),
+            TensorData::I32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+            // Beyond 2^53 the nearest f64: fine for what this is for.
+            TensorData::I64(v) => v.iter().map(|&x| x as f64).collect(),
+            TensorData::F16(v) => v.iter().map(|&x| f64::from(x)).collect(),
+            TensorData::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+            TensorData::F64(v) => v.clone(),
+            TensorData::Bytes(_) => return None,
+        })
+    }
+
+    /// `n` zeros (false, empty strings) of `dtype`.
+    pub fn zeros(dtype: DataType, n: usize) -> Self {
+        match dtype {
+            DataType::Bool => TensorData::Bool(vec![false; n]),
+            DataType::U8 => TensorData::U8(vec![0; n]),
+            DataType::I32 => TensorData::I32(vec![0; n]),
+            DataType::I64 => TensorData::I64(vec![0; n]),
+            DataType::F16 => TensorData::F16(vec![f16::ZERO; n]),
+            DataType::F32 => TensorData::F32(vec![0.0; n]),
+            DataType::F64 => TensorData::F64(vec![0.0; n]),
+            DataType::Bytes => TensorData::Bytes(vec![Vec::new(); n]),
+        }
+    }
+
     /// Appends `other` (same datatype) to `self`. Returns false on a datatype mismatch.
     pub fn extend_from(&mut self, other: &TensorData) -> bool {
         match (self, other) {
             (TensorData::Bool(a), TensorData::Bool(b)) => a.extend_from_slice(b),
+            (TensorData::U8(a), TensorData::U8(b)) => a.extend_from_slice(b),
+            (TensorData::F16(a), TensorData::F16(b)) => a.extend_from_slice(b),
             (TensorData::I32(a), TensorData::I32(b)) => a.extend_from_slice(b),
             (TensorData::I64(a), TensorData::I64(b)) => a.extend_from_slice(b),
             (TensorData::F32(a), TensorData::F32(b)) => a.extend_from_slice(b),
@@ -155,14 +228,7 @@ impl TensorData {
 
     /// A copy of elements `start..end`.
     pub fn slice(&self, start: usize, end: usize) -> TensorData {
-        match self {
-            TensorData::Bool(v) => TensorData::Bool(v[start..end].to_vec()),
-            TensorData::I32(v) => TensorData::I32(v[start..end].to_vec()),
-            TensorData::I64(v) => TensorData::I64(v[start..end].to_vec()),
-            TensorData::F32(v) => TensorData::F32(v[start..end].to_vec()),
-            TensorData::F64(v) => TensorData::F64(v[start..end].to_vec()),
-            TensorData::Bytes(v) => TensorData::Bytes(v[start..end].to_vec()),
-        }
+        map_variant!(self, v => v[start..end].to_vec())
     }
 
     /// Size of the raw encoding in bytes (BYTES elements carry a 4-byte length prefix).
@@ -178,6 +244,10 @@ impl TensorData {
         out.reserve(self.raw_byte_size());
         match self {
             TensorData::Bool(v) => out.extend(v.iter().map(|&b| u8::from(b))),
+            TensorData::U8(v) => out.extend_from_slice(v),
+            TensorData::F16(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
             TensorData::I32(v) => v
                 .iter()
                 .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
@@ -232,6 +302,8 @@ impl TensorData {
                 }
                 TensorData::Bool(raw.iter().map(|&b| b == 1).collect())
             }
+            DataType::U8 => TensorData::U8(raw.to_vec()),
+            DataType::F16 => TensorData::F16(chunks(raw, f16::from_le_bytes)),
             DataType::I32 => TensorData::I32(chunks(raw, i32::from_le_bytes)),
             DataType::I64 => TensorData::I64(chunks(raw, i64::from_le_bytes)),
             DataType::F32 => TensorData::F32(chunks(raw, f32::from_le_bytes)),
@@ -274,6 +346,10 @@ impl TensorData {
     /// non-float types).
     pub fn first_non_finite_where(&self, bad: impl Fn(f64) -> bool) -> Option<(usize, f64)> {
         match self {
+            TensorData::F16(v) => v
+                .iter()
+                .position(|&x| !x.is_finite() && bad(f64::from(x)))
+                .map(|i| (i, f64::from(v[i]))),
             TensorData::F32(v) => v
                 .iter()
                 .position(|&x| !x.is_finite() && bad(f64::from(x)))
@@ -289,6 +365,10 @@ impl TensorData {
     /// Index of the first NaN or infinite element, if any (always `None` for non-float types).
     pub fn first_non_finite(&self) -> Option<(usize, f64)> {
         match self {
+            TensorData::F16(v) => v
+                .iter()
+                .position(|x| !x.is_finite())
+                .map(|i| (i, f64::from(v[i]))),
             TensorData::F32(v) => v
                 .iter()
                 .position(|x| !x.is_finite())
@@ -363,7 +443,7 @@ mod tests {
         let err = "FLOAT".parse::<DataType>().unwrap_err();
         assert!(err.message.contains("'FLOAT'"), "{}", err.message);
         assert!(err.message.contains("FP32"), "{}", err.message);
-        let err = "FP16".parse::<DataType>().unwrap_err();
+        let err = "BF16".parse::<DataType>().unwrap_err();
         assert!(
             err.message.contains("does not serve yet"),
             "{}",
@@ -395,7 +475,10 @@ mod tests {
     fn any_data() -> impl Strategy<Value = TensorData> {
         prop_oneof![
             proptest::collection::vec(any::<bool>(), 0..20).prop_map(TensorData::Bool),
+            proptest::collection::vec(any::<u8>(), 0..20).prop_map(TensorData::U8),
             proptest::collection::vec(any::<i32>(), 0..20).prop_map(TensorData::I32),
+            proptest::collection::vec(-6e4f32..6e4, 0..20)
+                .prop_map(|v| TensorData::F16(v.into_iter().map(f16::from_f32).collect())),
             proptest::collection::vec(any::<i64>(), 0..20).prop_map(TensorData::I64),
             proptest::collection::vec(-1e6f32..1e6, 0..20).prop_map(TensorData::F32),
             proptest::collection::vec(-1e6f64..1e6, 0..20).prop_map(TensorData::F64),
@@ -415,7 +498,7 @@ mod tests {
         }
 
         #[test]
-        fn raw_decoding_never_panics(dtype_idx in 0usize..6, raw in proptest::collection::vec(any::<u8>(), 0..64), count in 0usize..32) {
+        fn raw_decoding_never_panics(dtype_idx in 0usize..DataType::ALL.len(), raw in proptest::collection::vec(any::<u8>(), 0..64), count in 0usize..32) {
             let _ = TensorData::from_raw(DataType::ALL[dtype_idx], &raw, count, "t");
         }
     }

@@ -314,6 +314,8 @@ fn parameters(m: &Message) -> Vec<(String, String)> {
 fn datatype(t: &str) -> Option<DataType> {
     Some(match t {
         "TYPE_BOOL" => DataType::Bool,
+        "TYPE_UINT8" => DataType::U8,
+        "TYPE_FP16" => DataType::F16,
         "TYPE_INT32" => DataType::I32,
         "TYPE_INT64" => DataType::I64,
         "TYPE_FP32" => DataType::F32,

@@ -21,12 +21,20 @@ pub struct RequestLimits {
     pub allow_inf: bool,
 }
 
-/// `tensor` as `to` when the conversion cannot change a value: FP32 → FP64, INT32 → INT64,
-/// INT32 → FP64. `None` for every other pair.
+/// `tensor` as `to` when the conversion cannot change a value: FP16 → FP32 → FP64,
+/// UINT8 → INT32 → INT64, UINT8 → FP16/FP32/FP64, INT32 → FP64. The tensor back for every
+/// other pair.
 pub fn widen(tensor: Tensor, to: DataType) -> Result<Tensor, Tensor> {
-    use crate::tensor::TensorData as D;
+    use crate::tensor::{TensorData as D, f16};
     let Tensor { name, shape, data } = tensor;
     let data = match (data, to) {
+        (D::F16(v), DataType::F32) => D::F32(v.into_iter().map(f32::from).collect()),
+        (D::F16(v), DataType::F64) => D::F64(v.into_iter().map(f64::from).collect()),
+        (D::U8(v), DataType::I32) => D::I32(v.into_iter().map(i32::from).collect()),
+        (D::U8(v), DataType::I64) => D::I64(v.into_iter().map(i64::from).collect()),
+        (D::U8(v), DataType::F16) => D::F16(v.into_iter().map(f16::from).collect()),
+        (D::U8(v), DataType::F32) => D::F32(v.into_iter().map(f32::from).collect()),
+        (D::U8(v), DataType::F64) => D::F64(v.into_iter().map(f64::from).collect()),
         (D::F32(v), DataType::F64) => D::F64(v.into_iter().map(f64::from).collect()),
         (D::I32(v), DataType::I64) => D::I64(v.into_iter().map(i64::from).collect()),
         (D::I32(v), DataType::F64) => D::F64(v.into_iter().map(f64::from).collect()),
@@ -61,14 +69,7 @@ pub fn validate_inputs(
             tensor
         } else {
             widen(tensor, spec.dtype).map_err(|t| {
-                let lossy = matches!(
-                    (t.dtype(), spec.dtype),
-                    (DataType::F64, DataType::F32)
-                        | (DataType::I64, DataType::I32)
-                        | (DataType::I64 | DataType::I32, DataType::F32)
-                        | (DataType::I64, DataType::F64)
-                        | (DataType::F32 | DataType::F64, DataType::I32 | DataType::I64)
-                );
+                let lossy = t.dtype().is_numeric() && spec.dtype.is_numeric();
                 Error::invalid(format!(
                     "input '{}': expected datatype {}, got {}{}",
                     spec.name,
@@ -254,6 +255,33 @@ mod tests {
         let narrow = Tensor::new("a", vec![1, 2], TensorData::F32(vec![0.1, 2.5])).unwrap();
         let ok = validate_inputs("m", &f64_sig, vec![narrow], LIMITS).unwrap();
         assert_eq!(ok[0].data, TensorData::F64(vec![f64::from(0.1f32), 2.5]));
+        let half = TensorData::F16(vec![crate::tensor::f16::from_f32(0.1), 255u8.into()]);
+        let ok = validate_inputs(
+            "m",
+            &f64_sig,
+            vec![Tensor::new("a", vec![1, 2], half).unwrap()],
+            LIMITS,
+        )
+        .unwrap();
+        assert_eq!(
+            ok[0].data,
+            TensorData::F64(vec![f64::from(crate::tensor::f16::from_f32(0.1)), 255.0])
+        );
+        let bytes = Tensor::new("a", vec![1, 2], TensorData::U8(vec![0, 255])).unwrap();
+        let ok = validate_inputs("m", &f64_sig, vec![bytes], LIMITS).unwrap();
+        assert_eq!(ok[0].data, TensorData::F64(vec![0.0, 255.0]));
+        let u8_sig = ModelSignature {
+            inputs: vec![TensorSpec::new("a", DataType::U8, vec![-1, 2])],
+            outputs: vec![],
+        };
+        let wide = Tensor::new("a", vec![1, 2], TensorData::I32(vec![0, 255])).unwrap();
+        let e = validate_inputs("m", &u8_sig, vec![wide], LIMITS)
+            .unwrap_err()
+            .message;
+        assert!(
+            e.contains("expected datatype UINT8, got INT32 (converting"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -481,8 +481,10 @@ fn dtype_of(outlet: &Outlet, what: &str) -> Result<(DataType, Vec<i64>), String>
         ));
     };
     let dtype = match ty {
+        TensorElementType::Float16 => DataType::F16,
         TensorElementType::Float32 => DataType::F32,
         TensorElementType::Float64 => DataType::F64,
+        TensorElementType::Uint8 => DataType::U8,
         TensorElementType::Int32 => DataType::I32,
         TensorElementType::Int64 => DataType::I64,
         TensorElementType::Bool => DataType::Bool,
@@ -490,7 +492,7 @@ fn dtype_of(outlet: &Outlet, what: &str) -> Result<(DataType, Vec<i64>), String>
         other => {
             return Err(format!(
                 "{what} has ONNX type {}, which ballast does not serve yet \
-                 (supported: float, double, int32, int64, bool, string)",
+                 (supported: float16, float, double, uint8, int32, int64, bool, string)",
                 onnx_type_name(*other)
             ));
         }
@@ -503,9 +505,7 @@ fn dtype_of(outlet: &Outlet, what: &str) -> Result<(DataType, Vec<i64>), String>
 /// The ONNX spelling of an element type, as users see it in Netron or `onnx.helper`.
 fn onnx_type_name(ty: TensorElementType) -> String {
     match ty {
-        TensorElementType::Float16 => "float16".to_string(),
         TensorElementType::Bfloat16 => "bfloat16".to_string(),
-        TensorElementType::Uint8 => "uint8".to_string(),
         TensorElementType::Int8 => "int8".to_string(),
         TensorElementType::Uint16 => "uint16".to_string(),
         TensorElementType::Int16 => "int16".to_string(),
@@ -550,6 +550,8 @@ fn to_ort(spec: &TensorSpec, t: Tensor) -> Result<DynValue, BackendError> {
     let shape = t.shape;
     let value = match t.data {
         TensorData::Bool(v) => ort::value::Tensor::from_array((shape, v)).map(|t| t.into_dyn()),
+        TensorData::U8(v) => ort::value::Tensor::from_array((shape, v)).map(|t| t.into_dyn()),
+        TensorData::F16(v) => ort::value::Tensor::from_array((shape, v)).map(|t| t.into_dyn()),
         TensorData::I32(v) => ort::value::Tensor::from_array((shape, v)).map(|t| t.into_dyn()),
         TensorData::I64(v) => ort::value::Tensor::from_array((shape, v)).map(|t| t.into_dyn()),
         TensorData::F32(v) => ort::value::Tensor::from_array((shape, v)).map(|t| t.into_dyn()),
@@ -583,6 +585,8 @@ fn from_ort(spec: &TensorSpec, value: &DynValue) -> Result<Tensor, BackendError>
     }
     let (shape, data) = match spec.dtype {
         DataType::Bool => primitive(value).map(|(s, d)| (s, TensorData::Bool(d))),
+        DataType::U8 => primitive(value).map(|(s, d)| (s, TensorData::U8(d))),
+        DataType::F16 => primitive(value).map(|(s, d)| (s, TensorData::F16(d))),
         DataType::I32 => primitive(value).map(|(s, d)| (s, TensorData::I32(d))),
         DataType::I64 => primitive(value).map(|(s, d)| (s, TensorData::I64(d))),
         DataType::F32 => primitive(value).map(|(s, d)| (s, TensorData::F32(d))),

@@ -115,6 +115,8 @@ fn dedupe_node_names(model: &mut tract_onnx::prelude::InferenceModel) {
 fn dtype_of(dt: DatumType, what: &str) -> Result<DataType, String> {
     Ok(match dt {
         DatumType::Bool => DataType::Bool,
+        DatumType::U8 => DataType::U8,
+        DatumType::F16 => DataType::F16,
         DatumType::I32 => DataType::I32,
         DatumType::I64 => DataType::I64,
         DatumType::F32 => DataType::F32,
@@ -176,6 +178,12 @@ fn to_tract(t: Tensor) -> Result<TValue, BackendError> {
         TensorData::Bool(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v)
             .map_err(bad)?
             .into(),
+        TensorData::U8(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v)
+            .map_err(bad)?
+            .into(),
+        TensorData::F16(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v)
+            .map_err(bad)?
+            .into(),
         TensorData::I32(v) => tract_ndarray::ArrayD::from_shape_vec(shape, v)
             .map_err(bad)?
             .into(),
@@ -226,6 +234,8 @@ fn from_tract(spec: &TensorSpec, value: &TValue) -> Result<Tensor, BackendError>
     };
     let data = match spec.dtype {
         DataType::Bool => TensorData::Bool(collect(t).map_err(err)?),
+        DataType::U8 => TensorData::U8(collect(t).map_err(err)?),
+        DataType::F16 => TensorData::F16(collect(t).map_err(err)?),
         DataType::I32 => TensorData::I32(collect(t).map_err(err)?),
         DataType::I64 => TensorData::I64(collect(t).map_err(err)?),
         DataType::F32 => TensorData::F32(collect(t).map_err(err)?),

@@ -56,6 +56,12 @@ fn inputs(sig: &ModelSignature, batch: usize, seed: u64) -> Vec<Tensor> {
                     TensorData::F32((0..n).map(|_| (next() * 8.0 - 4.0) as f32).collect())
                 }
                 DataType::F64 => TensorData::F64((0..n).map(|_| next() * 8.0 - 4.0).collect()),
+                DataType::F16 => TensorData::F16(
+                    (0..n)
+                        .map(|_| ballast_core::tensor::f16::from_f64(next() * 8.0 - 4.0))
+                        .collect(),
+                ),
+                DataType::U8 => TensorData::U8((0..n).map(|_| (next() * 255.0) as u8).collect()),
                 DataType::I32 => {
                     TensorData::I32((0..n).map(|_| (next() * 200.0) as i32 - 100).collect())
                 }

@@ -78,6 +78,12 @@ fn tensor_from_json(t: &Value) -> Tensor {
         "INT32" => TensorData::I32(data.iter().map(|v| v.as_i64().unwrap() as i32).collect()),
         "INT64" => TensorData::I64(data.iter().map(|v| v.as_i64().unwrap()).collect()),
         "BOOL" => TensorData::Bool(data.iter().map(|v| v.as_bool().unwrap()).collect()),
+        "UINT8" => TensorData::U8(data.iter().map(|v| v.as_u64().unwrap() as u8).collect()),
+        "FP16" => TensorData::F16(
+            data.iter()
+                .map(|v| ballast_core::tensor::f16::from_f64(v.as_f64().unwrap()))
+                .collect(),
+        ),
         other => panic!("fixture datatype {other}"),
     };
     Tensor::new(name, shape, data).unwrap()
@@ -177,6 +183,8 @@ fn discovers_signatures_of_the_example_models() {
             row("x_int64", DataType::I64),
             row("x_bool", DataType::Bool),
             row("x_fp32", DataType::F32),
+            row("x_fp16", DataType::F16),
+            row("x_uint8", DataType::U8),
         ]
     );
     assert_eq!(
@@ -187,6 +195,8 @@ fn discovers_signatures_of_the_example_models() {
             row("y_int64", DataType::I64),
             row("y_bool", DataType::Bool),
             row("y_fp32", DataType::F32),
+            row("y_fp16", DataType::F16),
+            row("y_uint8", DataType::U8),
         ]
     );
 }
@@ -502,14 +512,14 @@ fn unsupported_datatype_fails_to_load_naming_tensor_and_type() {
     if !ort_ready() {
         return;
     }
-    match OrtBackend::load(&test_model("fp16.onnx"), &OrtOptions::default()) {
+    match OrtBackend::load(&test_model("uint16.onnx"), &OrtOptions::default()) {
         Err(BackendError::Load { path, reason }) => {
-            assert!(path.ends_with("fp16.onnx"), "{path}");
+            assert!(path.ends_with("uint16.onnx"), "{path}");
             assert!(reason.contains("input 'x'"), "{reason}");
-            assert!(reason.contains("float16"), "{reason}");
+            assert!(reason.contains("uint16"), "{reason}");
         }
         Err(e) => panic!("expected a load error, got {e}"),
-        Ok(_) => panic!("expected a load error for a float16 input"),
+        Ok(_) => panic!("expected a load error for a uint16 input"),
     }
 }
 

@@ -82,16 +82,12 @@ enum Got {
 
 fn got(t: &Tensor) -> Got {
     match &t.data {
-        TensorData::F32(v) => Got::Num(v.iter().map(|&x| x as f64).collect()),
-        TensorData::F64(v) => Got::Num(v.clone()),
-        TensorData::I64(v) => Got::Num(v.iter().map(|&x| x as f64).collect()),
-        TensorData::I32(v) => Got::Num(v.iter().map(|&x| x as f64).collect()),
-        TensorData::Bool(v) => Got::Num(v.iter().map(|&x| f64::from(u8::from(x))).collect()),
         TensorData::Bytes(v) => Got::Str(
             v.iter()
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .collect(),
         ),
+        numeric => Got::Num(numeric.to_f64_vec().expect("numeric")),
     }
 }
 

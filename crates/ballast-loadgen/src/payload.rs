@@ -44,8 +44,11 @@ pub struct HttpPayload {
 #[serde(untagged)]
 enum Values {
     Bool(Vec<bool>),
+    Uint8(Vec<u8>),
     Int32(Vec<i32>),
     Int64(Vec<i64>),
+    /// FP16 values held as the f32 they are exactly (JSON has no half type).
+    Fp16(Vec<f32>),
     Fp32(Vec<f32>),
     Fp64(Vec<f64>),
     Bytes(Vec<String>),
@@ -55,6 +58,12 @@ impl Values {
     fn random(datatype: &str, n: usize, rng: &mut StdRng) -> anyhow::Result<Self> {
         Ok(match datatype {
             "BOOL" => Values::Bool((0..n).map(|_| rng.random_bool(0.5)).collect()),
+            "UINT8" => Values::Uint8((0..n).map(|_| rng.random::<u8>()).collect()),
+            "FP16" => Values::Fp16(
+                (0..n)
+                    .map(|_| half::f16::from_f64(standard_normal(rng)).to_f32())
+                    .collect(),
+            ),
             "INT32" => Values::Int32(
                 (0..n)
                     .map(|_| rng.random_range(0..RANDOM_INT_BOUND as i32))
@@ -77,7 +86,7 @@ impl Values {
                     .collect(),
             ),
             other => bail!(
-                "datatype {other} is not supported; expected BOOL, INT32, INT64, FP32, FP64 or BYTES"
+                "datatype {other} is not supported; expected BOOL, UINT8, INT32, INT64, FP16, FP32, FP64 or BYTES"
             ),
         })
     }
@@ -86,6 +95,11 @@ impl Values {
     fn raw(&self) -> Vec<u8> {
         match self {
             Values::Bool(v) => v.iter().map(|&b| u8::from(b)).collect(),
+            Values::Uint8(v) => v.clone(),
+            Values::Fp16(v) => v
+                .iter()
+                .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+                .collect(),
             Values::Int32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             Values::Int64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             Values::Fp32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
@@ -497,9 +511,9 @@ mod tests {
     #[test]
     fn unsupported_datatype_and_empty_requests_are_errors() {
         let mut m = meta();
-        m.inputs[0].datatype = "FP16".into();
+        m.inputs[0].datatype = "BF16".into();
         let err = random_payloads(&m, 1, 1, true, 0).unwrap_err().to_string();
-        assert!(err.contains("input b") && err.contains("FP16"), "{err}");
+        assert!(err.contains("input b") && err.contains("BF16"), "{err}");
         assert!(random_payloads(&meta(), 1, 0, true, 0).is_err());
         assert!(fp32_row_payloads("x", &[], 1, true).is_err());
         assert!(fp32_row_payloads("x", &[vec![1.0]], 0, true).is_err());

@@ -54,9 +54,13 @@ fn contents_fields(c: &InferTensorContents) -> Vec<&'static str> {
     v
 }
 
+/// The typed `contents` field of `dtype`. FP16 has none in the protocol: it travels only in
+/// `raw_input_contents` (so its "field" names that).
 fn field_for(dtype: DataType) -> &'static str {
     match dtype {
         DataType::Bool => "bool_contents",
+        DataType::U8 => "uint_contents",
+        DataType::F16 => "raw_input_contents",
         DataType::I32 => "int_contents",
         DataType::I64 => "int64_contents",
         DataType::F32 => "fp32_contents",
@@ -72,6 +76,11 @@ fn typed(
     what: &str,
 ) -> Result<TensorData, Error> {
     let want = field_for(dtype);
+    if dtype == DataType::F16 {
+        return Err(Error::invalid(format!(
+            "{what}: FP16 has no typed contents field in the protocol; send it in raw_input_contents"
+        )));
+    }
     let present = contents_fields(&c);
     if let Some(other) = present.iter().find(|f| **f != want) {
         return Err(Error::invalid(format!(
@@ -80,6 +89,20 @@ fn typed(
     }
     let data = match dtype {
         DataType::Bool => TensorData::Bool(c.bool_contents),
+        DataType::U8 => TensorData::U8(
+            c.uint_contents
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| {
+                    u8::try_from(x).map_err(|_| {
+                        Error::invalid(format!(
+                            "{what}: contents.uint_contents element {i} is {x}, expected a UINT8 in 0..=255"
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        DataType::F16 => TensorData::with_capacity(DataType::F16, 0),
         DataType::I32 => TensorData::I32(c.int_contents),
         DataType::I64 => TensorData::I64(c.int64_contents),
         DataType::F32 => TensorData::F32(c.fp32_contents),

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use ballast_core::tensor::{element_count, fmt_shape};
+use ballast_core::tensor::{element_count, f16, fmt_shape};
 use ballast_core::{DataType, Error, ErrorCode, Tensor, TensorData};
 use ballast_serve::{InferRequest, InferResponse, Priority};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
@@ -259,6 +259,8 @@ pub fn request_shape(shape: &[i64], what: &str) -> Result<Vec<usize>, Error> {
 
 const FLOAT_WANTED_32: &str =
     "a number for FP32 (or null / \"NaN\" for a missing value, \"Infinity\" / \"-Infinity\")";
+const FLOAT_WANTED_16: &str =
+    "a number for FP16 (or null / \"NaN\" for a missing value, \"Infinity\" / \"-Infinity\")";
 const FLOAT_WANTED_64: &str =
     "a number for FP64 (or null / \"NaN\" for a missing value, \"Infinity\" / \"-Infinity\")";
 
@@ -289,6 +291,38 @@ fn convert(dtype: DataType, data: Vec<Scalar>, what: &str) -> Result<TensorData,
                 .map(|(i, v)| match v {
                     Scalar::Bool(b) => Ok(*b),
                     v => Err(bad(i, v, "true or false for BOOL")),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        DataType::U8 => TensorData::U8(
+            data.iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Scalar::Int(x) => u8::try_from(*x).map_err(|_| bad(i, v, "a UINT8 in 0..=255")),
+                    Scalar::UInt(x) => {
+                        u8::try_from(*x).map_err(|_| bad(i, v, "a UINT8 in 0..=255"))
+                    }
+                    v => Err(bad(i, v, "an integer for UINT8")),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        DataType::F16 => TensorData::F16(
+            data.iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let x = match v {
+                        Scalar::Float(x) => *x,
+                        Scalar::Int(x) => *x as f64,
+                        Scalar::UInt(x) => *x as f64,
+                        v => match non_finite(v) {
+                            Some(x) => x,
+                            None => return Err(bad(i, v, FLOAT_WANTED_16)),
+                        },
+                    };
+                    if x.is_finite() && x.abs() > f64::from(f16::MAX) {
+                        return Err(bad(i, v, "a number within the FP16 range (±65504)"));
+                    }
+                    Ok(f16::from_f64(x))
                 })
                 .collect::<Result<_, _>>()?,
         ),
@@ -521,6 +555,9 @@ impl Serialize for JsonData<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.0 {
             TensorData::Bool(v) => v.serialize(s),
+            TensorData::U8(v) => v.serialize(s),
+            // As the nearest f32: JSON readers have no half type.
+            TensorData::F16(v) => s.collect_seq(v.iter().map(|x| x.to_f32())),
             TensorData::I32(v) => v.serialize(s),
             TensorData::I64(v) => v.serialize(s),
             TensorData::F32(v) => v.serialize(s),

@@ -196,6 +196,18 @@ fn tensor(spec: &TensorSpec, rows: &[&Value]) -> Result<Tensor, Error> {
                 .map(|(i, v)| num(i, v))
                 .collect::<Result<_, _>>()?,
         ),
+        DataType::F16 => TensorData::F16(
+            flat.iter()
+                .enumerate()
+                .map(|(i, v)| num(i, v).map(ballast_core::tensor::f16::from_f64))
+                .collect::<Result<_, _>>()?,
+        ),
+        DataType::U8 => TensorData::U8(
+            flat.iter()
+                .enumerate()
+                .map(|(i, v)| int(i, v).and_then(|x| u8::try_from(x).map_err(|_| bad(i, v))))
+                .collect::<Result<_, _>>()?,
+        ),
         DataType::I64 => TensorData::I64(
             flat.iter()
                 .enumerate()
@@ -267,6 +279,8 @@ fn predictions(outputs: &[Tensor]) -> Result<Vec<Value>, Error> {
     let values: Vec<Value> = match &t.data {
         TensorData::F32(v) => v.iter().map(|&x| json_f64(f64::from(x))).collect(),
         TensorData::F64(v) => v.iter().map(|&x| json_f64(x)).collect(),
+        TensorData::F16(v) => v.iter().map(|&x| json_f64(f64::from(x))).collect(),
+        TensorData::U8(v) => v.iter().map(|&x| json!(x)).collect(),
         TensorData::I64(v) => v.iter().map(|&x| json!(x)).collect(),
         TensorData::I32(v) => v.iter().map(|&x| json!(x)).collect(),
         TensorData::Bool(v) => v.iter().map(|&x| json!(x)).collect(),

@@ -476,6 +476,8 @@ impl Backend for GraphBackend {
 pub(crate) fn dtype_of_elem(elem: i32) -> Result<DataType, String> {
     Ok(match elem {
         1 => DataType::F32,
+        2 => DataType::U8,
+        10 => DataType::F16,
         6 => DataType::I32,
         7 => DataType::I64,
         8 => DataType::Bytes,

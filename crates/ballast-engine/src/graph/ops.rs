@@ -598,6 +598,18 @@ pub(crate) fn tensor_from_proto(t: &pb::TensorProto) -> R<Value> {
         7 => TensorData::I64(t.int64_data.clone()),
         6 if has_raw => TensorData::I32(raw(&t.raw_data, i32::from_le_bytes)?),
         6 => TensorData::I32(t.int32_data.clone()),
+        2 if has_raw => TensorData::U8(t.raw_data.clone()),
+        2 => TensorData::U8(t.int32_data.iter().map(|&x| x as u8).collect()),
+        10 if has_raw => {
+            TensorData::F16(raw(&t.raw_data, ballast_core::tensor::f16::from_le_bytes)?)
+        }
+        // FP16 in int32_data: the bit pattern in the low 16 bits (onnx.proto).
+        10 => TensorData::F16(
+            t.int32_data
+                .iter()
+                .map(|&x| ballast_core::tensor::f16::from_bits(x as u16))
+                .collect(),
+        ),
         9 if has_raw => TensorData::Bool(t.raw_data.iter().map(|&b| b != 0).collect()),
         9 => TensorData::Bool(t.int32_data.iter().map(|&b| b != 0).collect()),
         8 => TensorData::Bytes(t.string_data.clone()),
@@ -615,38 +627,38 @@ fn type_err(op: &str, data: &TensorData, want: &str) -> String {
     format!("{op} takes {want} tensors, got {}", data.dtype().as_str())
 }
 
+/// Numeric `data` as a `Cow<[$t]>`: borrowed when it already has the type, else each element
+/// converted with `as` (BOOL as 0/1, FP16 through f32).
+macro_rules! numeric_as {
+    ($data:expr, $variant:ident, $t:ty) => {
+        Ok(match $data {
+            TensorData::$variant(v) => Cow::Borrowed(&v[..]),
+            TensorData::F32(v) => Cow::Owned(v.iter().map(|&x| x as $t).collect()),
+            TensorData::F64(v) => Cow::Owned(v.iter().map(|&x| x as $t).collect()),
+            TensorData::F16(v) => Cow::Owned(v.iter().map(|&x| x.to_f32() as $t).collect()),
+            TensorData::I64(v) => Cow::Owned(v.iter().map(|&x| x as $t).collect()),
+            TensorData::I32(v) => Cow::Owned(v.iter().map(|&x| x as $t).collect()),
+            TensorData::U8(v) => Cow::Owned(v.iter().map(|&x| x as $t).collect()),
+            TensorData::Bool(v) => Cow::Owned(v.iter().map(|&x| u8::from(x) as $t).collect()),
+            TensorData::Bytes(_) => return Err("expected a numeric tensor, got BYTES".into()),
+        })
+    };
+}
+
 /// Numeric data as f32 (borrowed when it already is).
+#[allow(unreachable_patterns)] // the macro's own-type arm comes first
 pub(crate) fn to_f32(data: &TensorData) -> R<Cow<'_, [f32]>> {
-    Ok(match data {
-        TensorData::F32(v) => Cow::Borrowed(v),
-        TensorData::F64(v) => Cow::Owned(v.iter().map(|&x| x as f32).collect()),
-        TensorData::I64(v) => Cow::Owned(v.iter().map(|&x| x as f32).collect()),
-        TensorData::I32(v) => Cow::Owned(v.iter().map(|&x| x as f32).collect()),
-        TensorData::Bool(v) => Cow::Owned(v.iter().map(|&x| f32::from(u8::from(x))).collect()),
-        TensorData::Bytes(_) => return Err("expected a numeric tensor, got BYTES".into()),
-    })
+    numeric_as!(data, F32, f32)
 }
 
+#[allow(unreachable_patterns)] // the macro's own-type arm comes first
 pub(crate) fn to_f64(data: &TensorData) -> R<Cow<'_, [f64]>> {
-    Ok(match data {
-        TensorData::F64(v) => Cow::Borrowed(v),
-        TensorData::F32(v) => Cow::Owned(v.iter().map(|&x| x as f64).collect()),
-        TensorData::I64(v) => Cow::Owned(v.iter().map(|&x| x as f64).collect()),
-        TensorData::I32(v) => Cow::Owned(v.iter().map(|&x| x as f64).collect()),
-        TensorData::Bool(v) => Cow::Owned(v.iter().map(|&x| f64::from(u8::from(x))).collect()),
-        TensorData::Bytes(_) => return Err("expected a numeric tensor, got BYTES".into()),
-    })
+    numeric_as!(data, F64, f64)
 }
 
+#[allow(unreachable_patterns)] // the macro's own-type arm comes first
 pub(crate) fn to_i64(data: &TensorData) -> R<Cow<'_, [i64]>> {
-    Ok(match data {
-        TensorData::I64(v) => Cow::Borrowed(v),
-        TensorData::I32(v) => Cow::Owned(v.iter().map(|&x| x as i64).collect()),
-        TensorData::F32(v) => Cow::Owned(v.iter().map(|&x| x as i64).collect()),
-        TensorData::F64(v) => Cow::Owned(v.iter().map(|&x| x as i64).collect()),
-        TensorData::Bool(v) => Cow::Owned(v.iter().map(|&x| i64::from(x)).collect()),
-        TensorData::Bytes(_) => return Err("expected a numeric tensor, got BYTES".into()),
-    })
+    numeric_as!(data, I64, i64)
 }
 
 /// [`cast`], moving the data when it already has the type.
@@ -683,12 +695,21 @@ pub(crate) fn cast(data: &TensorData, to: DataType) -> R<TensorData> {
         DataType::F64 => TensorData::F64(to_f64(data)?.into_owned()),
         DataType::I64 => TensorData::I64(to_i64(data)?.into_owned()),
         DataType::I32 => TensorData::I32(to_i64(data)?.iter().map(|&x| x as i32).collect()),
+        DataType::U8 => TensorData::U8(to_i64(data)?.iter().map(|&x| x as u8).collect()),
+        DataType::F16 => TensorData::F16(
+            to_f32(data)?
+                .iter()
+                .map(|&x| ballast_core::tensor::f16::from_f32(x))
+                .collect(),
+        ),
         DataType::Bool => TensorData::Bool(to_f64(data)?.iter().map(|&x| x != 0.0).collect()),
         DataType::Bytes => TensorData::Bytes(match data {
             TensorData::F32(v) => v.iter().map(|x| x.to_string().into_bytes()).collect(),
             TensorData::F64(v) => v.iter().map(|x| x.to_string().into_bytes()).collect(),
             TensorData::I64(v) => v.iter().map(|x| x.to_string().into_bytes()).collect(),
             TensorData::I32(v) => v.iter().map(|x| x.to_string().into_bytes()).collect(),
+            TensorData::U8(v) => v.iter().map(|x| x.to_string().into_bytes()).collect(),
+            TensorData::F16(v) => v.iter().map(|x| x.to_string().into_bytes()).collect(),
             TensorData::Bool(v) => v
                 .iter()
                 .map(|&x| if x { b"1".to_vec() } else { b"0".to_vec() })
@@ -1068,25 +1089,17 @@ fn array_feature_extractor(x: &Value, indices: &Value) -> R<Value> {
         x.shape[..x.shape.len() - 1].to_vec()
     };
     shape.push(picks.len());
-    macro_rules! gather {
-        ($v:expr, $variant:ident) => {{
-            let mut out = Vec::with_capacity(outer * picks.len());
-            for o in 0..outer {
-                for &p in &picks {
-                    out.push($v[o * last + p].clone());
-                }
+    // One body for every variant: `clone` is a copy for the numeric ones, a real clone for BYTES.
+    #[allow(clippy::clone_on_copy)]
+    let data = ballast_core::map_variant!(&x.data, v => {
+        let mut out = Vec::with_capacity(outer * picks.len());
+        for o in 0..outer {
+            for &p in &picks {
+                out.push(v[o * last + p].clone());
             }
-            TensorData::$variant(out)
-        }};
-    }
-    let data = match &x.data {
-        TensorData::F32(v) => gather!(v, F32),
-        TensorData::F64(v) => gather!(v, F64),
-        TensorData::I64(v) => gather!(v, I64),
-        TensorData::I32(v) => gather!(v, I32),
-        TensorData::Bool(v) => gather!(v, Bool),
-        TensorData::Bytes(v) => gather!(v, Bytes),
-    };
+        }
+        out
+    });
     Value::new(shape, data)
 }
 
@@ -1108,26 +1121,16 @@ fn gather(x: &Value, indices: &Value, axis: i64) -> R<Value> {
     let mut shape = x.shape[..axis].to_vec();
     shape.extend_from_slice(&indices.shape);
     shape.extend_from_slice(&x.shape[axis + 1..]);
-    macro_rules! pick {
-        ($v:expr, $variant:ident) => {{
-            let mut out = Vec::with_capacity(outer * idx.len() * inner);
-            for o in 0..outer {
-                for &i in &idx {
-                    let at = (o * dim + i) * inner;
-                    out.extend_from_slice(&$v[at..at + inner]);
-                }
+    let data = ballast_core::map_variant!(&x.data, v => {
+        let mut out = Vec::with_capacity(outer * idx.len() * inner);
+        for o in 0..outer {
+            for &i in &idx {
+                let at = (o * dim + i) * inner;
+                out.extend_from_slice(&v[at..at + inner]);
             }
-            TensorData::$variant(out)
-        }};
-    }
-    let data = match &x.data {
-        TensorData::F32(v) => pick!(v, F32),
-        TensorData::F64(v) => pick!(v, F64),
-        TensorData::I64(v) => pick!(v, I64),
-        TensorData::I32(v) => pick!(v, I32),
-        TensorData::Bool(v) => pick!(v, Bool),
-        TensorData::Bytes(v) => pick!(v, Bytes),
-    };
+        }
+        out
+    });
     Value::new(shape, data)
 }
 
@@ -1739,6 +1742,8 @@ fn concat(values: &[&Value], axis: i64) -> R<Value> {
         TensorData::F64(_) => join!(F64),
         TensorData::I64(_) => join!(I64),
         TensorData::I32(_) => join!(I32),
+        TensorData::U8(_) => join!(U8),
+        TensorData::F16(_) => join!(F16),
         TensorData::Bool(_) => join!(Bool),
         TensorData::Bytes(_) => join!(Bytes),
     };

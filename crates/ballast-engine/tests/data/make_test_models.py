@@ -4,7 +4,7 @@
 Deterministic: running it twice writes byte-identical files next to this script.
 
     strings.onnx  text (STRING [batch, 2]) -> text_out = Identity(text): BYTES round trip
-    fp16.onnx     x (FLOAT16 [batch, 2]) -> y = Cast<float>(x): a datatype ballast does not serve
+    uint16.onnx   x (UINT16 [batch, 2]) -> y = Cast<float>(x): a datatype ballast does not serve
 
 Dependencies: onnx (and onnxruntime for the self-check).
 Usage:  python crates/ballast-engine/tests/data/make_test_models.py
@@ -40,11 +40,11 @@ save(
 save(
     helper.make_graph(
         [helper.make_node("Cast", ["x"], ["y"], name="cast", to=TensorProto.FLOAT)],
-        "fp16",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT16, ["batch", 2])],
+        "uint16",
+        [helper.make_tensor_value_info("x", TensorProto.UINT16, ["batch", 2])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])],
     ),
-    "fp16.onnx",
+    "uint16.onnx",
 )
 
 if __name__ == "__main__":
@@ -57,5 +57,5 @@ if __name__ == "__main__":
         s = ort.InferenceSession(os.path.join(HERE, "strings.onnx"))
         x = np.array([["héllo", ""], ["a", "b"]], dtype=object)
         assert (s.run(None, {"text": x})[0] == x).all()
-        s = ort.InferenceSession(os.path.join(HERE, "fp16.onnx"))
-        assert s.run(None, {"x": np.ones((1, 2), np.float16)})[0].dtype == np.float32
+        s = ort.InferenceSession(os.path.join(HERE, "uint16.onnx"))
+        assert s.run(None, {"x": np.ones((1, 2), np.uint16)})[0].dtype == np.float32
