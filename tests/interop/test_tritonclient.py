@@ -737,3 +737,22 @@ def test_requests_above_max_batch_size_are_served_in_order(http, grpc, mode):
     for name, value in want.items():
         assert got[name].shape[0] == rows, f"{name}: {got[name].shape}"
         assert_same("fraud", name, got[name], value)
+
+
+def test_the_documented_client_example_runs(http_url, grpc_url):
+    """examples/client.py (the README's tritonclient example) runs against the server and
+    prints what it promises: metadata, an HTTP and a gRPC answer, statistics."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "examples" / "client.py"),
+         "--http", http_url, "--grpc", grpc_url],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("fraud versions"), out.stdout
+    assert any(line.startswith("HTTP  probability: [") for line in lines), out.stdout
+    assert any(line.startswith("gRPC  probability: [") for line in lines), out.stdout
+    assert any(line.startswith("stats version") for line in lines), out.stdout

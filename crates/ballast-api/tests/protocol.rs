@@ -357,7 +357,18 @@ async fn metadata_health_and_output_selection() {
         "{metrics}"
     );
     assert!(metrics.contains(r#"model="seqmean",version="1",protocol="grpc",outcome="ok""#));
-    assert!(!metrics.contains(r#"model="seqmean",version="1",protocol="http",outcome="ok"} 1"#));
+    let seqmean: Vec<&str> = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("ballast_inference_requests_total{")
+                && l.contains(r#"model="seqmean""#)
+                && !l.ends_with(" 0")
+        })
+        .collect();
+    assert!(
+        !seqmean.iter().any(|l| l.contains(r#"protocol="http""#)),
+        "{seqmean:#?}"
+    );
     server.stop().await;
 }
 
