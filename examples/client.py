@@ -47,11 +47,13 @@ def main() -> None:
     print(f"HTTP  {out}: {np.round(res.as_numpy(out), 4).tolist()} "
           f"(version {res.get_response()['model_version']})")
 
-    # gRPC, with a 50 ms deadline and the request marked sheddable under overload.
+    # gRPC, with a 50 ms deadline (Triton's `timeout`, in microseconds) and the request
+    # sheddable under overload (Triton's priority levels: 1 critical, 2 default, 3+ sheddable;
+    # or the header x-ballast-priority: critical | default | sheddable).
     req = grpcclient.InferInput(inp["name"], list(x.shape), inp["datatype"])
     req.set_data_from_numpy(x)
     try:
-        res = grpc.infer(args.model, [req], timeout=50_000, parameters={"priority": "sheddable"})
+        res = grpc.infer(args.model, [req], timeout=50_000, priority=3)
         print(f"gRPC  {out}: {np.round(res.as_numpy(out), 4).tolist()}")
     except InferenceServerException as e:
         # 429 / RESOURCE_EXHAUSTED or UNAVAILABLE under overload: back off and retry later.

@@ -169,7 +169,7 @@ def _infer_fraud(client, transport: str, model: str = "fraud") -> np.ndarray:
     inp.set_data_from_numpy(x)
     out = mod.InferRequestedOutput("probability")
     res = client.infer(model, [inp], outputs=[out])
-    return res.as_numpy("probability")
+    return res.as_numpy("probability").reshape(-1)
 
 
 def _wait(what: str, probe, server: Server, timeout: float = CHANGE_TIMEOUT_S):

@@ -313,7 +313,7 @@ def random_inputs(mv: ModelVersion, salt: str, binary: bool = False) -> dict[str
         elif dt.kind == "f":
             arr = rng.normal(0.0, 2.0, shape).astype(dt)
         elif dt.kind == "u":
-            arr = rng.integers(0, 1000, shape, dtype=dt)
+            arr = rng.integers(0, min(1000, int(np.iinfo(dt).max) + 1), shape, dtype=dt)
         elif dt == np.int64:
             arr = rng.integers(-(2 ** 40), 2 ** 40, shape, dtype=dt)
         else:
@@ -680,11 +680,11 @@ def test_repository_index_lists_every_served_version(http, grpc, transport):
 
 @pytest.mark.parametrize("mode", ["http_binary", "http_json", "grpc"])
 def test_lossless_datatypes_are_widened(http, grpc, mode):
-    """FP32 sent for an FP64 input and INT32 for an INT64 one are served, with the same
-    answer as the declared types."""
+    """FP32 sent for an FP64 input, INT32 for an INT64 one, FP16 for FP32 and UINT8 for INT32
+    are served, with the same answer as the declared types."""
     mv = latest("dtypes")
     inputs = random_inputs(mv, f"widen/{mode}")
-    narrow = {"FP64": "FP32", "INT64": "INT32"}
+    narrow = {"FP64": "FP32", "INT64": "INT32", "FP32": "FP16", "INT32": "UINT8"}
     sent, widened = {}, {}
     for spec in mv.inputs:
         arr = inputs[spec.name]

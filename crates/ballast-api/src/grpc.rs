@@ -17,7 +17,7 @@ use std::future::{Ready, ready};
 use std::sync::Arc;
 use std::task::Poll;
 
-use ballast_core::Error;
+use ballast_core::{Error, ErrorCode};
 use ballast_serve::context::PRIORITY_HEADER;
 use ballast_serve::entry::{self, Call, Decoded};
 use ballast_serve::{FrontDoor, Priority, Protocol, RequestContext};
@@ -292,13 +292,11 @@ impl GrpcInferenceService for Inference {
         let version = version_arg(&req.version);
         let mv = match repo.get(&req.name, version) {
             Ok(mv) => mv,
-            // A model that failed to load is known and not ready (tritonclient's
-            // is_model_ready() answers False); its reason is in ModelMetadata's error.
-            Err(_)
-                if repo
-                    .failure(&req.name, version.and_then(|v| v.parse().ok()))
-                    .is_some() =>
-            {
+            // As Triton: a model that failed to load, was unloaded or is not (yet) in the
+            // repository is not ready — `ready: false`, not an error, so a client polling
+            // tritonclient's is_model_ready() sees False. The reason is in ModelMetadata's
+            // error.
+            Err(e) if e.code == ErrorCode::NotFound || e.code == ErrorCode::Unavailable => {
                 return Ok(Response::new(ModelReadyResponse { ready: false }));
             }
             Err(e) => return Err(to_status(e)),

@@ -175,7 +175,9 @@ async fn http_bad_inputs_get_4xx_naming_the_field() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains(r#"model="fraud",version="2",protocol="http",outcome="invalid_argument""#));
+    assert!(
+        metrics.contains(r#"model="fraud",version="2",protocol="http",outcome="invalid_argument""#)
+    );
     server.stop().await;
 }
 
