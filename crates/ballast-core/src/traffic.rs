@@ -113,19 +113,36 @@ impl StepMode {
     }
 }
 
-/// Thresholds relative to the baseline on the same traffic. A breach of any rolls back.
+/// Thresholds relative to the baseline on the same traffic. Each gate decides with a
+/// confidence bound, not a raw ratio: it fails only when the evidence says the limit is
+/// breached, passes once it says the limit holds, and waits in between (see
+/// [`RolloutPlan::on_inconclusive`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GateThresholds {
     /// Candidate error rate may exceed the baseline's by at most this much (0.01 = 1 point).
+    /// Requests the server refused, shed or ran out of time for are not errors.
     pub max_error_rate_increase: f64,
-    /// Candidate p99 latency may be at most this multiple of the baseline's ...
-    pub max_p99_ratio: f64,
-    /// ... unless it is within this many milliseconds of it (sub-millisecond noise is not a
-    /// regression).
+    /// The candidate's service time (its engine calls, compared at equal batch sizes) may be
+    /// at most this multiple of the baseline's median. Judged in shadow and canary steps.
+    pub max_latency_ratio: f64,
+    /// When set, canary steps also judge end-to-end p99 latency: at most this multiple of the
+    /// baseline's ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_p99_ratio: Option<f64>,
+    /// ... unless within this many milliseconds of it.
     pub p99_slack_ms: f64,
-    /// Mean absolute difference of shadowed outputs from the baseline's, at most.
+    /// Mean absolute difference of shadowed numeric outputs from the baseline's, at most.
     pub max_mean_abs_diff: f64,
+    /// A shadowed request agrees when every numeric output is within this of the baseline's.
+    pub agreement_tolerance: f64,
+    /// Share of shadowed requests that must agree within `agreement_tolerance` (0 = report
+    /// agreement without judging it: a retrained probability model rarely agrees closely on
+    /// every request).
+    pub min_agreement: f64,
+    /// Share of shadowed requests whose label outputs (integer, boolean, string: class ids,
+    /// flags) must equal the baseline's.
+    pub min_label_agreement: f64,
     /// Samples (per arm) a gate needs before it judges.
     pub min_samples: u64,
 }
@@ -134,12 +151,28 @@ impl Default for GateThresholds {
     fn default() -> Self {
         Self {
             max_error_rate_increase: 0.01,
-            max_p99_ratio: 2.0,
+            max_latency_ratio: 2.0,
+            max_p99_ratio: None,
             p99_slack_ms: 2.0,
             max_mean_abs_diff: 0.05,
+            agreement_tolerance: 0.01,
+            min_agreement: 0.0,
+            min_label_agreement: 0.95,
             min_samples: 20,
         }
     }
+}
+
+/// What a step that reaches `step_timeout_secs` without a verdict does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Inconclusive {
+    /// Roll back: not enough evidence is not a pass.
+    #[default]
+    RollBack,
+    /// Stay on the step and keep judging until the evidence decides or an operator aborts
+    /// (`ballast rollout abort`); the event log says the step is inconclusive.
+    Hold,
 }
 
 /// An automated rollout: steps in order, then promotion of the candidate to `production`.
@@ -156,6 +189,9 @@ pub struct RolloutPlan {
     /// judge is not a pass). 0 = no limit.
     #[serde(default = "default_step_timeout")]
     pub step_timeout_secs: f64,
+    /// What a step that times out without a verdict does.
+    #[serde(default)]
+    pub on_inconclusive: Inconclusive,
 }
 
 fn default_step_timeout() -> f64 {
@@ -182,6 +218,7 @@ impl Default for RolloutPlan {
             gates: GateThresholds::default(),
             sticky_header: None,
             step_timeout_secs: default_step_timeout(),
+            on_inconclusive: Inconclusive::RollBack,
         }
     }
 }
@@ -206,16 +243,29 @@ impl RolloutPlan {
             ("gates.max_error_rate_increase", g.max_error_rate_increase),
             ("gates.p99_slack_ms", g.p99_slack_ms),
             ("gates.max_mean_abs_diff", g.max_mean_abs_diff),
+            ("gates.agreement_tolerance", g.agreement_tolerance),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 out.push(format!("{field} must be a non-negative number, got {v}"));
             }
         }
-        if !(g.max_p99_ratio.is_finite() && g.max_p99_ratio >= 1.0) {
-            out.push(format!(
-                "gates.max_p99_ratio must be a number of at least 1, got {}",
-                g.max_p99_ratio
-            ));
+        for (field, v) in [
+            ("gates.min_agreement", g.min_agreement),
+            ("gates.min_label_agreement", g.min_label_agreement),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                out.push(format!("{field} must be between 0 and 1, got {v}"));
+            }
+        }
+        for (field, v) in [
+            ("gates.max_latency_ratio", Some(g.max_latency_ratio)),
+            ("gates.max_p99_ratio", g.max_p99_ratio),
+        ] {
+            if let Some(v) = v
+                && !(v.is_finite() && v >= 1.0)
+            {
+                out.push(format!("{field} must be a number of at least 1, got {v}"));
+            }
         }
         if !(self.step_timeout_secs.is_finite() && self.step_timeout_secs >= 0.0) {
             out.push(format!(
@@ -265,11 +315,12 @@ mod tests {
                 min_duration_secs: -1.0,
             }],
             gates: GateThresholds {
-                max_p99_ratio: 0.5,
+                max_p99_ratio: Some(0.5),
                 ..GateThresholds::default()
             },
             sticky_header: None,
             step_timeout_secs: 10.0,
+            on_inconclusive: Inconclusive::RollBack,
         };
         let p = plan.problems();
         assert_eq!(p.len(), 3, "{p:?}");
@@ -296,5 +347,13 @@ mod tests {
         assert!(plan.policy_at(2, 7).is_empty());
         let bad = serde_json::from_str::<RolloutPlan>(r#"{"steps": [], "typo": 1}"#);
         assert!(bad.is_err());
+        // Plans stored before a threshold existed keep parsing; new ones name the policy.
+        let plan: RolloutPlan = serde_json::from_str(
+            r#"{"steps": [{"mode": "canary", "percent": 10}], "gates": {"max_p99_ratio": 2.0, "p99_slack_ms": 2.0}, "on_inconclusive": "hold"}"#,
+        )
+        .expect("plan parses");
+        assert_eq!(plan.gates.max_p99_ratio, Some(2.0));
+        assert_eq!(plan.on_inconclusive, Inconclusive::Hold);
+        assert_eq!(plan.gates.min_label_agreement, 0.95);
     }
 }

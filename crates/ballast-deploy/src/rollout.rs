@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use ballast_core::traffic::StepMode;
+use ballast_core::traffic::{Inconclusive, StepMode};
 use ballast_registry::store::{RolloutRecord, RolloutState};
 use ballast_registry::{PRODUCTION, RegistryError};
 use ballast_serve::traffic::StatsSnapshot;
@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::Deployer;
-use crate::gates::Verdict;
+use crate::gates::{Evidence, Verdict};
 
 /// The start of the window a step is judged on.
 pub struct StepWindow {
@@ -31,6 +31,8 @@ pub struct StepWindow {
     /// little traffic to judge against (canary 100%), its figures over the whole rollout
     /// stand in.
     origin: Option<StatsSnapshot>,
+    /// The step was reported inconclusive and is holding.
+    held: bool,
 }
 
 enum Decision {
@@ -38,6 +40,8 @@ enum Decision {
     Advance(serde_json::Value),
     Promote(serde_json::Value),
     RollBack(String, serde_json::Value),
+    /// Inconclusive, and the plan says hold: reported once, then judging goes on.
+    Hold(String, serde_json::Value),
 }
 
 impl Deployer {
@@ -57,7 +61,7 @@ impl Deployer {
         }
         for r in running {
             let decision = self.decide(&r);
-            let decided = !matches!(decision, Decision::Wait);
+            let decided = !matches!(decision, Decision::Wait | Decision::Hold(..));
             self.act(&r, decision).await?;
             if decided {
                 // The registry now names a new policy (next step, promotion or rollback):
@@ -92,6 +96,7 @@ impl Deployer {
             started: Instant::now(),
             start: None,
             origin: None,
+            held: false,
         });
         if window.step != r.step {
             *window = StepWindow {
@@ -99,6 +104,7 @@ impl Deployer {
                 started: Instant::now(),
                 start: None,
                 origin: window.origin.take(),
+                held: false,
             };
         }
         let timeout = Duration::from_secs_f64(r.plan.step_timeout_secs);
@@ -139,14 +145,20 @@ impl Deployer {
         figures.insert("mode".into(), json!(step.mode.as_str()));
         figures.insert("percent".into(), json!(step.percent));
         figures.insert("elapsed_secs".into(), json!(elapsed.as_secs_f64()));
-        let mut waiting = false;
+        let evidence = Evidence {
+            window: &w,
+            limits: &r.plan.gates,
+            mode: step.mode,
+            elapsed,
+        };
+        let mut waiting = Vec::new();
         for gate in &self.gates {
-            match gate.judge(&w, &r.plan.gates, step.mode) {
+            match gate.judge(&evidence) {
                 Verdict::Pass(f) => {
                     figures.insert(gate.name().into(), f);
                 }
                 Verdict::Wait(f) => {
-                    waiting = true;
+                    waiting.push(gate.name());
                     figures.insert(gate.name().into(), f);
                 }
                 Verdict::Fail { reason, figures: f } => {
@@ -164,7 +176,7 @@ impl Deployer {
         }
         let enough = w.candidate.requests >= step.min_requests
             && elapsed.as_secs_f64() >= step.min_duration_secs
-            && !waiting;
+            && waiting.is_empty();
         if enough {
             let figures = serde_json::Value::Object(figures);
             return if r.step + 1 >= r.plan.steps.len() {
@@ -174,16 +186,33 @@ impl Deployer {
             };
         }
         if timed_out {
-            return Decision::RollBack(
+            let reason = if waiting.is_empty() {
                 format!(
                     "{} saw {} of {} candidate requests in {:.0} s (step_timeout_secs): not enough evidence to proceed",
                     step_label(r, r.step),
                     w.candidate.requests,
                     step.min_requests,
                     elapsed.as_secs_f64()
-                ),
-                serde_json::Value::Object(figures),
-            );
+                )
+            } else {
+                format!(
+                    "{} inconclusive after {:.0} s (step_timeout_secs): the {} gate{} could not decide on {} candidate requests",
+                    step_label(r, r.step),
+                    elapsed.as_secs_f64(),
+                    waiting.join(", "),
+                    if waiting.len() > 1 { "s" } else { "" },
+                    w.candidate.requests,
+                )
+            };
+            let figures = serde_json::Value::Object(figures);
+            return match r.plan.on_inconclusive {
+                Inconclusive::RollBack => Decision::RollBack(reason, figures),
+                Inconclusive::Hold if !window.held => {
+                    window.held = true;
+                    Decision::Hold(reason, figures)
+                }
+                Inconclusive::Hold => Decision::Wait,
+            };
         }
         Decision::Wait
     }
@@ -194,6 +223,20 @@ impl Deployer {
         let kind = match &decision {
             Decision::Wait => {
                 set_step_metrics(model, r);
+                return Ok(());
+            }
+            Decision::Hold(reason, figures) => {
+                self.registry
+                    .event(
+                        Some(model),
+                        "rollout_inconclusive",
+                        format!(
+                            "{model}: rollout {} of version {} holds (on_inconclusive = \"hold\"): {reason}; it goes on judging until the evidence decides or `ballast rollout abort`",
+                            r.id, r.candidate
+                        ),
+                        json!({ "rollout": r.id, "step": r.step, "reason": reason, "figures": figures }),
+                    )
+                    .await?;
                 return Ok(());
             }
             Decision::Advance(figures) => {
@@ -250,6 +293,9 @@ impl Deployer {
                 "rollout_promoted"
             }
             Decision::RollBack(reason, figures) => {
+                // Production never moved: the candidate stops taking traffic now, before the
+                // registry write and whatever the reconcile loop is busy with.
+                self.stop_candidate_traffic(model);
                 store
                     .update_rollout(r.id, RolloutState::RolledBack, r.step, Some(reason))
                     .await?;
@@ -269,9 +315,28 @@ impl Deployer {
             }
         };
         tracing::debug!(model, kind, "rollout decision");
-        // Apply the new step (or the end of the rollout) now, not at the next poll.
-        self.reconcile().await?;
+        // The reconcile loop applies the new step (or the end of the rollout) now rather than
+        // at its next poll; judging does not wait for it (it may be downloading an artifact).
+        self.notify();
         Ok(())
+    }
+
+    /// Serves `model` from its baseline alone at once (a rollback's fast path).
+    fn stop_candidate_traffic(&self, model: &str) {
+        let Ok(entry) = self.repository.entry(model) else {
+            return;
+        };
+        if entry.traffic.is_none() {
+            return;
+        }
+        self.repository.install(ballast_serve::ModelEntry {
+            name: entry.name.clone(),
+            versions: entry.versions.clone(),
+            aliases: entry.aliases.clone(),
+            default: entry.default,
+            traffic: None,
+            unserved: entry.unserved.clone(),
+        });
     }
 }
 

@@ -101,7 +101,7 @@ fn routing(c: &mut Criterion) {
     });
     let arm = ArmStats::default();
     c.bench_function("arm_record", |b| {
-        b.iter(|| arm.record(black_box(Duration::from_micros(850)), None))
+        b.iter(|| arm.record(black_box(Duration::from_micros(850)), None, None))
     });
 }
 
