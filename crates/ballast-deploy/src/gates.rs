@@ -178,18 +178,14 @@ pub fn service_ratio(b: &ArmSnapshot, c: &ArmSnapshot, min_samples: u64) -> Opti
         let (kb, kc) = (calls(nb, class), calls(nc, class));
         let spread = |k: f64| CONFIDENCE_Z / (2.0 * k.sqrt());
         let q = |s: &ArmSnapshot, q: f64| s.service_quantile_ms(class, q).map(|v| v.max(floor));
-        let (Some(b_lo), Some(b_mid), Some(b_hi)) = (
-            q(b, 0.5 - spread(kb)),
-            q(b, 0.5),
-            q(b, 0.5 + spread(kb)),
-        ) else {
+        let (Some(b_lo), Some(b_mid), Some(b_hi)) =
+            (q(b, 0.5 - spread(kb)), q(b, 0.5), q(b, 0.5 + spread(kb)))
+        else {
             continue;
         };
-        let (Some(c_lo), Some(c_mid), Some(c_hi)) = (
-            q(c, 0.5 - spread(kc)),
-            q(c, 0.5),
-            q(c, 0.5 + spread(kc)),
-        ) else {
+        let (Some(c_lo), Some(c_mid), Some(c_hi)) =
+            (q(c, 0.5 - spread(kc)), q(c, 0.5), q(c, 0.5 + spread(kc)))
+        else {
             continue;
         };
         let weight = kb.min(kc);
@@ -247,7 +243,8 @@ impl Gate for LatencyGate {
                 figures,
             };
         }
-        if let (Some(limit), StepMode::Canary, Some(b), Some(c)) = (limits.max_p99_ratio, e.mode, b, c)
+        if let (Some(limit), StepMode::Canary, Some(b), Some(c)) =
+            (limits.max_p99_ratio, e.mode, b, c)
             && ok(&w.candidate) >= limits.min_samples
             && ok(&w.baseline) >= limits.min_samples
             && c > b * limit

@@ -201,13 +201,11 @@ fn plan() -> RolloutPlan {
         ],
         gates: GateThresholds {
             min_samples: 30,
-            // Two shared cores run the load, the server and both versions: several ms of
-            // p99 noise is the machine, not the model. The slow candidate adds ≥ 30 ms.
-            p99_slack_ms: 15.0,
             ..GateThresholds::default()
         },
         sticky_header: Some("x-user".into()),
         step_timeout_secs: 30.0,
+        on_inconclusive: Default::default(),
     }
 }
 
@@ -237,7 +235,8 @@ async fn roll_out(stack: &Stack, model: &str, candidate: u64) -> (RolloutState, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faulty_candidates_roll_back_and_a_good_one_is_promoted() {
-    let _serial = SERIAL.lock().await;
+    // No serial lock and no latency slack: the verdicts must hold while other tests load
+    // the same two cores.
     let dir = tempfile::tempdir().unwrap();
     let cli = registry_at(dir.path()).await;
     let src = tempfile::tempdir().unwrap();
@@ -273,10 +272,10 @@ async fn faulty_candidates_roll_back_and_a_good_one_is_promoted() {
         "canary",
     )
     .await;
-    // Same predictions plus 20 zero-leaf trees: a harmless retrain.
+    // A harmless retrain: probabilities a few hundredths away, the same work.
     let good = push(
         &cli,
-        &version_dir(src.path(), "good", &xgb_model(FEATURES, 20, 1, 20), &[]),
+        &version_dir(src.path(), "good", &retrained(&base_model, 1.05), &[]),
         "canary",
     )
     .await;
@@ -290,13 +289,14 @@ async fn faulty_candidates_roll_back_and_a_good_one_is_promoted() {
         .await
         .expect("serving v1");
 
-    // A 10× slower candidate shows as p99 latency in its canary step (requests refused once
-    // its queue overflows are the server's doing: reported as dropped, not judged as errors).
+    // A 10× slower candidate shows in its engine calls' service time, already in the shadow
+    // step (requests refused once its queue overflows are the server's doing: reported as
+    // dropped, not judged as errors).
     for (candidate, expect) in [
         (wrong_shape, &["error_rate"][..]),
         (erroring, &["error_rate"]),
         (broken, &["failed to load"]),
-        (slow, &["p99_latency"]),
+        (slow, &["latency gate"]),
     ] {
         let (state, reason) = roll_out(&stack, "canary", candidate).await;
         eprintln!("candidate {candidate}: {state:?}: {reason}");
@@ -354,11 +354,10 @@ async fn faulty_candidates_roll_back_and_a_good_one_is_promoted() {
         1,
         "{kinds:?}"
     );
-    // Steps passed: the good candidate's two, and the slow one's shadow step (shadow latency
-    // is not judged: a mirror runs below all client traffic) before its canary step fails.
+    // Steps passed: the good candidate's two; every faulty one failed in its shadow step.
     assert_eq!(
         kinds.iter().filter(|k| **k == "rollout_step").count(),
-        3,
+        2,
         "{kinds:?}"
     );
     let rolled = events
@@ -377,4 +376,21 @@ async fn faulty_candidates_roll_back_and_a_good_one_is_promoted() {
             .all(|k| !k.contains(&format!("version {v1}"))),
         "{failures:?}"
     );
+}
+
+/// The gate experiment of `cargo bench -p ballast-deploy --bench gate_trials`, shortened:
+/// two rollouts of each kind (an equivalent retrain under a 2× overload burst, +2 points of
+/// error rate, 3× slower, divergent outputs), default thresholds, no serial lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_trials_shortened() {
+    let summary = trials::run(2, true).await;
+    eprintln!("{}", trials::table(&summary));
+    let wrong: Vec<String> = summary
+        .outcomes
+        .iter()
+        .filter(|o| !o.correct())
+        .map(|o| format!("{}: {:?}: {}", o.kind.label(), o.state, o.reason))
+        .collect();
+    assert!(wrong.is_empty(), "wrong verdicts: {wrong:#?}");
+    assert_eq!(summary.outcomes.len(), 8);
 }

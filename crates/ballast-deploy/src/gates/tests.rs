@@ -201,7 +201,10 @@ fn latency_fails_a_three_times_slower_candidate() {
     for mode in [StepMode::Shadow, StepMode::Canary] {
         let v = judge(&LatencyGate, &window(b.clone(), c.clone()), mode);
         let r = reason(&v);
-        assert!(r.contains("service time") && r.contains("limit 2.00x"), "{r}");
+        assert!(
+            r.contains("service time") && r.contains("limit 2.00x"),
+            "{r}"
+        );
     }
 }
 
@@ -350,9 +353,11 @@ fn agreement_within_a_tolerance_is_judged_when_the_plan_asks() {
         min_agreement: 0.9,
         ..GateThresholds::default()
     };
-    assert!(is_pass(
-        &DivergenceGate.judge(&evidence(&w, &loose, StepMode::Shadow))
-    ));
+    assert!(is_pass(&DivergenceGate.judge(&evidence(
+        &w,
+        &loose,
+        StepMode::Shadow
+    ))));
 }
 
 #[test]

@@ -76,6 +76,30 @@ pub fn xgb_model(features: usize, trees: usize, seed: u32, padding: usize) -> St
     .to_string()
 }
 
+/// A retrain of `model_json`: every leaf scaled by `factor`, so its probabilities move a
+/// little (a few hundredths) and its work is the same.
+pub fn retrained(model_json: &str, factor: f64) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(model_json).unwrap();
+    let trees = v["learner"]["gradient_booster"]["model"]["trees"]
+        .as_array_mut()
+        .unwrap();
+    for tree in trees {
+        let left: Vec<i64> = tree["left_children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_i64().unwrap())
+            .collect();
+        let cond = tree["split_conditions"].as_array_mut().unwrap();
+        for (i, c) in cond.iter_mut().enumerate() {
+            if left[i] == -1 {
+                *c = serde_json::json!(c.as_f64().unwrap() * factor);
+            }
+        }
+    }
+    v.to_string()
+}
+
 /// Writes a version directory holding `model.json` (and optional extra files).
 pub fn version_dir(root: &Path, name: &str, model_json: &str, extra: &[(&str, &str)]) -> PathBuf {
     let dir = root.join(name);
@@ -106,8 +130,10 @@ pub async fn push(registry: &Registry, dir: &Path, model: &str) -> u64 {
 
 /// The real engines, except that a version directory holding a `FAULT` file gets its engine
 /// wrapped: `broken` fails every call (so its warm-up fails), `error` fails every call with
-/// real data (all-zero warm-up rows pass), `slow` makes every call 10× slower (at least 30 ms).
-/// This stands in for a candidate that is broken in ways a file cannot show at load time.
+/// real data (all-zero warm-up rows pass), `errors2` fails one call in 50 with real data (+2
+/// points of error rate), `slow` makes every call 10× slower (at least 30 ms), `slow3` runs
+/// the model three times per call (3× the CPU, as a model three times as big). This stands
+/// in for a candidate that is broken in ways a file cannot show at load time.
 pub struct FaultLoader(pub EngineLoader);
 
 impl Loader for FaultLoader {
@@ -122,19 +148,22 @@ impl Loader for FaultLoader {
             .as_deref()
             .map(str::trim)
         {
-            Some("broken") => Ok(Arc::new(Faulty {
-                inner,
-                mode: Fault::Broken,
-            })),
-            Some("error") => Ok(Arc::new(Faulty {
-                inner,
-                mode: Fault::Error,
-            })),
-            Some("slow") => Ok(Arc::new(Faulty {
-                inner,
-                mode: Fault::Slow,
-            })),
-            _ => Ok(inner),
+            Some(fault) => {
+                let mode = match fault {
+                    "broken" => Fault::Broken,
+                    "error" => Fault::Error,
+                    "errors2" => Fault::OneInFifty,
+                    "slow" => Fault::Slow,
+                    "slow3" => Fault::ThreeTimes,
+                    other => panic!("unknown FAULT {other:?}"),
+                };
+                Ok(Arc::new(Faulty {
+                    inner,
+                    mode,
+                    calls: AtomicU64::new(0),
+                }))
+            }
+            None => Ok(inner),
         }
     }
 }
@@ -143,12 +172,15 @@ impl Loader for FaultLoader {
 enum Fault {
     Broken,
     Error,
+    OneInFifty,
     Slow,
+    ThreeTimes,
 }
 
 struct Faulty {
     inner: Arc<dyn Backend>,
     mode: Fault,
+    calls: AtomicU64,
 }
 
 impl Backend for Faulty {
@@ -166,19 +198,36 @@ impl Backend for Faulty {
             ballast_core::TensorData::F32(v) => v.iter().any(|x| *x != 0.0),
             _ => true,
         });
-        if self.mode == Fault::Broken || (self.mode == Fault::Error && real_data) {
-            return Err(BackendError::Compute("injected failure".into()));
+        let nth = self.calls.fetch_add(1, Ordering::Relaxed);
+        match self.mode {
+            Fault::Broken => return Err(BackendError::Compute("injected failure".into())),
+            Fault::Error if real_data => {
+                return Err(BackendError::Compute("injected failure".into()));
+            }
+            Fault::OneInFifty if real_data && nth % 50 == 49 => {
+                return Err(BackendError::Compute(
+                    "injected failure (1 call in 50)".into(),
+                ));
+            }
+            Fault::Slow => {
+                let started = std::time::Instant::now();
+                let out = self.inner.infer(inputs)?;
+                std::thread::sleep((started.elapsed() * 9).max(Duration::from_millis(30)));
+                return Ok(out);
+            }
+            Fault::ThreeTimes => {
+                self.inner.infer(inputs.clone())?;
+                self.inner.infer(inputs.clone())?;
+            }
+            _ => {}
         }
-        let started = std::time::Instant::now();
-        let out = self.inner.infer(inputs)?;
-        std::thread::sleep((started.elapsed() * 9).max(Duration::from_millis(30)));
-        Ok(out)
+        self.inner.infer(inputs)
     }
 }
 
-/// Tests in one binary run in parallel; each drives its own load. On a 2-core machine three
-/// loads at once turn scheduling noise into latency the gates would judge, so tests that
-/// measure hold this lock.
+/// Tests in one binary run in parallel, each with its own load; the alias-flip tests hold this
+/// lock so that their flip-time bound measures the flip, not three loads on two cores. The
+/// rollout gate tests do not: their verdicts must hold on a busy machine.
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 pub struct Stack {
@@ -339,3 +388,5 @@ pub async fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> Option
     }
     None
 }
+
+pub mod trials;

@@ -1,0 +1,49 @@
+//! The rollout-gate experiment (`docs/benchmarks.md`, "Rollout gates"): rollouts of an
+//! equivalent retrain under a 2× overload burst, and of candidates with +2 points of error
+//! rate, 3× the service time, and divergent outputs, each repeated `--trials N` times
+//! (default 20) against one server under steady load, with the plan's default thresholds.
+//! Prints every verdict with its reason and time to decision, then the table.
+//!
+//! `cargo bench -p ballast-deploy --bench gate_trials -- --trials 20`
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let trials = args
+        .iter()
+        .position(|a| a == "--trials")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let summary = rt.block_on(common::trials::run(trials, true));
+    println!(
+        "\nsteady load {:.0} req/s; {} rollouts of each kind\n",
+        summary.capacity_per_s, trials
+    );
+    println!("{}", common::trials::table(&summary));
+    let equivalent: Vec<_> = summary
+        .outcomes
+        .iter()
+        .filter(|o| o.kind == common::trials::Kind::Equivalent)
+        .collect();
+    let false_alarms = equivalent.iter().filter(|o| !o.correct()).count();
+    println!(
+        "false alarms: {false_alarms} of {} equivalent rollouts; detections: {} of {} faulty",
+        equivalent.len(),
+        summary
+            .outcomes
+            .iter()
+            .filter(|o| o.kind != common::trials::Kind::Equivalent && o.correct())
+            .count(),
+        summary.outcomes.len() - equivalent.len()
+    );
+}
