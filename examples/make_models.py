@@ -7,7 +7,8 @@ expected outputs in ``fixtures/expected.json`` and to self-check every model.
 
 Writes (relative to this file's directory):
 
-    models/fraud/{1,2}/model.onnx   + models/fraud/config.toml
+    models/fraud/{1,2}/model.onnx    + models/fraud/config.toml
+    faulty/fraud_reversed/model.onnx (v2 with its columns reversed: the demo's bad candidate)
     models/dtypes/1/model.onnx      + models/dtypes/config.toml
     models/seqmean/1/model.onnx     + models/seqmean/config.toml
     data/fraud_sample.csv           (raw features + label, ~500 rows)
@@ -499,6 +500,14 @@ def main() -> int:
         print(f"fraud v{ver} held-out (onnxruntime): AUC={roc_auc(y_te, prob):.4f} accuracy={acc:.4f} "
               f"precision@0.5={prec:.3f} recall@0.5={rec:.3f} flagged={int(flag.sum())} "
               f"(majority-class accuracy={1 - y_te.mean():.4f})")
+
+    # A faulty candidate for the demo's rollout, outside the model repository (so no server of
+    # examples/models serves it): v2 exported by a pipeline whose feature columns came out in
+    # reverse order (it computes v2 of the reversed row). Its scores diverge from v2's.
+    p_rev = [p2[0][::-1].copy()] + list(p2[1:])
+    faulty = build_fraud_model(p_rev, mean32[::-1].copy(), std32[::-1].copy(),
+                               "fraud candidate (faulty on purpose): v2 with its feature columns in reverse order")
+    _write_bytes(os.path.join(out, "faulty", "fraud_reversed", "model.onnx"), faulty.SerializeToString())
 
     built["dtypes"]["1"] = build_dtypes_model()
     built["seqmean"]["1"] = build_seqmean_model()

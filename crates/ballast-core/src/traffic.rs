@@ -169,6 +169,7 @@ impl Default for GateThresholds {
 pub enum Inconclusive {
     /// Roll back: not enough evidence is not a pass.
     #[default]
+    #[serde(rename = "rollback")]
     RollBack,
     /// Stay on the step and keep judging until the evidence decides or an operator aborts
     /// (`ballast rollout abort`); the event log says the step is inconclusive.

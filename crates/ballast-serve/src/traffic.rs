@@ -32,6 +32,16 @@ pub fn batch_class(rows: usize) -> usize {
     ((usize::BITS - 1 - rows.max(1).leading_zeros()) as usize).min(BATCH_CLASSES - 1)
 }
 
+/// An engine call's time scaled to the smallest batch of its class (time × 2^class / rows):
+/// within a class (a factor of two in rows) a call's time grows about linearly with its rows,
+/// so the arms compare on equal terms even when one forms larger batches within the class
+/// (a shadow queue that backs up does).
+fn class_scaled(t: &Timing) -> Duration {
+    let rows = t.batch_rows.max(1) as u128;
+    let lower = 1u128 << batch_class(t.batch_rows);
+    Duration::from_nanos((t.compute.as_nanos() * lower / rows).min(u64::MAX as u128) as u64)
+}
+
 /// The histogram bucket of a latency.
 fn bucket_of_duration(d: Duration) -> usize {
     bucket_of(d.as_micros().min(u64::MAX as u128) as u64)
@@ -94,7 +104,8 @@ pub struct ArmStats {
     latency: Box<[AtomicU64]>,
     /// Service time: the engine call that served each successful request, per batch-size
     /// class ([`BATCH_CLASSES`] histograms of [`BUCKETS`]). Queueing and the CPU the other
-    /// arm holds are not in it, so the arms compare on equal terms at equal batch sizes.
+    /// arm holds are not in it, so the arms compare on equal terms at equal batch sizes (each
+    /// call scaled to its class's smallest batch, [`class_scaled`]).
     service: Box<[AtomicU64]>,
 }
 
@@ -137,7 +148,8 @@ impl ArmStats {
             None => {
                 self.latency[bucket_of_duration(elapsed)].fetch_add(1, Ordering::Relaxed);
                 if let Some(t) = served {
-                    let i = batch_class(t.batch_rows) * BUCKETS + bucket_of_duration(t.compute);
+                    let class = batch_class(t.batch_rows);
+                    let i = class * BUCKETS + bucket_of_duration(class_scaled(t));
                     self.service[i].fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -959,8 +971,9 @@ mod tests {
         let s = arm.snapshot();
         assert_eq!((s.service_count(0), s.service_count(2)), (10, 10));
         assert_eq!(s.service_count(1), 0);
+        // 400 µs for 6 rows, scaled to the class's 4 rows.
         let q = s.service_quantile_ms(2, 0.5).unwrap();
-        assert!((0.4..0.46).contains(&q), "{q}");
+        assert!((0.266..0.3).contains(&q), "{q}");
         assert_eq!(batch_class(1), 0);
         assert_eq!(batch_class(3), 1);
         assert_eq!(batch_class(64), 6);

@@ -59,6 +59,8 @@ const BUNDLED: &[(&str, &[u8])] = &[
         include_bytes!("../../../examples/models/fraud_xgb/1/model.json"),
     ),
 ];
+/// fraud v2 exported with its feature columns reversed: the faulty candidate of phase 4.
+const FAULTY_FRAUD: &[u8] = include_bytes!("../../../examples/faulty/fraud_reversed/model.onnx");
 /// Synthetic card transactions (12 features + label) replayed as traffic.
 const FRAUD_SAMPLE: &str = include_str!("../../../examples/data/fraud_sample.csv");
 
@@ -370,10 +372,11 @@ pub async fn run(args: DemoArgs, cores: Option<Cores>) -> anyhow::Result<()> {
     );
 
     println!(
-        "\nPhase 4: an automated rollout of fraud v2 against production v1 under 16 HTTP clients:\n  \
-         shadow 100% → canary 25% → 100%, gated on error rate, p99 latency and output divergence"
+        "\nPhase 4: automated rollouts under 16 HTTP clients: shadow 100% → canary 25% → 100%, each step gated\n  \
+         on the candidate's own errors, its engine calls' service time against the baseline's at equal batch sizes,\n  \
+         and (shadow) how far its outputs are from production's on the same requests"
     );
-    let plan = RolloutPlan {
+    let plan = |gates: GateThresholds| RolloutPlan {
         steps: [
             (StepMode::Shadow, 100.0),
             (StepMode::Canary, 25.0),
@@ -387,60 +390,129 @@ pub async fn run(args: DemoArgs, cores: Option<Cores>) -> anyhow::Result<()> {
             min_duration_secs: (phase.as_secs_f64() / 4.0).max(1.0),
         })
         .collect(),
-        gates: GateThresholds {
-            // v2 is a different network, not a retrain: its scores may differ this much.
-            max_mean_abs_diff: 0.5,
-            ..GateThresholds::default()
-        },
+        gates,
         sticky_header: None,
         step_timeout_secs: phase.as_secs_f64() * 4.0,
+        on_inconclusive: Default::default(),
     };
-    let started = registry.start_rollout("fraud", 2, &plan, "demo").await?;
-    deployer.notify();
-    let rollout_load = RunConfig {
-        duration: phase * 3,
-        ..closed(Protocol::Http)
-    };
-    let watch = async {
-        let mut after = None;
-        loop {
-            let events = registry
-                .events(&EventFilter {
-                    model: Some("fraud".into()),
-                    after,
-                    ..EventFilter::default()
-                })
+    let rollout_load = closed(Protocol::Http);
+    // One rollout under load, its events printed as they land; ends when it is decided.
+    let roll_out = |candidate: u64, plan: RolloutPlan, load_for: Duration| {
+        let (registry, deployer, target, payloads, load) = (
+            registry.clone(),
+            deployer.clone(),
+            target.clone(),
+            http_payloads.clone(),
+            RunConfig {
+                duration: load_for,
+                ..rollout_load.clone()
+            },
+        );
+        async move {
+            let started = registry
+                .start_rollout("fraud", candidate, &plan, "demo")
                 .await?;
-            for e in &events {
-                if e.kind.starts_with("rollout") || e.kind == "promoted" {
-                    println!("  event {:<20} {}", e.kind, e.message);
+            deployer.notify();
+            let watch = async {
+                let mut after = None;
+                // This rollout's events only: from its `rollout_started` on.
+                let mut ours = false;
+                loop {
+                    let events = registry
+                        .events(&EventFilter {
+                            model: Some("fraud".into()),
+                            after,
+                            ..EventFilter::default()
+                        })
+                        .await?;
+                    for e in &events {
+                        ours |= e.kind == "rollout_started"
+                            && e.details["rollout"].as_i64() == Some(started.id);
+                        if ours && (e.kind.starts_with("rollout") || e.kind == "promoted") {
+                            println!("  event {:<20} {}", e.kind, e.message);
+                        }
+                        after = Some(e.id);
+                    }
+                    let r = registry.store.get_rollout(started.id).await?;
+                    match r {
+                        Some(r) if r.state == RolloutState::Running => {}
+                        other => return Ok::<_, anyhow::Error>(other),
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                after = Some(e.id);
-            }
-            let r = registry.store.get_rollout(started.id).await?;
-            if r.is_none_or(|r| r.state != RolloutState::Running) {
-                return Ok::<_, anyhow::Error>(());
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            let (loaded, watched) = tokio::join!(
+                generate(cores, &target, &load, &payloads, |_: &LiveStats| {}),
+                watch
+            );
+            let report = loaded?;
+            println!(
+                "  client traffic meanwhile: {} requests answered, {} failed",
+                report.ok,
+                report.errors + report.rejected
+            );
+            watched
         }
     };
-    let (rolled, watched) = tokio::join!(
-        generate(
-            cores,
-            &target,
-            &rollout_load,
-            &http_payloads,
-            |_: &LiveStats| {}
-        ),
-        watch
-    );
-    watched?;
-    let rolled = rolled?;
+
+    println!("\n  4a. fraud v2 (an MLP) against production v1 (a logistic regression):");
+    // v2 is a different network, not a retrain: its scores may differ from v1's this much.
+    let good = plan(GateThresholds {
+        max_mean_abs_diff: 0.5,
+        ..GateThresholds::default()
+    });
+    let first = roll_out(2, good, phase * 3).await?;
+    let promoted = first
+        .as_ref()
+        .is_some_and(|r| r.state == RolloutState::Promoted);
     println!(
-        "  during the rollout: {} requests answered, {} failed",
-        rolled.ok,
-        rolled.errors + rolled.rejected
+        "  → {}",
+        match &first {
+            Some(r) if promoted => "promoted: fraud v2 serves production".to_string(),
+            Some(r) => format!(
+                "NOT promoted ({}): {}",
+                r.state.as_str(),
+                r.reason.as_deref().unwrap_or("")
+            ),
+            None => "the rollout disappeared".to_string(),
+        }
     );
+
+    println!(
+        "\n  4b. a faulty candidate against production: v2 exported by a pipeline that reversed its feature\n      \
+         columns (no load or schema check can see it: same inputs, same outputs), pushed as fraud v3, default gates:"
+    );
+    let faulty_dir = dir.path().join("faulty");
+    std::fs::create_dir_all(&faulty_dir)?;
+    std::fs::write(faulty_dir.join("model.onnx"), FAULTY_FRAUD)?;
+    let pushed = registry
+        .push(
+            &faulty_dir,
+            ballast_registry::PushRequest {
+                name: "fraud".into(),
+                card: demo_card(),
+                actor: "demo".into(),
+                config_toml: None,
+            },
+        )
+        .await?;
+    let faulty = pushed.version.version;
+    let second = roll_out(faulty, plan(GateThresholds::default()), phase).await?;
+    println!(
+        "  → {}",
+        match &second {
+            Some(r) if r.state == RolloutState::RolledBack => format!(
+                "rolled back automatically by the gates (reason above); production stays on v{}",
+                r.baseline
+            ),
+            Some(r) => format!(
+                "NOT rolled back ({}): the gates missed a faulty candidate",
+                r.state.as_str()
+            ),
+            None => "the rollout disappeared".to_string(),
+        }
+    );
+
     let (from, to) = registry
         .rollback("fraud", PRODUCTION, "demo", "demo: instant rollback")
         .await?;
