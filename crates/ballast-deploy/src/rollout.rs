@@ -136,7 +136,12 @@ impl Deployer {
         });
         let mut w = now.since(start);
         let origin = window.origin.get_or_insert_with(|| start.clone());
-        if w.baseline.requests < r.plan.gates.min_samples {
+        // A step that sends (nearly) everything to the candidate leaves its baseline a trickle
+        // (requests pinned to a version, in flight at the switch): too little to judge
+        // against, so the baseline's figures over the whole rollout stand in.
+        if step.mode == StepMode::Canary && step.percent >= 100.0
+            || w.baseline.requests < r.plan.gates.min_samples
+        {
             w.baseline = now.since(origin).baseline;
         }
         let elapsed = window.started.elapsed();

@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use ballast_core::RolloutPlan;
-use ballast_core::traffic::{GateThresholds, RolloutStep, StepMode};
+use ballast_core::traffic::{GateThresholds, Inconclusive, RolloutStep, StepMode};
 use ballast_registry::PRODUCTION;
 use ballast_registry::store::{EventFilter, RolloutState};
 use common::*;
@@ -393,4 +393,133 @@ async fn gate_trials_shortened() {
         .collect();
     assert!(wrong.is_empty(), "wrong verdicts: {wrong:#?}");
     assert_eq!(summary.outcomes.len(), 8);
+}
+
+/// A step the gates cannot decide within its time is inconclusive: `hold` keeps it running
+/// (reported once in the event log) until an operator acts; `rollback` rolls back saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inconclusive_steps_follow_the_plan_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = registry_at(dir.path()).await;
+    let src = tempfile::tempdir().unwrap();
+    let base = xgb_model(FEATURES, 20, 1, 0);
+    let v1 = push(
+        &cli,
+        &version_dir(src.path(), "base", &base, &[]),
+        "undecided",
+    )
+    .await;
+    let v2 = push(
+        &cli,
+        &version_dir(src.path(), "retrain", &retrained(&base, 1.02), &[]),
+        "undecided",
+    )
+    .await;
+    cli.promote("undecided", v1, PRODUCTION, "test", "initial")
+        .await
+        .unwrap();
+    let stack = start(dir).await;
+    let load = Load::start(&stack.http, "undecided", 2);
+    let undecidable = |policy| RolloutPlan {
+        steps: vec![RolloutStep {
+            mode: StepMode::Shadow,
+            percent: 100.0,
+            min_requests: 10,
+            min_duration_secs: 0.0,
+        }],
+        gates: GateThresholds {
+            // More samples than the step will see: every gate waits.
+            min_samples: 1_000_000_000,
+            ..GateThresholds::default()
+        },
+        sticky_header: None,
+        step_timeout_secs: 1.0,
+        on_inconclusive: policy,
+    };
+    let r = stack
+        .registry
+        .start_rollout("undecided", v2, &undecidable(Inconclusive::Hold), "test")
+        .await
+        .unwrap();
+    stack.deployer.notify();
+    let events = || async {
+        stack
+            .registry
+            .events(&EventFilter {
+                model: Some("undecided".into()),
+                ..EventFilter::default()
+            })
+            .await
+            .unwrap()
+    };
+    let mut held = None;
+    for _ in 0..200 {
+        held = events()
+            .await
+            .into_iter()
+            .find(|e| e.kind == "rollout_inconclusive");
+        if held.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let held = held.expect("an inconclusive event within 10 s");
+    assert!(held.message.contains("inconclusive"), "{}", held.message);
+    // Still running a while later, reported once.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let now = stack
+        .registry
+        .store
+        .get_rollout(r.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.state, RolloutState::Running);
+    let count = events()
+        .await
+        .iter()
+        .filter(|e| e.kind == "rollout_inconclusive")
+        .count();
+    assert_eq!(count, 1);
+    stack
+        .registry
+        .cancel_rollout("undecided", "test")
+        .await
+        .unwrap();
+
+    let r = stack
+        .registry
+        .start_rollout(
+            "undecided",
+            v2,
+            &undecidable(Inconclusive::RollBack),
+            "test",
+        )
+        .await
+        .unwrap();
+    stack.deployer.notify();
+    let mut last = None;
+    for _ in 0..200 {
+        let now = stack
+            .registry
+            .store
+            .get_rollout(r.id)
+            .await
+            .unwrap()
+            .unwrap();
+        if now.state != RolloutState::Running {
+            last = Some(now);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let last = last.expect("decided within 10 s");
+    assert_eq!(last.state, RolloutState::RolledBack);
+    let reason = last.reason.unwrap_or_default();
+    assert!(
+        reason.contains("inconclusive") && reason.contains("gate"),
+        "{reason}"
+    );
+    let (ok, failures) = load.finish().await;
+    assert!(ok > 0 && failures.is_empty(), "{ok} {failures:?}");
 }

@@ -217,6 +217,20 @@ fn arm_timed(e2e: Duration, service: Duration, n: usize) -> ArmSnapshot {
 }
 
 #[test]
+fn shadow_latency_is_not_failed_while_the_server_sheds_shadow_work() {
+    let mut noise = Noise(29);
+    let mut w = window(
+        timed(&mut noise, 1, 0.05, 400),
+        timed(&mut noise, 1, 0.15, 400),
+    );
+    assert!(is_fail(&judge(&LatencyGate, &w, StepMode::Shadow)));
+    w.shadow.dropped = 3;
+    assert!(is_wait(&judge(&LatencyGate, &w, StepMode::Shadow)));
+    // Canary arms both answer clients: judged as ever.
+    assert!(is_fail(&judge(&LatencyGate, &w, StepMode::Canary)));
+}
+
+#[test]
 fn shadow_latency_that_reads_the_servers_load_is_not_the_candidates() {
     // The case: end to end the shadow read 26.6 ms against 1.15 ms, while its engine
     // calls took what the baseline's did.
