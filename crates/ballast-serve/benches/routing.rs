@@ -103,6 +103,21 @@ fn routing(c: &mut Criterion) {
     c.bench_function("arm_record", |b| {
         b.iter(|| arm.record(black_box(Duration::from_micros(850)), None, None))
     });
+    // A success with its engine call: the service-time histogram the latency gate judges.
+    let served = ballast_serve::request::Timing {
+        queue: Duration::from_micros(40),
+        compute: Duration::from_micros(120),
+        batch_rows: 6,
+    };
+    c.bench_function("arm_record_served", |b| {
+        b.iter(|| {
+            arm.record(
+                black_box(Duration::from_micros(850)),
+                None,
+                Some(black_box(&served)),
+            )
+        })
+    });
 }
 
 criterion_group!(benches, routing);

@@ -224,7 +224,12 @@ fn shadow_latency_is_not_failed_while_the_server_sheds_shadow_work() {
         timed(&mut noise, 1, 0.15, 400),
     );
     assert!(is_fail(&judge(&LatencyGate, &w, StepMode::Shadow)));
+    w.shadow.compared = 400;
+    // A few shed (the candidate's own backlog): still judged.
     w.shadow.dropped = 3;
+    assert!(is_fail(&judge(&LatencyGate, &w, StepMode::Shadow)));
+    // More than 1 % shed: the server is out of CPU; waits.
+    w.shadow.dropped = 20;
     assert!(is_wait(&judge(&LatencyGate, &w, StepMode::Shadow)));
     // Canary arms both answer clients: judged as ever.
     assert!(is_fail(&judge(&LatencyGate, &w, StepMode::Canary)));

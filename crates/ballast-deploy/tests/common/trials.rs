@@ -67,7 +67,10 @@ impl Outcome {
     pub fn correct(&self) -> bool {
         match self.kind.expected_gate() {
             None => self.state == RolloutState::Promoted,
-            Some(gate) => self.state == RolloutState::RolledBack && self.reason.contains(gate),
+            Some(gate) => {
+                self.state == RolloutState::RolledBack
+                    && self.reason.contains(&format!("{gate} failed"))
+            }
         }
     }
 }
@@ -320,7 +323,7 @@ async fn step_times(stack: &Stack, model: &str, id: i64) -> String {
 /// The table for `docs/benchmarks.md`.
 pub fn table(summary: &Summary) -> String {
     let mut out = String::from(
-        "| candidate | rollouts | verdict as expected | promoted | rolled back (right gate) | time to decision p50 / max |\n| --- | --- | --- | --- | --- | --- |\n",
+        "| candidate | rollouts | verdict as expected | promoted | rolled back by the right gate | rolled back otherwise (inconclusive, other gate) | time to decision p50 / max |\n| --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for kind in Kind::ALL {
         let of: Vec<&Outcome> = summary.outcomes.iter().filter(|o| o.kind == kind).collect();
@@ -334,16 +337,23 @@ pub fn table(summary: &Summary) -> String {
             .iter()
             .filter(|o| {
                 o.state == RolloutState::RolledBack
-                    && kind.expected_gate().is_some_and(|g| o.reason.contains(g))
+                    && kind
+                        .expected_gate()
+                        .is_some_and(|g| o.reason.contains(&format!("{g} failed")))
             })
             .count();
+        let rolled = of
+            .iter()
+            .filter(|o| o.state == RolloutState::RolledBack)
+            .count();
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {:.1} s / {:.1} s |\n",
+            "| {} | {} | {} | {} | {} | {} | {:.1} s / {:.1} s |\n",
             kind.label(),
             of.len(),
             of.iter().filter(|o| o.correct()).count(),
             promoted,
             right,
+            rolled - right,
             times.get(times.len() / 2).copied().unwrap_or(0.0),
             times.last().copied().unwrap_or(0.0),
         ));
