@@ -288,6 +288,17 @@ enum Standing {
     Undecided,
 }
 
+/// Where a share with confidence bounds `(low, high)` stands against its minimum.
+fn share_standing((low, high): (f64, f64), min: f64) -> Standing {
+    if high < min {
+        Standing::Breached
+    } else if low >= min {
+        Standing::Within
+    } else {
+        Standing::Undecided
+    }
+}
+
 fn fmt_diff(v: Option<f64>) -> String {
     match v {
         Some(v) if v.is_infinite() => "incomparable".into(),
@@ -347,7 +358,8 @@ impl Gate for DivergenceGate {
             standings.push(st);
         }
         if s.labels >= limits.min_samples {
-            let st = if labels.1 < limits.min_label_agreement {
+            let st = share_standing(labels, limits.min_label_agreement);
+            if st == Standing::Breached {
                 let what = if s.incomparable() * 2 > s.labels {
                     " (the outputs' names, shapes or types differ from the baseline's)"
                 } else {
@@ -359,28 +371,19 @@ impl Gate for DivergenceGate {
                     s.labels,
                     limits.min_label_agreement * 100.0
                 ));
-                Standing::Breached
-            } else if labels.0 >= limits.min_label_agreement {
-                Standing::Within
-            } else {
-                Standing::Undecided
-            };
+            }
             standings.push(st);
         }
         if limits.min_agreement > 0.0 {
-            let st = if agreement.1 < limits.min_agreement {
+            let st = share_standing(agreement, limits.min_agreement);
+            if st == Standing::Breached {
                 breaches.push(format!(
                     "{:.1}% of requests within {} of the baseline (limit {:.1}%)",
                     s.agreement(limits.agreement_tolerance).unwrap_or(0.0) * 100.0,
                     limits.agreement_tolerance,
                     limits.min_agreement * 100.0
                 ));
-                Standing::Breached
-            } else if agreement.0 >= limits.min_agreement {
-                Standing::Within
-            } else {
-                Standing::Undecided
-            };
+            }
             standings.push(st);
         }
         if !breaches.is_empty() {

@@ -217,20 +217,8 @@ async fn roll_out(stack: &Stack, model: &str, candidate: u64) -> (RolloutState, 
         .await
         .unwrap();
     stack.deployer.notify();
-    for _ in 0..1200 {
-        let now = stack
-            .registry
-            .store
-            .get_rollout(r.id)
-            .await
-            .unwrap()
-            .unwrap();
-        if now.state != RolloutState::Running {
-            return (now.state, now.reason.unwrap_or_default());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("rollout of version {candidate} did not finish in 60 s");
+    let done = decided(stack, r.id, Duration::from_secs(60)).await;
+    (done.state, done.reason.unwrap_or_default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -498,22 +486,7 @@ async fn inconclusive_steps_follow_the_plan_policy() {
         .await
         .unwrap();
     stack.deployer.notify();
-    let mut last = None;
-    for _ in 0..200 {
-        let now = stack
-            .registry
-            .store
-            .get_rollout(r.id)
-            .await
-            .unwrap()
-            .unwrap();
-        if now.state != RolloutState::Running {
-            last = Some(now);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let last = last.expect("decided within 10 s");
+    let last = decided(&stack, r.id, Duration::from_secs(10)).await;
     assert_eq!(last.state, RolloutState::RolledBack);
     let reason = last.reason.unwrap_or_default();
     assert!(

@@ -737,14 +737,23 @@ async fn shadow(
 /// the agreement gauge; rollout gates use the tolerance of their plan.
 pub const AGREEMENT_TOLERANCE: f64 = 1e-3;
 
+/// The running figures for the metrics, read from the comparison in place (it is under the
+/// lock; no copy of its histogram per shadow request).
 fn c_summary(c: &Comparison) -> (f64, f64, f64) {
-    let s = c.snapshot();
     let n = c.compared.max(1) as f64;
-    (
-        s.agreement(AGREEMENT_TOLERANCE).unwrap_or(0.0),
-        s.mean_abs_diff().unwrap_or(0.0),
-        c.latency_delta_sum / n,
-    )
+    let agreeing: u64 = c
+        .max_diff
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| diff_bucket_upper(*i) <= AGREEMENT_TOLERANCE)
+        .map(|(_, k)| k)
+        .sum();
+    let mean = if c.elements > 0 {
+        c.abs_diff_sum / c.elements as f64
+    } else {
+        0.0
+    };
+    (agreeing as f64 / n, mean, c.latency_delta_sum / n)
 }
 
 /// Compares a candidate's outputs with the baseline's for the same request. Floating-point

@@ -378,6 +378,26 @@ impl Load {
 }
 
 /// Waits until `cond` holds, polling every 10 ms; returns the time it took.
+/// Polls rollout `id` until it is no longer running; panics after `limit`.
+pub async fn decided(
+    stack: &Stack,
+    id: i64,
+    limit: Duration,
+) -> ballast_registry::store::RolloutRecord {
+    let start = std::time::Instant::now();
+    loop {
+        let now = stack.registry.store.get_rollout(id).await.unwrap().unwrap();
+        if now.state != ballast_registry::store::RolloutState::Running {
+            return now;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "rollout {id} undecided after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub async fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
     let start = std::time::Instant::now();
     while start.elapsed() < limit {

@@ -205,24 +205,8 @@ pub async fn run(trials: usize, verbose: bool) -> Summary {
                 .await
                 .unwrap();
             stack.deployer.notify();
-            let (state, reason) = loop {
-                let now = stack
-                    .registry
-                    .store
-                    .get_rollout(r.id)
-                    .await
-                    .unwrap()
-                    .unwrap();
-                if now.state != RolloutState::Running {
-                    break (now.state, now.reason.unwrap_or_default());
-                }
-                assert!(
-                    started.elapsed() < Duration::from_secs(150),
-                    "rollout {} of {kind:?} undecided after 150 s",
-                    r.id
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            };
+            let done = decided(&stack, r.id, Duration::from_secs(150)).await;
+            let (state, reason) = (done.state, done.reason.unwrap_or_default());
             let took = started.elapsed();
             let steps = step_times(&stack, model, r.id).await;
             let burst = match burst {
