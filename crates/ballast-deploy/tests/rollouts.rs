@@ -371,7 +371,7 @@ async fn faulty_candidates_roll_back_and_a_good_one_is_promoted() {
 /// error rate, 3× slower, divergent outputs), default thresholds, no serial lock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gate_trials_shortened() {
-    let summary = trials::run(2, true).await;
+    let summary = trials::run(2, true, trials::Placement::Shared, 400).await;
     eprintln!("{}", trials::table(&summary));
     let wrong: Vec<String> = summary
         .outcomes

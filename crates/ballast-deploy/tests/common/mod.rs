@@ -296,6 +296,8 @@ pub fn body(features: usize, seed: u64) -> String {
 pub struct Load {
     stop: Arc<AtomicBool>,
     pub ok: Arc<AtomicU64>,
+    /// Requests sent (answered or not).
+    pub sent: Arc<AtomicU64>,
     /// Status (or "transport") → count, for every non-200.
     pub failures: Arc<Mutex<BTreeMap<String, u64>>>,
     /// model_version of the latest response.
@@ -307,14 +309,16 @@ impl Load {
     pub fn start(http: &str, model: &str, workers: usize) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicU64::new(0));
+        let sent_total = Arc::new(AtomicU64::new(0));
         let failures = Arc::new(Mutex::new(BTreeMap::new()));
         let last_version = Arc::new(Mutex::new(String::new()));
         let url = format!("{http}/v2/models/{model}/infer");
         let tasks = (0..workers)
             .map(|w| {
-                let (stop, ok, failures, last, url) = (
+                let (stop, ok, sent_total, failures, last, url) = (
                     stop.clone(),
                     ok.clone(),
+                    sent_total.clone(),
                     failures.clone(),
                     last_version.clone(),
                     url.clone(),
@@ -324,6 +328,7 @@ impl Load {
                     let mut i = w as u64 * 1_000_000;
                     while !stop.load(Ordering::Relaxed) {
                         i += 1;
+                        sent_total.fetch_add(1, Ordering::Relaxed);
                         let sent = client
                             .post(&url)
                             .header("x-user", format!("user-{}", i % 97))
@@ -357,6 +362,7 @@ impl Load {
         Self {
             stop,
             ok,
+            sent: sent_total,
             failures,
             last_version,
             tasks,
