@@ -154,6 +154,8 @@ impl Deployer {
             window: &w,
             limits: &r.plan.gates,
             mode: step.mode,
+            percent: step.percent,
+            later_steps: r.step + 1 < r.plan.steps.len(),
             elapsed,
         };
         let mut waiting = Vec::new();

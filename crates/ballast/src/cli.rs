@@ -37,6 +37,27 @@ pub enum Command {
     Apply(ApplyCmd),
     /// Show what `apply` would change, changing nothing; exits 2 when changes are pending.
     Diff(ApplyCmd),
+    /// Profile reference data (CSV with a header row): per column, quantile bins and their
+    /// frequencies (numeric) or category frequencies, missing rate, min and max, as JSON.
+    Profile(ProfileArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ProfileArgs {
+    /// The reference data: a CSV file whose first line names the columns.
+    pub data: PathBuf,
+    /// Write the profile here instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Quantile bins per numeric column.
+    #[arg(long, default_value_t = 10)]
+    pub bins: usize,
+    /// Categories kept by name per categorical column; the rest are counted as `other`.
+    #[arg(long, default_value_t = 100)]
+    pub max_categories: usize,
+    /// Columns to profile as categories even when their values are numbers (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    pub categorical: Vec<String>,
 }
 
 #[derive(Args, Debug)]

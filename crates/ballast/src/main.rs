@@ -60,6 +60,30 @@ fn default_sigpipe() {
     }
 }
 
+/// `ballast profile`: the reference profile of a CSV file, as JSON.
+fn profile(a: cli::ProfileArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let ext = a.data.extension().and_then(|e| e.to_str()).unwrap_or("");
+    anyhow::ensure!(
+        !ext.eq_ignore_ascii_case("parquet"),
+        "{}: Parquet reference data is not read yet; export it as CSV with a header row",
+        a.data.display()
+    );
+    let options = ballast_monitor::ProfileOptions {
+        bins: a.bins,
+        max_categories: a.max_categories,
+        categorical: a.categorical,
+    };
+    let profile = ballast_monitor::profile_csv(&a.data, &options)?;
+    let json = serde_json::to_string_pretty(&profile)?;
+    match a.out {
+        Some(path) => std::fs::write(&path, json + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => println!("{json}"),
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     disable_transparent_huge_pages();
     let cli = Cli::parse();
@@ -143,6 +167,7 @@ fn main() -> ExitCode {
                     .map(|_| ())
                     .map_err(report)
             }
+            Command::Profile(a) => profile(a).map_err(report),
             // Exit 2 when changes are pending (as `terraform plan -detailed-exitcode`), so CI can
             // gate on drift; 1 stays for errors.
             Command::Diff(a) => {

@@ -633,3 +633,40 @@ fn events_text_shows_the_gate_figures() {
         "{text}"
     );
 }
+
+#[test]
+fn profile_writes_a_reference_profile_and_names_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("reference.csv");
+    let mut text = String::from("amount,country\n");
+    for i in 0..200 {
+        text.push_str(&format!("{},{}\n", i, ["FR", "DE", "US", "FR"][i % 4]));
+    }
+    std::fs::write(&data, text).unwrap();
+    let out = dir.path().join("profile.json");
+    let status = std::process::Command::new(BIN)
+        .args(["profile", data.to_str().unwrap(), "--bins", "4", "--out"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(p["rows"], 200);
+    assert_eq!(p["columns"][0]["kind"], "numeric");
+    assert_eq!(
+        p["columns"][0]["counts"],
+        serde_json::json!([50, 50, 50, 50])
+    );
+    assert_eq!(p["columns"][1]["kind"], "categorical");
+    assert_eq!(p["columns"][1]["categories"][0]["value"], "FR");
+    assert_eq!(p["columns"][1]["categories"][0]["count"], 100);
+
+    std::fs::write(&data, "a,b\n1,2\n3\n").unwrap();
+    let bad = std::process::Command::new(BIN)
+        .args(["profile", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("line 3"), "{err}");
+}

@@ -37,6 +37,12 @@ fn evidence<'a>(w: &'a StatsSnapshot, limits: &'a GateThresholds, mode: StepMode
         window: w,
         limits,
         mode,
+        percent: if mode == StepMode::Shadow {
+            100.0
+        } else {
+            50.0
+        },
+        later_steps: true,
         elapsed: Duration::from_secs(1),
     }
 }
@@ -206,6 +212,33 @@ fn latency_fails_a_three_times_slower_candidate() {
             "{r}"
         );
     }
+}
+
+#[test]
+fn a_minority_canary_reports_latency_and_leaves_the_verdict_to_later_steps() {
+    let mut noise = Noise(13);
+    let b = timed(&mut noise, 1, 0.05, 400);
+    let c = timed(&mut noise, 1, 0.15, 400);
+    let w = window(b, c);
+    let limits = GateThresholds::default();
+    let at = |percent: f64, later_steps: bool| {
+        LatencyGate.judge(&Evidence {
+            percent,
+            later_steps,
+            ..evidence(&w, &limits, StepMode::Canary)
+        })
+    };
+    // 20 %, with steps to come: passes, saying it did not judge.
+    match at(20.0, true) {
+        Verdict::Pass(f) => {
+            assert_eq!(f["judged"], false, "{f}");
+            assert!(f["service_ratio"].as_f64().unwrap() > 2.0, "{f}");
+        }
+        other => panic!("expected an unjudged pass, got {other:?}"),
+    }
+    // The same window judged: at 50 %, or at 20 % when no later step will judge.
+    assert!(reason(&at(50.0, true)).contains("service time"));
+    assert!(reason(&at(20.0, false)).contains("service time"));
 }
 
 /// An arm whose successful requests took `e2e` end to end in engine calls of `service`.
