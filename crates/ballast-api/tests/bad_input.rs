@@ -24,7 +24,13 @@ fn features(rows: usize) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_bad_inputs_get_4xx_naming_the_field() {
     let server = start_repo(&examples_dir().join("models")).await;
-    let http = reqwest::Client::new();
+    // No connection reuse: a refusal answered before its body is read (413, oversized
+    // headers) closes that connection, and a pooled client could pick the closed connection
+    // for the next request and fail writing it (a broken pipe seen once in CI).
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let infer = server.url("/v2/models/fraud/infer");
 
     let binary_header = |size: usize| {
