@@ -15,18 +15,15 @@ mod common;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let trials = args
-        .iter()
-        .position(|a| a == "--trials")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(20);
-    let trees = args
-        .iter()
-        .position(|a| a == "--trees")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(4000);
+    // `--name N`, else the default.
+    let option = |name: &str, default: usize| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(default)
+    };
+    let (trials, trees) = (option("--trials", 20), option("--trees", 4000));
     // The server (and every thread it starts, which inherits the mask) on the first core, the
     // clients on the second, as `ballast demo` and the overload benchmarks place them.
     let cores = core_affinity::get_core_ids().unwrap_or_default();
