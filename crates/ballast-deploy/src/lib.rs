@@ -533,6 +533,7 @@ impl Deployer {
             .map_err(|e| e.to_string())?;
         let loader = self.loader.clone();
         let open_config = config.clone();
+        let version_dir = dir.clone();
         let backend = tokio::task::spawn_blocking(move || loader.load(&dir, &open_config))
             .await
             .map_err(|e| format!("loader thread failed: {e}"))?
@@ -545,6 +546,7 @@ impl Deployer {
                     version: record.version,
                     backend,
                     config,
+                    dir: Some(version_dir),
                 },
                 warm,
             )

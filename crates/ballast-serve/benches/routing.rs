@@ -43,6 +43,7 @@ fn routing(c: &mut Criterion) {
                 version,
                 backend: Arc::new(Echo(signature.clone())),
                 config: ModelConfig::default(),
+                dir: None,
             },
             false,
         ))

@@ -7,6 +7,7 @@
 //!   → admit (predicted queue wait vs budget and deadline; before the body is read)
 //!   → decode (the front end's future) → merge id / timeout / priority from the body
 //!   → validate, queue, batch, infer → account (per-arm stats, metrics, failure log)
+//!   → observe (the version's observers, through the tap: `observe.rs`)
 //! ```
 //!
 //! Everything after routing reads the context; later parts (monitoring, prediction logs,
@@ -16,12 +17,13 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ballast_core::{Error, ErrorCode};
+use ballast_core::{Error, ErrorCode, Tensor};
 
 use crate::context::{Priority, RequestContext, RequestId, RouteTaken};
+use crate::observe::{Finished, Observed};
 use crate::overload::FrontDoor;
 use crate::repository::ModelRepository;
-use crate::request::{InferRequest, InferResponse};
+use crate::request::{InferRequest, InferResponse, Timing};
 
 /// What a front end's decoder produces.
 pub struct Decoded<T> {
@@ -107,20 +109,71 @@ where
         arm: routed.arm(),
         shadowed: routed.shadowed(),
     });
+    // Observers of this version (monitor, logs): decided when it started, so nothing is
+    // looked up here; `None` costs one branch.
+    let observed = (!routed.version.observed.is_empty()).then(|| routed.version.observed.clone());
     let left = ctx.remaining(tokio::time::Instant::now());
-    let admission = routed.admit(ctx.protocol, ctx.priority, call.rows, left)?;
+    let admission = match routed.admit(ctx.protocol, ctx.priority, call.rows, left) {
+        Ok(a) => a,
+        Err(e) => {
+            observe(observed.as_ref(), ctx, None, Some(e.code), Vec::new(), &[]);
+            return Err(e);
+        }
+    };
     let decoded = match decode.await.and_then(|d| merge(ctx, d)) {
         Ok(d) => d,
-        Err(e) => return Err(routed.reject_admitted(admission, e)),
+        Err(e) => {
+            observe(observed.as_ref(), ctx, None, Some(e.code), Vec::new(), &[]);
+            return Err(routed.reject_admitted(admission, e));
+        }
     };
     let mut request = decoded.request;
     request.deadline = ctx.deadline;
     request.priority = ctx.priority;
-    let response = routed.infer(admission, request, repo.tasks()).await?;
+    let inputs = match &observed {
+        Some(o) if o.wants_tensors() => request.inputs.clone(),
+        _ => Vec::new(),
+    };
+    let result = routed.infer(admission, request, ctx, repo.tasks()).await;
+    match &result {
+        Ok(r) => observe(
+            observed.as_ref(),
+            ctx,
+            Some(r.timing),
+            None,
+            inputs,
+            &r.outputs,
+        ),
+        Err(e) => observe(observed.as_ref(), ctx, None, Some(e.code), inputs, &[]),
+    }
     Ok(Served {
-        response,
+        response: result?,
         render: decoded.render,
     })
+}
+
+/// Hands the finished request to the version's observers (when it has any).
+fn observe(
+    observed: Option<&Observed>,
+    ctx: &RequestContext,
+    timing: Option<Timing>,
+    error: Option<ErrorCode>,
+    inputs: Vec<Tensor>,
+    outputs: &[Tensor],
+) {
+    let (Some(observed), Some(route)) = (observed, &ctx.route) else {
+        return;
+    };
+    observed.emit(Finished {
+        ctx,
+        model: &route.model,
+        version: &route.version,
+        arm: route.arm,
+        timing,
+        error,
+        inputs,
+        outputs,
+    });
 }
 
 /// Folds what only the body could say into the context: the OIP `id`, `timeout` and

@@ -8,6 +8,8 @@
 //! - [`entry`]: the one request path every front end calls (front door → route → admit →
 //!   decode → deadline → infer).
 //! - [`overload`]: the front door, which sheds when the event loop itself lags.
+//! - [`observe`]: the observation tap — finished requests handed to observers (monitor,
+//!   prediction logs) through bounded channels, never waited for.
 //! - [`metrics`]: every metric name, help text and bucket layout, in one place.
 //!
 //! Wire formats live in `ballast-api`; this crate never parses bytes off a socket.
@@ -16,6 +18,7 @@ pub mod context;
 pub mod entry;
 pub mod metrics;
 pub mod model;
+pub mod observe;
 pub mod overload;
 pub mod repository;
 pub mod request;

@@ -36,6 +36,7 @@ pub const FRONT_DOOR_LAG: &str = "ballast_front_door_lag_seconds";
 pub const ADMISSION_REFUSED_TOTAL: &str = "ballast_admission_refused_total";
 pub const CONNECTIONS: &str = "ballast_open_connections";
 pub const CONNECTIONS_REFUSED_TOTAL: &str = "ballast_connections_waiting_total";
+pub const OBSERVER_DROPPED_TOTAL: &str = "ballast_observer_dropped_total";
 
 /// Latency buckets from 50 µs to 10 s: the fast end resolves tabular models, the slow end
 /// catches stalls.
@@ -89,6 +90,10 @@ pub fn describe() {
     metrics::describe_counter!(
         REJECTIONS_TOTAL,
         "Requests refused without compute, by reason."
+    );
+    metrics::describe_counter!(
+        OBSERVER_DROPPED_TOTAL,
+        "Finished requests an observer (monitor, logs) did not see because it fell behind; serving never waits for one."
     );
     metrics::describe_gauge!(
         MODEL_READY,

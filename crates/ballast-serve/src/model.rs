@@ -32,6 +32,8 @@ pub struct ModelVersion {
     /// Shared with the repository: set when the server drains.
     draining: Arc<AtomicBool>,
     metrics: ModelMetrics,
+    /// What observers want of this version's requests (set once, when it starts).
+    pub(crate) observed: crate::observe::Observed,
 }
 
 /// A request admitted by the model's scheduler; it holds its slot (and its reserved rows in
@@ -80,6 +82,7 @@ impl ModelVersion {
             scheduler,
             draining,
             metrics,
+            observed: crate::observe::Observed::default(),
         })
     }
 

@@ -30,6 +30,8 @@ pub struct RepositoryOptions {
     /// Any model that fails to load fails the whole load (Triton's `--exit-on-error`); by
     /// default the others are served and the failed one is reported not ready with its reason.
     pub strict: bool,
+    /// Observers of finished requests (the monitor); attach them before loading.
+    pub tap: crate::observe::Tap,
 }
 
 impl Default for RepositoryOptions {
@@ -38,6 +40,7 @@ impl Default for RepositoryOptions {
             warmup: true,
             onnxruntime_library: None,
             strict: false,
+            tap: crate::observe::Tap::new(),
         }
     }
 }
@@ -99,6 +102,9 @@ pub struct ModelSpec {
     pub version: u64,
     pub backend: Arc<dyn Backend>,
     pub config: ModelConfig,
+    /// The version's directory, when it came from files (observers look for a reference
+    /// profile there, and in its parent, the model's directory).
+    pub dir: Option<PathBuf>,
 }
 
 type Table = BTreeMap<String, Arc<ModelEntry>>;
@@ -119,6 +125,7 @@ pub struct ModelRepository {
     failures: Mutex<BTreeMap<String, Vec<LoadFailure>>>,
     /// The directory it was loaded from and its model-control mode (repository mode only).
     source: std::sync::OnceLock<Arc<crate::watch::Source>>,
+    tap: crate::observe::Tap,
 }
 
 impl ModelRepository {
@@ -181,7 +188,13 @@ impl ModelRepository {
 
     /// A repository serving nothing yet (models are installed as they load).
     pub fn empty() -> Self {
+        Self::observed(crate::observe::Tap::new())
+    }
+
+    /// A repository serving nothing yet whose versions are observed through `tap`.
+    pub fn observed(tap: crate::observe::Tap) -> Self {
         Self {
+            tap,
             table: ArcSwap::from_pointee(Table::new()),
             write: Mutex::new(()),
             retired: Mutex::new(Vec::new()),
@@ -213,7 +226,7 @@ impl ModelRepository {
         specs: Vec<ModelSpec>,
         options: &RepositoryOptions,
     ) -> Result<Self, Error> {
-        let repo = Self::empty();
+        let repo = Self::observed(options.tap.clone());
         let mut models: BTreeMap<String, BTreeMap<u64, Arc<ModelVersion>>> = BTreeMap::new();
         for spec in specs {
             let warm = options.warmup && spec.config.warmup;
@@ -240,7 +253,7 @@ impl ModelRepository {
     /// through the full path. The version serves nothing until an entry holding it is
     /// installed.
     pub async fn launch(&self, spec: ModelSpec, warm: bool) -> Result<Arc<ModelVersion>, Error> {
-        let mv = ModelVersion::start(
+        let mut mv = ModelVersion::start(
             &spec.name,
             spec.version,
             spec.backend,
@@ -275,7 +288,13 @@ impl ModelRepository {
                 }
             }
         }
-        // Warm-up is not traffic: metrics and statistics start from here.
+        // Warm-up is not traffic: metrics, statistics and observers start from here.
+        mv.observed = self.tap.version_started(&crate::observe::VersionInfo {
+            model: &spec.name,
+            version: &mv.version_label,
+            signature: &mv.signature,
+            dir: spec.dir.as_deref(),
+        });
         mv.go_live();
         tracing::info!(
             model = %spec.name,
@@ -468,6 +487,11 @@ impl ModelRepository {
                 mv.set_ready_metric(false);
             }
         }
+    }
+
+    /// Where observers of this repository's versions are attached.
+    pub fn tap(&self) -> &crate::observe::Tap {
+        &self.tap
     }
 
     /// Background work started by requests (shadow mirrors); [`Self::wait_idle`] waits for it.
@@ -719,6 +743,7 @@ fn scan_model(
             version,
             backend,
             config: config.clone(),
+            dir: Some(path.clone()),
         });
     }
     Ok(())

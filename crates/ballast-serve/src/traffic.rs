@@ -13,7 +13,7 @@ use ballast_core::{Error, ErrorCode, Tensor};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
-use crate::context::{Priority, Protocol};
+use crate::context::{Priority, Protocol, RequestContext, RouteTaken};
 use crate::model::{Admission, ModelVersion};
 use crate::request::{InferRequest, InferResponse, Timing};
 
@@ -145,6 +145,7 @@ impl Routed {
         self,
         admission: Admission,
         request: InferRequest,
+        ctx: &RequestContext,
         tasks: &TaskTracker,
     ) -> Result<InferResponse, Error> {
         let mirror = self.shadow.as_ref().map(|_| InferRequest {
@@ -167,7 +168,18 @@ impl Routed {
             (self.shadow, mirror, result.as_ref())
         {
             let primary = response.outputs.clone();
-            tasks.spawn(shadow(target, stats, mirror, primary, elapsed));
+            // The mirror is observed as the candidate's own request, under the client's id.
+            let mut mirrored = ctx.clone();
+            mirrored.protocol = Protocol::Internal;
+            mirrored.priority = Priority::Shadow;
+            mirrored.route = Some(RouteTaken {
+                model: target.name.clone(),
+                version: target.version_label.clone(),
+                requested: None,
+                arm: Some(Arm::Candidate),
+                shadowed: false,
+            });
+            tasks.spawn(shadow(target, stats, mirror, primary, elapsed, mirrored));
         }
         result
     }
@@ -181,14 +193,32 @@ async fn shadow(
     request: InferRequest,
     primary: Vec<Tensor>,
     primary_elapsed: Duration,
+    ctx: RequestContext,
 ) {
     let started = Instant::now();
     let rows = request.inputs.first().map(Tensor::rows);
+    let inputs = if target.observed.wants_tensors() {
+        request.inputs.clone()
+    } else {
+        Vec::new()
+    };
     let result = match target.admit(Protocol::Internal, Priority::Shadow, rows, None) {
         Ok(admission) => target.infer(admission, request).await,
         Err(e) => Err(e),
     };
     let elapsed = started.elapsed();
+    if let Some(route) = &ctx.route {
+        target.observed.emit(crate::observe::Finished {
+            ctx: &ctx,
+            model: &route.model,
+            version: &route.version,
+            arm: route.arm,
+            timing: result.as_ref().ok().map(|r| r.timing),
+            error: result.as_ref().err().map(|e| e.code),
+            inputs,
+            outputs: result.as_ref().map_or(&[][..], |r| &r.outputs),
+        });
+    }
     // Refused for capacity or out of time: the server's doing, not the candidate's.
     let dropped = result
         .as_ref()

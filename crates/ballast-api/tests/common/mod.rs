@@ -142,6 +142,7 @@ pub async fn start_slow(
             version: 1,
             backend,
             config,
+            dir: None,
         }],
         &RepositoryOptions {
             warmup: false,

@@ -1,0 +1,396 @@
+//! The observation tap: every finished inference, handed to observers off the request path.
+//!
+//! One trait ([`Observer`]), one place ([`Tap`]). Observers are attached to the tap before any
+//! model loads; when a version starts, each says what it wants of that version's requests
+//! ([`Interest`]: nothing, the outcome, or the tensors too), and the answer is kept on the
+//! version, so the request path pays no lookup. A finished request (served or failed once
+//! routed, shadow mirrors included) becomes an [`Observation`] sent through a bounded channel
+//! per observer to that observer's own thread. A full channel drops the observation and counts
+//! it (`ballast_observer_dropped_total{observer}`): serving never waits for an observer.
+//!
+//! Tensors are copied, not shared: an engine consumes its inputs (`Backend::infer` takes them
+//! by value so ONNX Runtime and tract can wrap the buffers without a copy), so the inputs are
+//! cloned before the engine call, and only for versions an observer asked tensors of. For the
+//! tabular requests ballast is built for this is one allocation of the request's own size;
+//! `benches/observe.rs` and `ballast bench --observe` measure what it costs.
+//!
+//! The monitor (`ballast-monitor`) is the first observer; prediction logs and cost plug in the
+//! same way. Per-arm rollout statistics stay counted inline (`traffic.rs`): a rollout gate
+//! must see every request of its window, and a lossy channel would make its evidence depend
+//! on load.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use ballast_core::{ErrorCode, ModelSignature, Tensor};
+
+use crate::context::{Priority, Protocol, RequestContext, RequestId, TraceParent};
+use crate::request::Timing;
+use crate::traffic::Arm;
+
+/// Observations queued per observer before new ones are dropped.
+pub const DEFAULT_CAPACITY: usize = 8192;
+/// Observations an observer thread takes from its channel at once.
+const BATCH: usize = 256;
+
+/// What an observer wants of one version's requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Interest {
+    #[default]
+    None,
+    /// Ids, route, timing and status; no tensors.
+    Outcome,
+    /// The outcome and the request's input and output tensors.
+    Tensors,
+}
+
+/// A version as it starts serving, for observers to decide their interest and prepare
+/// (the monitor reads the version's reference profile here).
+pub struct VersionInfo<'a> {
+    pub model: &'a str,
+    pub version: &'a str,
+    pub signature: &'a ModelSignature,
+    /// The directory the version was loaded from, when it came from files.
+    pub dir: Option<&'a std::path::Path>,
+}
+
+/// One finished inference request.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub id: RequestId,
+    pub trace: Option<TraceParent>,
+    /// When the answer was ready (UTC); `finished - elapsed` is the arrival.
+    pub finished: SystemTime,
+    /// From arrival (headers parsed) to the answer.
+    pub elapsed: Duration,
+    pub protocol: Protocol,
+    pub priority: Priority,
+    pub model: Arc<str>,
+    pub version: Arc<str>,
+    /// Under a traffic policy, the arm; shadow mirrors are `Candidate` with priority `Shadow`.
+    pub arm: Option<Arm>,
+    /// Queue, compute and batch size, when the engine ran.
+    pub timing: Option<Timing>,
+    /// `None` when served.
+    pub error: Option<ErrorCode>,
+    /// Empty unless the observer asked for tensors (and for a request that failed before its
+    /// body was decoded).
+    pub inputs: Arc<[Tensor]>,
+    pub outputs: Arc<[Tensor]>,
+}
+
+/// Something that watches finished requests: the monitor, prediction logs, cost.
+pub trait Observer: Send + Sync + 'static {
+    /// A short name for metrics and thread names.
+    fn name(&self) -> &str;
+
+    /// Called once when a version starts, before it serves; may also prepare per-version state.
+    fn version_started(&self, version: &VersionInfo<'_>) -> Interest;
+
+    /// Runs on the observer's own thread with what arrived since the last call (at most a few
+    /// hundred); it may take its time, requests are never waiting on it.
+    fn observe(&self, batch: &[Observation]);
+}
+
+struct Attached {
+    observer: Arc<dyn Observer>,
+    tx: crossbeam_channel::Sender<Observation>,
+    dropped: AtomicU64,
+    dropped_metric: metrics::Counter,
+}
+
+/// Where observers are attached. Cheap to clone (shared).
+#[derive(Clone, Default)]
+pub struct Tap {
+    attached: Arc<ArcSwap<Vec<Arc<Attached>>>>,
+}
+
+/// What a version's observers want, decided when it started.
+#[derive(Clone, Default)]
+pub struct Observed {
+    /// One interest per attached observer (same order), or empty when nobody observes.
+    wants: Arc<[(Arc<Attached>, Interest)]>,
+    tensors: bool,
+}
+
+impl std::fmt::Debug for Tap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self
+            .attached
+            .load()
+            .iter()
+            .map(|a| a.observer.name().to_string())
+            .collect();
+        f.debug_struct("Tap").field("observers", &names).finish()
+    }
+}
+
+impl Tap {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Attaches an observer with its own thread and a channel of `capacity` observations.
+    /// Versions that started before the call are not observed by it.
+    pub fn attach(&self, observer: Arc<dyn Observer>, capacity: usize) -> std::io::Result<()> {
+        let (tx, rx) = crossbeam_channel::bounded::<Observation>(capacity.max(1));
+        let name = observer.name().to_string();
+        let attached = Arc::new(Attached {
+            observer: observer.clone(),
+            tx,
+            dropped: AtomicU64::new(0),
+            dropped_metric: metrics::counter!(crate::metrics::OBSERVER_DROPPED_TOTAL, "observer" => name.clone()),
+        });
+        std::thread::Builder::new()
+            .name(format!("observe-{name}"))
+            .spawn(move || {
+                let mut batch = Vec::with_capacity(BATCH);
+                // Ends when every sender (the tap and the versions holding it) is gone.
+                while let Ok(first) = rx.recv() {
+                    batch.push(first);
+                    batch.extend(rx.try_iter().take(BATCH - 1));
+                    observer.observe(&batch);
+                    batch.clear();
+                }
+            })?;
+        self.attached.rcu(|list| {
+            let mut list = Vec::clone(list);
+            list.push(attached.clone());
+            list
+        });
+        Ok(())
+    }
+
+    /// True when any observer is attached.
+    pub fn is_empty(&self) -> bool {
+        self.attached.load().is_empty()
+    }
+
+    /// Observations dropped so far because `observer` fell behind.
+    pub fn dropped(&self, observer: &str) -> u64 {
+        self.attached
+            .load()
+            .iter()
+            .filter(|a| a.observer.name() == observer)
+            .map(|a| a.dropped.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Asks every observer what it wants of a starting version.
+    pub fn version_started(&self, info: &VersionInfo<'_>) -> Observed {
+        let wants: Vec<(Arc<Attached>, Interest)> = self
+            .attached
+            .load()
+            .iter()
+            .map(|a| (a.clone(), a.observer.version_started(info)))
+            .filter(|(_, i)| *i != Interest::None)
+            .collect();
+        let tensors = wants.iter().any(|(_, i)| *i == Interest::Tensors);
+        Observed {
+            wants: wants.into(),
+            tensors,
+        }
+    }
+}
+
+impl Observed {
+    /// True when nobody observes the version: the request path skips everything.
+    pub fn is_empty(&self) -> bool {
+        self.wants.is_empty()
+    }
+
+    /// True when some observer wants the tensors (inputs are copied before the engine call).
+    pub fn wants_tensors(&self) -> bool {
+        self.tensors
+    }
+
+    /// Hands a finished request to each interested observer; never blocks.
+    pub fn emit(&self, finished: Finished<'_>) {
+        if self.wants.is_empty() {
+            return;
+        }
+        let ctx = finished.ctx;
+        let base = Observation {
+            id: ctx.id.clone(),
+            trace: ctx.trace,
+            finished: SystemTime::now(),
+            elapsed: ctx.arrival.elapsed(),
+            protocol: ctx.protocol,
+            priority: ctx.priority,
+            model: finished.model.clone(),
+            version: finished.version.clone(),
+            arm: finished.arm,
+            timing: finished.timing,
+            error: finished.error,
+            inputs: Arc::from(Vec::new()),
+            outputs: Arc::from(Vec::new()),
+        };
+        let (inputs, outputs): (Arc<[Tensor]>, Arc<[Tensor]>) = if self.tensors {
+            (finished.inputs.into(), finished.outputs.to_vec().into())
+        } else {
+            (base.inputs.clone(), base.outputs.clone())
+        };
+        for (a, interest) in self.wants.iter() {
+            let mut o = base.clone();
+            if *interest == Interest::Tensors {
+                o.inputs = inputs.clone();
+                o.outputs = outputs.clone();
+            }
+            if a.tx.try_send(o).is_err() {
+                a.dropped.fetch_add(1, Ordering::Relaxed);
+                a.dropped_metric.increment(1);
+            }
+        }
+    }
+}
+
+/// What the request path knows of a finished request.
+pub struct Finished<'a> {
+    pub ctx: &'a RequestContext,
+    pub model: &'a Arc<str>,
+    pub version: &'a Arc<str>,
+    pub arm: Option<Arm>,
+    pub timing: Option<Timing>,
+    pub error: Option<ErrorCode>,
+    /// The copy taken before the engine call (empty when none was taken).
+    pub inputs: Vec<Tensor>,
+    pub outputs: &'a [Tensor],
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use ballast_core::TensorData;
+    use parking_lot::Mutex;
+
+    struct Recorder {
+        seen: Mutex<Vec<Observation>>,
+        interest: Interest,
+        /// Holds the observer thread until released, to fill its channel.
+        gate: Mutex<()>,
+    }
+
+    impl Observer for Recorder {
+        fn name(&self) -> &str {
+            "recorder"
+        }
+        fn version_started(&self, _: &VersionInfo<'_>) -> Interest {
+            self.interest
+        }
+        fn observe(&self, batch: &[Observation]) {
+            let _g = self.gate.lock();
+            self.seen.lock().extend_from_slice(batch);
+        }
+    }
+
+    fn info(signature: &ModelSignature) -> VersionInfo<'_> {
+        VersionInfo {
+            model: "m",
+            version: "1",
+            signature,
+            dir: None,
+        }
+    }
+
+    fn finished<'a>(
+        ctx: &'a RequestContext,
+        name: &'a Arc<str>,
+        outputs: &'a [Tensor],
+    ) -> Finished<'a> {
+        Finished {
+            ctx,
+            model: name,
+            version: name,
+            arm: None,
+            timing: None,
+            error: None,
+            inputs: vec![Tensor::new("x", vec![1, 2], TensorData::F32(vec![1.0, 2.0])).unwrap()],
+            outputs,
+        }
+    }
+
+    fn wait_for(recorder: &Recorder, n: usize) {
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while recorder.seen.lock().len() < n {
+            assert!(std::time::Instant::now() < until, "observer saw too few");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn observers_get_what_they_asked_for() {
+        let tap = Tap::new();
+        let sig = ModelSignature {
+            inputs: vec![],
+            outputs: vec![],
+        };
+        let full = Arc::new(Recorder {
+            seen: Mutex::default(),
+            interest: Interest::Tensors,
+            gate: Mutex::default(),
+        });
+        tap.attach(full.clone(), 16).unwrap();
+        let observed = tap.version_started(&info(&sig));
+        assert!(observed.wants_tensors());
+        let ctx = RequestContext::new(Protocol::Http);
+        let name: Arc<str> = Arc::from("m");
+        let out = [Tensor::new("y", vec![1], TensorData::F32(vec![3.0])).unwrap()];
+        observed.emit(finished(&ctx, &name, &out));
+        wait_for(&full, 1);
+        let seen = full.seen.lock();
+        assert_eq!(seen[0].inputs[0].name, "x");
+        assert_eq!(seen[0].outputs[0].name, "y");
+        assert_eq!(seen[0].id, ctx.id);
+
+        let quiet = Tap::new();
+        quiet
+            .attach(
+                Arc::new(Recorder {
+                    seen: Mutex::default(),
+                    interest: Interest::None,
+                    gate: Mutex::default(),
+                }),
+                16,
+            )
+            .unwrap();
+        assert!(quiet.version_started(&info(&sig)).is_empty());
+    }
+
+    #[test]
+    fn a_slow_observer_loses_observations_and_counts_them_and_nothing_waits() {
+        let tap = Tap::new();
+        let sig = ModelSignature {
+            inputs: vec![],
+            outputs: vec![],
+        };
+        let slow = Arc::new(Recorder {
+            seen: Mutex::default(),
+            interest: Interest::Outcome,
+            gate: Mutex::default(),
+        });
+        tap.attach(slow.clone(), 4).unwrap();
+        let observed = tap.version_started(&info(&sig));
+        assert!(!observed.wants_tensors());
+        let ctx = RequestContext::new(Protocol::Grpc);
+        let name: Arc<str> = Arc::from("m");
+        let held = slow.gate.lock();
+        let started = std::time::Instant::now();
+        for _ in 0..100 {
+            observed.emit(finished(&ctx, &name, &[]));
+        }
+        // 100 emits against a stalled observer: none of them waited.
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop(held);
+        let dropped = tap.dropped("recorder");
+        // Accepted: the batch the thread took before it stalled (at most 1 + 4) and the 4
+        // queued behind it.
+        assert!(dropped >= 91, "{dropped}");
+        wait_for(&slow, (100 - dropped) as usize);
+        let seen = slow.seen.lock();
+        assert_eq!(seen.len() as u64 + dropped, 100);
+        assert!(seen.iter().all(|o| o.inputs.is_empty()), "outcome only");
+    }
+}
