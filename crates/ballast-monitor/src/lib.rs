@@ -1,9 +1,21 @@
-//! ballast-monitor: what a model's data looked like, so that live traffic can be compared with
-//! it. Today: the reference profile ([`profile`]), built from a CSV file by `ballast profile`.
-//! The online windows (bin counts, quality counters, drift statistics) build on these bins.
+//! ballast-monitor: what a model's data looked like, and whether live traffic still looks
+//! like it.
+//!
+//! - [`profile`]: the reference profile (quantile bins, category frequencies, missing rates)
+//!   of a CSV file; `ballast profile` writes one.
+//! - [`stats`]: drift statistics between two count vectors in the same bins (PSI,
+//!   Jensen–Shannon, binned KS with its error bound, chi-square, binned Wasserstein-1).
+//! - [`online`]: live requests counted in the reference's bins per window, with quality
+//!   counters, and the verdict per feature.
+//! - [`monitor`]: the observer on the serving tap that keeps those windows per version.
 
+pub mod monitor;
+pub mod online;
 pub mod profile;
+pub mod stats;
 
+pub use monitor::{Monitor, Report, VersionReport};
+pub use online::WindowOptions;
 pub use profile::{
     Category, Column, ColumnProfile, Profile, ProfileError, ProfileOptions, profile_csv,
 };

@@ -122,7 +122,7 @@ impl Column {
     }
 }
 
-fn is_missing(field: &str) -> bool {
+pub(crate) fn is_missing(field: &str) -> bool {
     field.is_empty() || MISSING.contains(&field)
 }
 

@@ -1,0 +1,461 @@
+//! [`Monitor`]: the observer that keeps each version's drift and quality windows.
+//!
+//! A version is monitored when a reference profile is found beside it as it starts: a file
+//! `reference.csv` in its version directory, else in the model's directory (the registry
+//! materialises a pushed version's files, so a reference pushed with the model travels with
+//! it). A reference that cannot be read or does not fit the model's inputs is reported with
+//! its reason (`/v2/monitor`, a warning in the log) and the version serves unmonitored.
+//!
+//! The tap delivers observations on the monitor's own thread; windows close there too, on the
+//! first observation past their end or on the next report, whichever comes first.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use ballast_core::ErrorCode;
+use ballast_serve::observe::{Interest, Observation, Observer, VersionInfo};
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::online::{self, Counts, Feature, WindowOptions, WindowReport};
+use crate::profile::{ProfileOptions, profile_csv};
+
+/// File names looked for, in order, in the version's directory and then the model's.
+pub const REFERENCE_FILES: &[&str] = &["reference.csv"];
+
+pub const FEATURE_DRIFT: &str = "ballast_feature_drift";
+pub const FEATURE_DRIFTED: &str = "ballast_feature_drifted";
+pub const DRIFTED_SHARE: &str = "ballast_drifted_feature_share";
+pub const FEATURE_QUALITY_TOTAL: &str = "ballast_feature_quality_issues_total";
+pub const MONITORED_ROWS_TOTAL: &str = "ballast_monitored_rows_total";
+pub const SCHEMA_VIOLATIONS_TOTAL: &str = "ballast_schema_violations_total";
+
+/// Registers help text for the monitor's metrics.
+pub fn describe() {
+    metrics::describe_gauge!(
+        FEATURE_DRIFT,
+        "Drift of a feature in the last closed time window against the reference, by statistic (psi, jensen_shannon, ks, wasserstein, chi2_p_value)."
+    );
+    metrics::describe_gauge!(
+        FEATURE_DRIFTED,
+        "1 when the feature drifted in the last closed time window (chi-square p < alpha and Jensen-Shannon distance >= the floor), 0 when not, absent when too few rows."
+    );
+    metrics::describe_gauge!(
+        DRIFTED_SHARE,
+        "Share of judged features that drifted in the last closed time window."
+    );
+    metrics::describe_counter!(
+        FEATURE_QUALITY_TOTAL,
+        "Values of a monitored feature by issue: missing (NaN, empty), out_of_range (outside the reference's min and max), unseen (a category the reference never had), mistyped."
+    );
+    metrics::describe_counter!(
+        MONITORED_ROWS_TOTAL,
+        "Rows the monitor counted against the version's reference."
+    );
+    metrics::describe_counter!(
+        SCHEMA_VIOLATIONS_TOTAL,
+        "Requests to a monitored version refused as malformed (names, types, shapes)."
+    );
+}
+
+/// Finds the reference profile file of a version.
+pub fn find_reference(version_dir: &Path) -> Option<PathBuf> {
+    let dirs = std::iter::once(version_dir).chain(version_dir.parent());
+    for dir in dirs {
+        for name in REFERENCE_FILES {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+struct Window {
+    start: SystemTime,
+    counts: Counts,
+}
+
+struct State {
+    time: Window,
+    rows: Window,
+    closed_time: VecDeque<WindowReport>,
+    closed_rows: VecDeque<WindowReport>,
+}
+
+/// (model, version) as observations carry them.
+type VersionKey = (Arc<str>, Arc<str>);
+
+struct Versioned {
+    model: String,
+    version: String,
+    reference: PathBuf,
+    reference_rows: u64,
+    features: Vec<Feature>,
+    state: Mutex<State>,
+    rows_metric: metrics::Counter,
+    schema_metric: metrics::Counter,
+    quality: Vec<[metrics::Counter; 4]>,
+}
+
+/// A version the monitor could not watch, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unmonitored {
+    pub model: String,
+    pub version: String,
+    pub reference: String,
+    pub error: String,
+}
+
+pub struct Monitor {
+    options: WindowOptions,
+    versions: Mutex<BTreeMap<(String, String), Arc<Versioned>>>,
+    failed: Mutex<BTreeMap<(String, String), Unmonitored>>,
+    /// Time source (tests move it).
+    clock: Box<dyn Fn() -> SystemTime + Send + Sync>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionReport {
+    pub model: String,
+    pub version: String,
+    pub reference: String,
+    pub reference_rows: u64,
+    pub features: Vec<String>,
+    pub window_seconds: f64,
+    pub window_rows: u64,
+    /// The time window in progress (not judged until it closes; figures so far).
+    pub current: WindowReport,
+    /// Closed time windows, newest first.
+    pub windows: Vec<WindowReport>,
+    /// Closed row windows, newest first.
+    pub row_windows: Vec<WindowReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub versions: Vec<VersionReport>,
+    pub unmonitored: Vec<Unmonitored>,
+    pub alpha: f64,
+    pub min_distance: f64,
+    pub min_rows: u64,
+}
+
+impl Monitor {
+    pub fn new(options: WindowOptions) -> Self {
+        Self::with_clock(options, Box::new(SystemTime::now))
+    }
+
+    pub fn with_clock(
+        options: WindowOptions,
+        clock: Box<dyn Fn() -> SystemTime + Send + Sync>,
+    ) -> Self {
+        describe();
+        Self {
+            options,
+            versions: Mutex::new(BTreeMap::new()),
+            failed: Mutex::new(BTreeMap::new()),
+            clock,
+        }
+    }
+
+    fn window_start(&self, t: SystemTime) -> SystemTime {
+        let len = self.options.window.as_secs_f64().max(1e-3);
+        let since = t
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        SystemTime::UNIX_EPOCH + Duration::from_secs_f64((since / len).floor() * len)
+    }
+
+    /// Starts watching a version against a reference (what `version_started` does when it
+    /// finds a file; callers with a profile in hand use this directly).
+    pub fn watch(
+        &self,
+        model: &str,
+        version: &str,
+        reference: &Path,
+        features: Vec<Feature>,
+        reference_rows: u64,
+    ) {
+        let now = (self.clock)();
+        let start = self.window_start(now);
+        let labels = |feature: &str, issue: &'static str| metrics::counter!(FEATURE_QUALITY_TOTAL, "model" => model.to_string(), "version" => version.to_string(), "feature" => feature.to_string(), "issue" => issue);
+        let quality = features
+            .iter()
+            .map(|f| {
+                [
+                    labels(&f.name, "missing"),
+                    labels(&f.name, "out_of_range"),
+                    labels(&f.name, "unseen"),
+                    labels(&f.name, "mistyped"),
+                ]
+            })
+            .collect();
+        let v = Versioned {
+            model: model.to_string(),
+            version: version.to_string(),
+            reference: reference.to_path_buf(),
+            reference_rows,
+            state: Mutex::new(State {
+                time: Window {
+                    start,
+                    counts: Counts::new(&features),
+                },
+                rows: Window {
+                    start: now,
+                    counts: Counts::new(&features),
+                },
+                closed_time: VecDeque::new(),
+                closed_rows: VecDeque::new(),
+            }),
+            rows_metric: metrics::counter!(MONITORED_ROWS_TOTAL, "model" => model.to_string(), "version" => version.to_string()),
+            schema_metric: metrics::counter!(SCHEMA_VIOLATIONS_TOTAL, "model" => model.to_string(), "version" => version.to_string()),
+            quality,
+            features,
+        };
+        let key = (model.to_string(), version.to_string());
+        self.failed.lock().remove(&key);
+        self.versions.lock().insert(key, Arc::new(v));
+    }
+
+    fn versioned(&self, model: &str, version: &str) -> Option<Arc<Versioned>> {
+        self.versions
+            .lock()
+            .get(&(model.to_string(), version.to_string()))
+            .cloned()
+    }
+
+    /// Closes every window whose time is up (called by the observer thread and by reports).
+    fn close_due(&self, v: &Versioned, state: &mut State, now: SystemTime) {
+        let len = self.options.window;
+        while now >= state.time.start + len {
+            let end = state.time.start + len;
+            let counts = std::mem::replace(&mut state.time.counts, Counts::new(&v.features));
+            let report = online::judge(
+                "time",
+                (state.time.start, end),
+                true,
+                &v.features,
+                &counts,
+                &self.options,
+            );
+            publish(v, &report);
+            push_bounded(&mut state.closed_time, report, self.options.history);
+            // Skip empty stretches in one step.
+            state.time.start = if now >= end + len {
+                self.window_start(now)
+            } else {
+                end
+            };
+        }
+    }
+
+    fn add(&self, v: &Versioned, o: &Observation, now: SystemTime) {
+        let mut state = v.state.lock();
+        self.close_due(v, &mut state, now);
+        let bad_input = o.error == Some(ErrorCode::InvalidArgument);
+        if bad_input {
+            v.schema_metric.increment(1);
+        }
+        if o.inputs.is_empty() {
+            if bad_input {
+                state.time.counts.schema_violations += 1;
+                state.rows.counts.schema_violations += 1;
+            }
+            return;
+        }
+        let before: Vec<[u64; 4]> = state
+            .time
+            .counts
+            .features
+            .iter()
+            .map(|c| [c.missing, c.out_of_range, c.unseen, c.mistyped])
+            .collect();
+        let rows_before = state.time.counts.rows;
+        state.time.counts.add(&v.features, &o.inputs);
+        let rows = state.time.counts.rows - rows_before;
+        v.rows_metric.increment(rows);
+        for ((c, b), m) in state
+            .time
+            .counts
+            .features
+            .iter()
+            .zip(&before)
+            .zip(&v.quality)
+        {
+            let now = [c.missing, c.out_of_range, c.unseen, c.mistyped];
+            for i in 0..4 {
+                if now[i] > b[i] {
+                    m[i].increment(now[i] - b[i]);
+                }
+            }
+        }
+        state.rows.counts.add(&v.features, &o.inputs);
+        if state.rows.counts.rows >= self.options.rows {
+            let counts = std::mem::replace(&mut state.rows.counts, Counts::new(&v.features));
+            let report = online::judge(
+                "rows",
+                (state.rows.start, now),
+                true,
+                &v.features,
+                &counts,
+                &self.options,
+            );
+            push_bounded(&mut state.closed_rows, report, self.options.history);
+            state.rows.start = now;
+        }
+    }
+
+    /// Every monitored version's windows, and the versions that could not be monitored.
+    pub fn report(&self) -> Report {
+        let now = (self.clock)();
+        let versions: Vec<Arc<Versioned>> = self.versions.lock().values().cloned().collect();
+        let versions = versions
+            .iter()
+            .map(|v| {
+                let mut state = v.state.lock();
+                self.close_due(v, &mut state, now);
+                VersionReport {
+                    model: v.model.clone(),
+                    version: v.version.clone(),
+                    reference: v.reference.display().to_string(),
+                    reference_rows: v.reference_rows,
+                    features: v.features.iter().map(|f| f.name.clone()).collect(),
+                    window_seconds: self.options.window.as_secs_f64(),
+                    window_rows: self.options.rows,
+                    current: online::judge(
+                        "time",
+                        (state.time.start, now),
+                        false,
+                        &v.features,
+                        &state.time.counts,
+                        &self.options,
+                    ),
+                    windows: state.closed_time.iter().rev().cloned().collect(),
+                    row_windows: state.closed_rows.iter().rev().cloned().collect(),
+                }
+            })
+            .collect();
+        Report {
+            versions,
+            unmonitored: self.failed.lock().values().cloned().collect(),
+            alpha: self.options.alpha,
+            min_distance: self.options.min_distance,
+            min_rows: self.options.min_rows,
+        }
+    }
+
+    /// One version's report, if it is monitored.
+    pub fn version_report(&self, model: &str, version: &str) -> Option<VersionReport> {
+        self.versioned(model, version)?;
+        self.report()
+            .versions
+            .into_iter()
+            .find(|v| v.model == model && v.version == version)
+    }
+}
+
+fn push_bounded(q: &mut VecDeque<WindowReport>, r: WindowReport, keep: usize) {
+    q.push_back(r);
+    while q.len() > keep.max(1) {
+        q.pop_front();
+    }
+}
+
+/// Sets the gauges of a closed time window.
+fn publish(v: &Versioned, r: &WindowReport) {
+    let (m, ver) = (v.model.clone(), v.version.clone());
+    if let Some(share) = r.drifted_share {
+        metrics::gauge!(DRIFTED_SHARE, "model" => m.clone(), "version" => ver.clone()).set(share);
+    }
+    for f in &r.features {
+        let gauge = |stat: &'static str, value: f64| {
+            metrics::gauge!(FEATURE_DRIFT, "model" => m.clone(), "version" => ver.clone(), "feature" => f.name.clone(), "statistic" => stat).set(value);
+        };
+        if f.count == 0 {
+            continue;
+        }
+        gauge("psi", f.tests.psi);
+        gauge("jensen_shannon", f.tests.jensen_shannon);
+        gauge("chi2_p_value", f.tests.chi2.p_value);
+        if let Some(ks) = f.tests.ks {
+            gauge("ks", ks.statistic);
+        }
+        if let Some(w) = f.tests.wasserstein {
+            gauge("wasserstein", w);
+        }
+        if let Some(d) = f.drifted {
+            metrics::gauge!(FEATURE_DRIFTED, "model" => m.clone(), "version" => ver.clone(), "feature" => f.name.clone())
+                .set(if d { 1.0 } else { 0.0 });
+        }
+    }
+}
+
+impl Observer for Monitor {
+    fn name(&self) -> &str {
+        "monitor"
+    }
+
+    fn version_started(&self, info: &VersionInfo<'_>) -> Interest {
+        let Some(path) = info.dir.and_then(find_reference) else {
+            return Interest::None;
+        };
+        let key = (info.model.to_string(), info.version.to_string());
+        let fail = |error: String| {
+            tracing::warn!(model = info.model, version = info.version, reference = %path.display(), error = %error, "reference profile not usable; the version serves unmonitored");
+            self.failed.lock().insert(
+                key.clone(),
+                Unmonitored {
+                    model: info.model.to_string(),
+                    version: info.version.to_string(),
+                    reference: path.display().to_string(),
+                    error,
+                },
+            );
+            Interest::None
+        };
+        let profile = match profile_csv(&path, &ProfileOptions::default()) {
+            Ok(p) => p,
+            Err(e) => return fail(e.to_string()),
+        };
+        let features = match online::features(&profile, info.signature) {
+            Ok(f) => f,
+            Err(e) => return fail(e),
+        };
+        tracing::info!(model = info.model, version = info.version, reference = %path.display(), features = features.len(), rows = profile.rows, "monitoring drift against the reference");
+        self.watch(info.model, info.version, &path, features, profile.rows);
+        Interest::Tensors
+    }
+
+    fn observe(&self, batch: &[Observation]) {
+        let now = (self.clock)();
+        // The last (model, version) looked up: batches are mostly one version.
+        let mut last: Option<(VersionKey, Arc<Versioned>)> = None;
+        for o in batch {
+            let v = match &last {
+                Some(((m, ver), v)) if *m == o.model && *ver == o.version => v.clone(),
+                _ => match self.versioned(&o.model, &o.version) {
+                    Some(v) => {
+                        last = Some(((o.model.clone(), o.version.clone()), v.clone()));
+                        v
+                    }
+                    None => continue,
+                },
+            };
+            self.add(&v, o, now);
+        }
+    }
+
+    fn tick(&self) {
+        let now = (self.clock)();
+        let versions: Vec<Arc<Versioned>> = self.versions.lock().values().cloned().collect();
+        for v in versions {
+            let mut state = v.state.lock();
+            self.close_due(&v, &mut state, now);
+        }
+    }
+}
