@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ballast_core::Error;
+use ballast_monitor::Monitor;
 use ballast_serve::overload::DEFAULT_FRONT_DOOR_TARGET;
 use ballast_serve::{FrontDoor, ModelRepository};
 use tokio::net::TcpListener;
@@ -52,6 +53,8 @@ impl Default for ApiConfig {
 #[derive(Clone)]
 pub struct ApiState {
     repository: Arc<OnceLock<Arc<ModelRepository>>>,
+    /// Drift and data quality of the served versions, when monitoring is on.
+    monitor: Arc<OnceLock<Arc<Monitor>>>,
     pub config: Arc<ApiConfig>,
     /// Sheds when the event loop itself is the bottleneck (both front ends share it).
     pub door: Arc<FrontDoor>,
@@ -63,6 +66,11 @@ impl ApiState {
         self.repository
             .get()
             .ok_or_else(|| Error::unavailable("models are still loading; the server is not ready"))
+    }
+
+    /// The monitor, when monitoring is on.
+    pub fn monitor(&self) -> Option<&Arc<Monitor>> {
+        self.monitor.get()
     }
 
     pub fn is_ready(&self) -> bool {
@@ -90,6 +98,13 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
+    /// Serves the monitor's reports (`/v2/monitor`); set before the repository.
+    pub fn set_monitor(&self, monitor: Arc<Monitor>) {
+        if self.state.monitor.set(monitor).is_err() {
+            tracing::warn!("a monitor was already set; keeping the first");
+        }
+    }
+
     /// Makes the loaded models servable; readiness turns on.
     pub fn set_repository(&self, repo: Arc<ModelRepository>) {
         if self.state.repository.set(repo).is_err() {
@@ -109,6 +124,7 @@ impl Server {
             grpc,
             state: ApiState {
                 repository: Arc::new(OnceLock::new()),
+                monitor: Arc::new(OnceLock::new()),
                 door: FrontDoor::new(config.front_door_target),
                 config: Arc::new(config),
             },

@@ -162,6 +162,11 @@ impl Monitor {
         }
     }
 
+    /// The windows and thresholds this monitor judges by.
+    pub fn options(&self) -> &WindowOptions {
+        &self.options
+    }
+
     fn window_start(&self, t: SystemTime) -> SystemTime {
         let len = self.options.window.as_secs_f64().max(1e-3);
         let since = t
@@ -310,52 +315,81 @@ impl Monitor {
         }
     }
 
-    /// Every monitored version's windows, and the versions that could not be monitored.
-    pub fn report(&self) -> Report {
+    fn report_of(&self, v: &Versioned, now: SystemTime) -> VersionReport {
+        let mut state = v.state.lock();
+        self.close_due(v, &mut state, now);
+        VersionReport {
+            model: v.model.clone(),
+            version: v.version.clone(),
+            reference: v.reference.display().to_string(),
+            reference_rows: v.reference_rows,
+            features: v.features.iter().map(|f| f.name.clone()).collect(),
+            window_seconds: self.options.window.as_secs_f64(),
+            window_rows: self.options.rows,
+            current: online::judge(
+                "time",
+                (state.time.start, now),
+                false,
+                &v.features,
+                &state.time.counts,
+                &self.options,
+            ),
+            windows: state.closed_time.iter().rev().cloned().collect(),
+            row_windows: state.closed_rows.iter().rev().cloned().collect(),
+        }
+    }
+
+    /// The monitored versions (and those that could not be monitored) of the models that
+    /// `keep` selects, by model and version.
+    pub fn report_where(&self, keep: impl Fn(&str, &str) -> bool) -> Report {
         let now = (self.clock)();
-        let versions: Vec<Arc<Versioned>> = self.versions.lock().values().cloned().collect();
-        let versions = versions
-            .iter()
-            .map(|v| {
-                let mut state = v.state.lock();
-                self.close_due(v, &mut state, now);
-                VersionReport {
-                    model: v.model.clone(),
-                    version: v.version.clone(),
-                    reference: v.reference.display().to_string(),
-                    reference_rows: v.reference_rows,
-                    features: v.features.iter().map(|f| f.name.clone()).collect(),
-                    window_seconds: self.options.window.as_secs_f64(),
-                    window_rows: self.options.rows,
-                    current: online::judge(
-                        "time",
-                        (state.time.start, now),
-                        false,
-                        &v.features,
-                        &state.time.counts,
-                        &self.options,
-                    ),
-                    windows: state.closed_time.iter().rev().cloned().collect(),
-                    row_windows: state.closed_rows.iter().rev().cloned().collect(),
-                }
-            })
+        let versions: Vec<Arc<Versioned>> = self
+            .versions
+            .lock()
+            .values()
+            .filter(|v| keep(&v.model, &v.version))
+            .cloned()
             .collect();
         Report {
-            versions,
-            unmonitored: self.failed.lock().values().cloned().collect(),
+            versions: versions.iter().map(|v| self.report_of(v, now)).collect(),
+            unmonitored: self
+                .failed
+                .lock()
+                .values()
+                .filter(|u| keep(&u.model, &u.version))
+                .cloned()
+                .collect(),
             alpha: self.options.alpha,
             min_distance: self.options.min_distance,
             min_rows: self.options.min_rows,
         }
     }
 
+    /// Every monitored version's windows, and the versions that could not be monitored.
+    pub fn report(&self) -> Report {
+        self.report_where(|_, _| true)
+    }
+
     /// One version's report, if it is monitored.
     pub fn version_report(&self, model: &str, version: &str) -> Option<VersionReport> {
-        self.versioned(model, version)?;
-        self.report()
-            .versions
-            .into_iter()
-            .find(|v| v.model == model && v.version == version)
+        let v = self.versioned(model, version)?;
+        Some(self.report_of(&v, (self.clock)()))
+    }
+
+    /// Why a version is not monitored, when its reference was found but not usable.
+    pub fn unmonitored(&self, model: &str, version: &str) -> Option<Unmonitored> {
+        self.failed
+            .lock()
+            .get(&(model.to_string(), version.to_string()))
+            .cloned()
+    }
+
+    /// Forgets a version that stopped serving (its gauges stay at their last values until
+    /// the process restarts; the metrics crate has no removal).
+    pub fn forget(&self, model: &str, version: &str) {
+        let key = (model.to_string(), version.to_string());
+        self.versions.lock().remove(&key);
+        self.failed.lock().remove(&key);
     }
 }
 
@@ -379,13 +413,13 @@ fn publish(v: &Versioned, r: &WindowReport) {
         if f.count == 0 {
             continue;
         }
-        gauge("psi", f.tests.psi);
-        gauge("jensen_shannon", f.tests.jensen_shannon);
-        gauge("chi2_p_value", f.tests.chi2.p_value);
-        if let Some(ks) = f.tests.ks {
+        gauge("psi", f.drift.psi);
+        gauge("jensen_shannon", f.drift.jensen_shannon);
+        gauge("chi2_p_value", f.drift.chi2.p_value);
+        if let Some(ks) = f.drift.ks {
             gauge("ks", ks.statistic);
         }
-        if let Some(w) = f.tests.wasserstein {
+        if let Some(w) = f.drift.wasserstein {
             gauge("wasserstein", w);
         }
         if let Some(d) = f.drifted {

@@ -107,9 +107,18 @@ impl Kind {
     }
 }
 
+/// Column names taken for the training label, skipped when they fall outside the model's
+/// inputs (training data usually carries its label; it is not a feature).
+pub const LABEL_COLUMNS: &[&str] = &["label", "labels", "target", "y", "ground_truth", "actual"];
+
+fn is_label_column(name: &str) -> bool {
+    LABEL_COLUMNS.iter().any(|l| name.eq_ignore_ascii_case(l))
+}
+
 /// Maps the profile's columns onto the model's inputs: one input → columns in order are the
 /// features of its rows; several → a column named `<input>` (a one-value row) or
-/// `<input>[i]`. Columns that map nowhere are an error naming them.
+/// `<input>[i]`. Columns that map nowhere are an error naming them, except a label
+/// column ([`LABEL_COLUMNS`]), which is skipped.
 pub fn features(profile: &Profile, signature: &ModelSignature) -> Result<Vec<Feature>, String> {
     let inputs = &signature.inputs;
     if inputs.is_empty() {
@@ -128,6 +137,9 @@ pub fn features(profile: &Profile, signature: &ModelSignature) -> Result<Vec<Fea
     for col in &profile.columns {
         let source = if inputs.len() == 1 {
             if let Some(f) = row_len(0).filter(|f| col.index >= *f) {
+                if is_label_column(&col.name) {
+                    continue;
+                }
                 return Err(format!(
                     "reference column '{}' is feature {} but input '{}' has {f} per row",
                     col.name, col.index, inputs[0].name
@@ -138,6 +150,9 @@ pub fn features(profile: &Profile, signature: &ModelSignature) -> Result<Vec<Fea
                 offset: col.index,
             }
         } else {
+            if is_label_column(&col.name) && by_name(&col.name, signature).is_none() {
+                continue;
+            }
             by_name(&col.name, signature).ok_or_else(|| {
                 format!(
                     "reference column '{}' names no input feature (the model has several inputs: name columns <input> or <input>[i], inputs are {})",
@@ -383,6 +398,14 @@ fn category_label(x: f64) -> String {
     }
 }
 
+fn share(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
 /// One closed (or current) window, judged.
 #[derive(Debug, Clone, Serialize)]
 pub struct WindowReport {
@@ -411,15 +434,18 @@ pub struct FeatureReport {
     pub missing_share: f64,
     pub reference_missing_share: f64,
     pub out_of_range: u64,
+    /// Of the values seen (present or missing).
+    pub out_of_range_share: f64,
     pub unseen: u64,
+    pub unseen_share: f64,
     pub mistyped: u64,
-    pub tests: Tests,
+    pub drift: Drift,
     /// `None` when the window had too few values to judge.
     pub drifted: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Tests {
+pub struct Drift {
     pub psi: f64,
     pub jensen_shannon: f64,
     pub chi2: stats::ChiSquare,
@@ -488,9 +514,11 @@ pub fn judge(
                 },
                 reference_missing_share: f.reference_missing_share,
                 out_of_range: c.out_of_range,
+                out_of_range_share: share(c.out_of_range, seen),
                 unseen: c.unseen,
+                unseen_share: share(c.unseen, seen),
                 mistyped: c.mistyped,
-                tests: Tests {
+                drift: Drift {
                     psi: if count == 0 {
                         0.0
                     } else {
@@ -608,9 +636,9 @@ mod tests {
         assert_eq!(r.drifted, vec!["f3".to_string()], "{r:#?}");
         assert_eq!(r.drifted_share, Some(0.2));
         let f3 = &r.features[3];
-        assert!(f3.tests.chi2.p_value < 1e-10, "{f3:?}");
+        assert!(f3.drift.chi2.p_value < 1e-10, "{f3:?}");
         // A 0.5 σ shift moves about 0.5 in feature units; binned W1 sees most of it.
-        let w = f3.tests.wasserstein.unwrap();
+        let w = f3.drift.wasserstein.unwrap();
         assert!((0.3..0.6).contains(&w), "{w}");
     }
 
@@ -633,7 +661,7 @@ mod tests {
             flagged += r.drifted.len();
             for f in &r.features {
                 total += 1;
-                below += usize::from(f.tests.chi2.p_value < 0.01);
+                below += usize::from(f.drift.chi2.p_value < 0.01);
             }
         }
         assert_eq!(flagged, 0);
@@ -677,6 +705,11 @@ mod tests {
         let p = profile(3, 100, &mut rng);
         let err = features(&p, &signature(2)).unwrap_err();
         assert!(err.contains("'f2'") && err.contains("2 per row"), "{err}");
+        // The training label beyond the features is skipped, not an error.
+        let mut labelled = p.clone();
+        labelled.columns[2].name = "Label".into();
+        let fs = features(&labelled, &signature(2)).unwrap();
+        assert_eq!(fs.len(), 2);
         let mut named = p.clone();
         named.columns[0].name = "a".into();
         named.columns[1].name = "b[1]".into();
@@ -707,6 +740,8 @@ mod tests {
                 }
             ]
         );
+        named.columns[2].name = "target".into();
+        assert_eq!(features(&named, &sig).unwrap().len(), 2);
         named.columns[2].name = "c".into();
         let err = features(&named, &sig).unwrap_err();
         assert!(err.contains("'c'") && err.contains("a, b"), "{err}");

@@ -105,6 +105,9 @@ pub struct ServeArgs {
     /// Configuration file (TOML); env BALLAST_CONFIG.
     #[arg(long, env = "BALLAST_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Turn off live drift monitoring (`[monitor] enabled = false`).
+    #[arg(long)]
+    pub no_monitor: bool,
     /// Serve a read-only model repository: DIR/<model>/<version>/model.{onnx,json,txt}
     /// [+ DIR/<model>/config.toml]. Without it, serve from the registry in --data-dir.
     #[arg(long)]

@@ -55,6 +55,68 @@ struct Raw {
     admin_token: Option<String>,
     require_signature: bool,
     trusted_keys: Vec<PathBuf>,
+    /// `[monitor]`: live drift and data quality against each version's reference profile.
+    monitor: MonitorRaw,
+}
+
+/// The `[monitor]` table.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct MonitorRaw {
+    enabled: bool,
+    window_secs: f64,
+    window_rows: u64,
+    min_rows: u64,
+    alpha: f64,
+    min_distance: f64,
+    history: usize,
+}
+
+impl Default for MonitorRaw {
+    fn default() -> Self {
+        let o = ballast_monitor::WindowOptions::default();
+        Self {
+            enabled: true,
+            window_secs: o.window.as_secs_f64(),
+            window_rows: o.rows,
+            min_rows: o.min_rows,
+            alpha: o.alpha,
+            min_distance: o.min_distance,
+            history: o.history,
+        }
+    }
+}
+
+impl MonitorRaw {
+    fn check(&self, problems: &mut Vec<String>) {
+        if !(self.window_secs.is_finite() && (1.0..=86_400.0).contains(&self.window_secs)) {
+            problems.push(format!(
+                "  monitor.window_secs: must be within 1..=86400, got {}",
+                self.window_secs
+            ));
+        }
+        if self.window_rows == 0 {
+            problems.push("  monitor.window_rows: must be at least 1".to_string());
+        }
+        if !(self.alpha > 0.0 && self.alpha < 1.0) {
+            problems.push(format!(
+                "  monitor.alpha: must be within (0, 1), got {}",
+                self.alpha
+            ));
+        }
+        if !((0.0..=1.0).contains(&self.min_distance)) {
+            problems.push(format!(
+                "  monitor.min_distance: must be within 0..=1 (a Jensen-Shannon distance), got {}",
+                self.min_distance
+            ));
+        }
+        if self.history == 0 || self.history > 10_000 {
+            problems.push(format!(
+                "  monitor.history: must be within 1..=10000, got {}",
+                self.history
+            ));
+        }
+    }
 }
 
 impl Default for Raw {
@@ -80,6 +142,7 @@ impl Default for Raw {
             admin_token: None,
             require_signature: false,
             trusted_keys: Vec::new(),
+            monitor: MonitorRaw::default(),
         }
     }
 }
@@ -127,6 +190,14 @@ struct Flags<'a> {
     require_signature: &'a Option<bool>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     trusted_keys: &'a Vec<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    monitor: Option<MonitorFlags>,
+}
+
+/// `--no-monitor`, as a layer over `[monitor]`.
+#[derive(Serialize)]
+struct MonitorFlags {
+    enabled: bool,
 }
 
 const ENV_KEYS: &[&str] = &[
@@ -176,6 +247,8 @@ pub struct ServeSettings {
     pub admin_token: Option<String>,
     pub require_signature: bool,
     pub trusted_keys: Vec<PathBuf>,
+    /// `None` when monitoring is off.
+    pub monitor: Option<ballast_monitor::WindowOptions>,
 }
 
 impl ServeSettings {
@@ -211,6 +284,7 @@ impl ServeSettings {
                 admin_token: &args.admin_token,
                 require_signature: &args.require_signature,
                 trusted_keys: &args.trusted_keys,
+                monitor: args.no_monitor.then_some(MonitorFlags { enabled: false }),
             }));
         let raw: Raw = figment.extract().map_err(|e| {
             e.into_iter()
@@ -277,6 +351,7 @@ impl ServeSettings {
                 raw.admin_port
             ));
         }
+        raw.monitor.check(&mut problems);
         if raw.max_request_bytes < 1024 {
             problems.push(format!(
                 "  max_request_bytes: must be at least 1024, got {}",
@@ -337,6 +412,14 @@ impl ServeSettings {
                 log_format: raw.log_format,
                 log_level: raw.log_level,
                 onnxruntime_library: raw.onnxruntime_library,
+                monitor: raw.monitor.enabled.then(|| ballast_monitor::WindowOptions {
+                    window: Duration::from_secs_f64(raw.monitor.window_secs),
+                    rows: raw.monitor.window_rows,
+                    min_rows: raw.monitor.min_rows,
+                    alpha: raw.monitor.alpha,
+                    min_distance: raw.monitor.min_distance,
+                    history: raw.monitor.history,
+                }),
             }),
             _ => Err(problems.join("\n")),
         }

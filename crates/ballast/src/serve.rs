@@ -38,12 +38,21 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
     tokio::spawn(shutdown_on_signal(shutdown.clone()));
     // The deployer's loop and the admin API: stopped by `shutdown`, waited for before exit.
     let background = TaskTracker::new();
+    // Observers attach before any model loads: each version asks them what it should hand over.
+    let tap = ballast_serve::observe::Tap::new();
+    if let Some(options) = settings.monitor.clone() {
+        let monitor = Arc::new(ballast_monitor::Monitor::new(options));
+        tap.attach(monitor.clone(), ballast_serve::observe::DEFAULT_CAPACITY)
+            .context("cannot start the monitor's thread")?;
+        handle.set_monitor(monitor);
+    }
 
     let repo = match &settings.model_repository {
         Some(dir) => {
             let options = RepositoryOptions {
                 onnxruntime_library: settings.onnxruntime_library.clone(),
                 strict: settings.strict,
+                tap: tap.clone(),
                 ..RepositoryOptions::default()
             };
             let loading = ModelRepository::load(dir, &options);
@@ -79,7 +88,7 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
                 }
             }
         }
-        None => match start_registry(&settings, shutdown.clone(), &background).await {
+        None => match start_registry(&settings, tap, shutdown.clone(), &background).await {
             Ok(repo) => repo,
             Err(e) => {
                 shutdown.cancel();
@@ -163,6 +172,7 @@ fn watch_repository(
 /// reconcile, before readiness), keep reconciling in the background, serve the admin API.
 async fn start_registry(
     settings: &ServeSettings,
+    tap: ballast_serve::observe::Tap,
     shutdown: CancellationToken,
     background: &TaskTracker,
 ) -> anyhow::Result<Arc<ModelRepository>> {
@@ -183,7 +193,7 @@ async fn start_registry(
             settings.data_dir.display()
         )
     })?;
-    let repo = Arc::new(ModelRepository::empty());
+    let repo = Arc::new(ModelRepository::observed(tap));
     let deployer = Arc::new(Deployer::new(
         Arc::new(registry),
         repo.clone(),

@@ -670,3 +670,169 @@ fn profile_writes_a_reference_profile_and_names_bad_input() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("line 3"), "{err}");
 }
+
+/// Rows of `examples/data/fraud_sample.csv` (features only, label dropped).
+fn fraud_rows() -> Vec<Vec<f32>> {
+    let text = std::fs::read_to_string(examples().join("../data/fraud_sample.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let mut v: Vec<f32> = l.split(',').map(|x| x.parse().unwrap()).collect();
+            v.pop();
+            v
+        })
+        .collect()
+}
+
+fn monitor_report(base: &str, path: &str) -> serde_json::Value {
+    let (status, body) = reqwest::get_text(&format!("{base}{path}"));
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn the_monitor_flags_a_shifted_feature_by_name_and_not_same_distribution_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("models");
+    add_model(&repo, "fraud", None);
+    std::fs::copy(
+        examples().join("../data/fraud_sample.csv"),
+        repo.join("fraud/1/reference.csv"),
+    )
+    .unwrap();
+    // A reference whose columns do not fit the model: served, unmonitored, with the reason.
+    add_model(&repo, "misfit", None);
+    let header: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+    let mut misfit = header.join(",") + "\n";
+    for r in 0..50 {
+        misfit += &(0..20)
+            .map(|c| (r * c).to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        misfit += "\n";
+    }
+    std::fs::write(repo.join("misfit/reference.csv"), misfit).unwrap();
+    add_model(&repo, "plain", None);
+    let config = dir.path().join("ballast.toml");
+    std::fs::write(&config, "[monitor]\nwindow_rows = 400\nmin_rows = 100\n").unwrap();
+
+    let (mut child, http, _lines) = serve_until_ready(&[
+        "--model-repository",
+        repo.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let base = format!("http://{http}");
+    let rows = fraud_rows();
+    // Resampled reference rows (a fixed LCG): the same distribution as the reference.
+    let mut state = 7u64;
+    let mut draw = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    };
+    let mut send = |shift: f32, requests: usize| {
+        for _ in 0..requests {
+            let mut data = Vec::with_capacity(40 * 12);
+            for _ in 0..40 {
+                let mut row = rows[draw() % rows.len()].clone();
+                row[0] += shift;
+                data.extend(row);
+            }
+            let body = serde_json::json!({"inputs": [{"name": "features", "datatype": "FP32", "shape": [40, 12], "data": data}]});
+            let (status, text) =
+                reqwest::post_json(&format!("{base}/v2/models/fraud/infer"), &body);
+            assert_eq!(status, 200, "{text}");
+        }
+    };
+    send(0.0, 20);
+    wait_for("two row windows", || {
+        let r = monitor_report(&base, "/v2/models/fraud/versions/1/monitor");
+        r["versions"][0]["row_windows"].as_array().unwrap().len() >= 2
+    });
+    let r = monitor_report(&base, "/v2/models/fraud/versions/1/monitor");
+    let v = &r["versions"][0];
+    assert_eq!(v["monitored"], true, "{v}");
+    assert_eq!(
+        v["features"].as_array().unwrap().len(),
+        12,
+        "the label is not a feature"
+    );
+    assert_eq!(v["features"][0], "amount_log");
+    for w in v["row_windows"].as_array().unwrap() {
+        assert_eq!(w["rows"], 400, "{w}");
+        assert_eq!(
+            w["drifted"],
+            serde_json::json!([]),
+            "same-distribution window: {w}"
+        );
+        assert_eq!(w["drifted_share"], 0.0, "{w}");
+    }
+
+    // amount_log moves up by 3 (e^3 ≈ 20 times the amounts): flagged by name, and alone.
+    send(3.0, 10);
+    wait_for("the shifted window", || {
+        let r = monitor_report(&base, "/v2/models/fraud/versions/1/monitor");
+        r["versions"][0]["row_windows"].as_array().unwrap().len() >= 3
+    });
+    let r = monitor_report(&base, "/v2/models/fraud/versions/1/monitor");
+    let w = &r["versions"][0]["row_windows"][0];
+    assert_eq!(w["drifted"], serde_json::json!(["amount_log"]), "{w}");
+    let amount = &w["features"][0];
+    assert_eq!(amount["name"], "amount_log");
+    assert_eq!(amount["drifted"], true);
+    assert!(
+        amount["out_of_range_share"].as_f64().unwrap() > 0.1,
+        "{amount}"
+    );
+    assert!(amount["drift"]["psi"].as_f64().unwrap() > 1.0, "{amount}");
+    assert!(
+        amount["drift"]["ks"]["statistic"].as_f64().unwrap() > 0.5,
+        "{amount}"
+    );
+    assert!(
+        amount["drift"]["wasserstein"].as_f64().unwrap() > 1.0,
+        "{amount}"
+    );
+
+    // Every served version is listed, monitored or not, with the reason.
+    let all = monitor_report(&base, "/v2/monitor");
+    let by_model = |m: &str| {
+        all["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["model"] == m)
+            .unwrap_or_else(|| panic!("{m} missing from {all}"))
+            .clone()
+    };
+    let misfit = by_model("misfit");
+    assert_eq!(misfit["monitored"], false);
+    assert!(
+        misfit["reason"].as_str().unwrap().contains("'c12'"),
+        "{misfit}"
+    );
+    let plain = by_model("plain");
+    assert_eq!(plain["monitored"], false);
+    assert!(
+        plain["reason"].as_str().unwrap().contains("reference.csv"),
+        "{plain}"
+    );
+    assert_eq!(all["thresholds"]["window_rows"], 400);
+    let (status, body) = reqwest::get_text(&format!("{base}/v2/models/nope/monitor"));
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = reqwest::get_text(&format!("{base}/v2/models/fraud/versions/9/monitor"));
+    assert_eq!(status, 404);
+    let (_, metrics) = reqwest::get_text(&format!("{base}/metrics"));
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("ballast_monitored_rows_total{")
+                && l.contains("model=\"fraud\"")
+                && l.ends_with(" 1200")),
+        "{metrics}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

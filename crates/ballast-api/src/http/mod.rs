@@ -1,5 +1,5 @@
 //! The OIP v2 HTTP/JSON front end, one module per API group: [`health`], [`metadata`],
-//! [`infer`], [`stats`] (statistics and repository extensions), KServe [`v1`], and the
+//! [`infer`], [`stats`] (statistics and repository extensions), [`monitor`] (drift), KServe [`v1`], and the
 //! Prometheus [`metrics`] endpoint. Every route is documented in `docs/inference-openapi.yaml`
 //! (served at `/openapi.yaml`; a test keeps the two in step).
 
@@ -7,6 +7,7 @@ pub mod health;
 pub mod infer;
 pub mod metadata;
 pub mod metrics;
+pub mod monitor;
 pub mod stats;
 pub mod v1;
 
@@ -39,6 +40,12 @@ pub fn router(state: ApiState) -> Router {
             get(v1::model_status).post(v1::model_verb),
         )
         .route("/v2/models/stats", get(stats::all_stats))
+        .route("/v2/monitor", get(monitor::all))
+        .route("/v2/models/{model}/monitor", get(monitor::model))
+        .route(
+            "/v2/models/{model}/versions/{version}/monitor",
+            get(monitor::model_version),
+        )
         .route("/v2/repository/index", post(stats::repository_index))
         .route(
             "/v2/repository/models/{model}/load",
