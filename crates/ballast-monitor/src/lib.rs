@@ -14,7 +14,7 @@ pub mod online;
 pub mod profile;
 pub mod stats;
 
-pub use monitor::{Monitor, Report, VersionReport};
+pub use monitor::{Monitor, VersionReport};
 pub use online::WindowOptions;
 pub use profile::{
     Category, Column, ColumnProfile, Profile, ProfileError, ProfileOptions, profile_csv,

@@ -135,15 +135,6 @@ pub struct VersionReport {
     pub row_windows: Vec<WindowReport>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub versions: Vec<VersionReport>,
-    pub unmonitored: Vec<Unmonitored>,
-    pub alpha: f64,
-    pub min_distance: f64,
-    pub min_rows: u64,
-}
-
 impl Monitor {
     pub fn new(options: WindowOptions) -> Self {
         Self::with_clock(options, Box::new(SystemTime::now))
@@ -339,37 +330,6 @@ impl Monitor {
         }
     }
 
-    /// The monitored versions (and those that could not be monitored) of the models that
-    /// `keep` selects, by model and version.
-    pub fn report_where(&self, keep: impl Fn(&str, &str) -> bool) -> Report {
-        let now = (self.clock)();
-        let versions: Vec<Arc<Versioned>> = self
-            .versions
-            .lock()
-            .values()
-            .filter(|v| keep(&v.model, &v.version))
-            .cloned()
-            .collect();
-        Report {
-            versions: versions.iter().map(|v| self.report_of(v, now)).collect(),
-            unmonitored: self
-                .failed
-                .lock()
-                .values()
-                .filter(|u| keep(&u.model, &u.version))
-                .cloned()
-                .collect(),
-            alpha: self.options.alpha,
-            min_distance: self.options.min_distance,
-            min_rows: self.options.min_rows,
-        }
-    }
-
-    /// Every monitored version's windows, and the versions that could not be monitored.
-    pub fn report(&self) -> Report {
-        self.report_where(|_, _| true)
-    }
-
     /// One version's report, if it is monitored.
     pub fn version_report(&self, model: &str, version: &str) -> Option<VersionReport> {
         let v = self.versioned(model, version)?;
@@ -382,14 +342,6 @@ impl Monitor {
             .lock()
             .get(&(model.to_string(), version.to_string()))
             .cloned()
-    }
-
-    /// Forgets a version that stopped serving (its gauges stay at their last values until
-    /// the process restarts; the metrics crate has no removal).
-    pub fn forget(&self, model: &str, version: &str) {
-        let key = (model.to_string(), version.to_string());
-        self.versions.lock().remove(&key);
-        self.failed.lock().remove(&key);
     }
 }
 

@@ -150,16 +150,17 @@ pub fn features(profile: &Profile, signature: &ModelSignature) -> Result<Vec<Fea
                 offset: col.index,
             }
         } else {
-            if is_label_column(&col.name) && by_name(&col.name, signature).is_none() {
-                continue;
+            match by_name(&col.name, signature) {
+                Some(source) => source,
+                None if is_label_column(&col.name) => continue,
+                None => {
+                    return Err(format!(
+                        "reference column '{}' names no input feature (the model has several inputs: name columns <input> or <input>[i], inputs are {})",
+                        col.name,
+                        signature.input_names()
+                    ));
+                }
             }
-            by_name(&col.name, signature).ok_or_else(|| {
-                format!(
-                    "reference column '{}' names no input feature (the model has several inputs: name columns <input> or <input>[i], inputs are {})",
-                    col.name,
-                    signature.input_names()
-                )
-            })?
         };
         if let Some(f) = row_len(source.input).filter(|f| source.offset >= *f) {
             return Err(format!(
