@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ballast_core::ErrorCode;
-use ballast_serve::observe::{Interest, Observation, Observer, VersionInfo};
+use ballast_serve::observe::{Interest, Observation, Observer, StoppedVersion, VersionInfo};
 use parking_lot::Mutex;
 use serde::Serialize;
 
@@ -92,6 +92,8 @@ type VersionKey = (Arc<str>, Arc<str>);
 struct Versioned {
     model: String,
     version: String,
+    /// The tap's instance number (a reload under the same version number is another).
+    instance: u64,
     reference: PathBuf,
     reference_rows: u64,
     features: Vec<Feature>,
@@ -106,6 +108,8 @@ struct Versioned {
 pub struct Unmonitored {
     pub model: String,
     pub version: String,
+    #[serde(skip)]
+    pub instance: u64,
     pub reference: String,
     pub error: String,
 }
@@ -173,6 +177,7 @@ impl Monitor {
         &self,
         model: &str,
         version: &str,
+        instance: u64,
         reference: &Path,
         features: Vec<Feature>,
         reference_rows: u64,
@@ -194,6 +199,7 @@ impl Monitor {
         let v = Versioned {
             model: model.to_string(),
             version: version.to_string(),
+            instance,
             reference: reference.to_path_buf(),
             reference_rows,
             state: Mutex::new(State {
@@ -398,6 +404,7 @@ impl Observer for Monitor {
                 Unmonitored {
                     model: info.model.to_string(),
                     version: info.version.to_string(),
+                    instance: info.instance,
                     reference: path.display().to_string(),
                     error,
                 },
@@ -413,7 +420,14 @@ impl Observer for Monitor {
             Err(e) => return fail(e),
         };
         tracing::info!(model = info.model, version = info.version, reference = %path.display(), features = features.len(), rows = profile.rows, "monitoring drift against the reference");
-        self.watch(info.model, info.version, &path, features, profile.rows);
+        self.watch(
+            info.model,
+            info.version,
+            info.instance,
+            &path,
+            features,
+            profile.rows,
+        );
         Interest::Tensors
     }
 
@@ -436,6 +450,27 @@ impl Observer for Monitor {
         }
     }
 
+    /// A retired version's windows go with it (a reload under the same number started a new
+    /// instance, which stays).
+    fn version_stopped(&self, stopped: &StoppedVersion<'_>) {
+        let key = (stopped.model.to_string(), stopped.version.to_string());
+        let mut versions = self.versions.lock();
+        if versions
+            .get(&key)
+            .is_some_and(|v| v.instance == stopped.instance)
+        {
+            versions.remove(&key);
+        }
+        drop(versions);
+        let mut failed = self.failed.lock();
+        if failed
+            .get(&key)
+            .is_some_and(|f| f.instance == stopped.instance)
+        {
+            failed.remove(&key);
+        }
+    }
+
     fn tick(&self) {
         let now = (self.clock)();
         let versions: Vec<Arc<Versioned>> = self.versions.lock().values().cloned().collect();
@@ -443,5 +478,47 @@ impl Observer for Monitor {
             let mut state = v.state.lock();
             self.close_due(&v, &mut state, now);
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use ballast_core::{DataType, ModelSignature, TensorSpec};
+    use ballast_serve::observe::Tap;
+
+    #[test]
+    fn a_stopped_version_is_forgotten_and_a_reload_under_its_number_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut csv = String::from("a,b\n");
+        for i in 0..200 {
+            csv += &format!("{},{}\n", i % 17, i % 5);
+        }
+        std::fs::write(dir.path().join("reference.csv"), csv).unwrap();
+        let sig = ModelSignature {
+            inputs: vec![TensorSpec::new("x", DataType::F32, vec![-1, 2])],
+            outputs: vec![],
+        };
+        let monitor = Arc::new(Monitor::new(WindowOptions::default()));
+        let tap = Tap::new();
+        tap.attach(monitor.clone(), 16).unwrap();
+        let first = tap.version_started("m", "1", &sig, Some(dir.path()));
+        assert!(monitor.version_report("m", "1").is_some());
+        let reloaded = tap.version_started("m", "1", &sig, Some(dir.path()));
+        // The old instance stops after the reload: the new one's windows stay.
+        drop(first);
+        assert!(monitor.version_report("m", "1").is_some());
+        drop(reloaded);
+        assert!(monitor.version_report("m", "1").is_none());
+
+        // An unusable reference's reason goes with its version too.
+        let bad = tempfile::tempdir().unwrap();
+        std::fs::write(bad.path().join("reference.csv"), "a,b,c,d\n1,2,3,4\n").unwrap();
+        let misfit = tap.version_started("m", "2", &sig, Some(bad.path()));
+        assert!(misfit.is_empty());
+        assert!(monitor.unmonitored("m", "2").is_some());
+        drop(misfit);
+        assert!(monitor.unmonitored("m", "2").is_none());
     }
 }

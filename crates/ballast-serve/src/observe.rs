@@ -14,6 +14,11 @@
 //! tabular requests ballast is built for this is one allocation of the request's own size;
 //! `benches/observe.rs` and `ballast bench --observe` measure what it costs.
 //!
+//! When the last holder of a version lets go (it was retired and its in-flight requests have
+//! finished), every observer that saw it start is told so ([`Observer::version_stopped`]), with
+//! the instance number it started under: a version reloaded under the same number is a new
+//! instance, and the old one's stop must not forget the new one's state.
+//!
 //! The monitor (`ballast-monitor`) is the first observer; prediction logs and cost plug in the
 //! same way. Per-arm rollout statistics stay counted inline (`traffic.rs`): a rollout gate
 //! must see every request of its window, and a lossy channel would make its evidence depend
@@ -51,9 +56,20 @@ pub enum Interest {
 pub struct VersionInfo<'a> {
     pub model: &'a str,
     pub version: &'a str,
+    /// Unique per start within the process (a version reloaded under the same number is a new
+    /// instance); [`Observer::version_stopped`] names the instance that stopped.
+    pub instance: u64,
     pub signature: &'a ModelSignature,
     /// The directory the version was loaded from, when it came from files.
     pub dir: Option<&'a std::path::Path>,
+}
+
+/// A version instance that stopped serving.
+#[derive(Debug, Clone, Copy)]
+pub struct StoppedVersion<'a> {
+    pub model: &'a str,
+    pub version: &'a str,
+    pub instance: u64,
 }
 
 /// One finished inference request.
@@ -96,6 +112,11 @@ pub trait Observer: Send + Sync + 'static {
     /// Called on the observer's thread at least every [`TICK`] while nothing arrives (windows
     /// close on time even when traffic stops).
     fn tick(&self) {}
+
+    /// Called once a started version instance is retired and its last request has finished
+    /// (observations of it may still be queued for [`Observer::observe`]): per-version state
+    /// can go. Runs on whichever thread let go of the version last; keep it short.
+    fn version_stopped(&self, _version: &StoppedVersion<'_>) {}
 }
 
 /// How often an idle observer thread calls [`Observer::tick`].
@@ -112,14 +133,38 @@ struct Attached {
 #[derive(Clone, Default)]
 pub struct Tap {
     attached: Arc<ArcSwap<Vec<Arc<Attached>>>>,
+    instances: Arc<AtomicU64>,
 }
 
-/// What a version's observers want, decided when it started.
+/// What a version's observers want, decided when it started. Clones share one instance; when
+/// the last goes, the observers hear that the version stopped.
 #[derive(Clone, Default)]
-pub struct Observed {
-    /// One interest per attached observer (same order), or empty when nobody observes.
-    wants: Arc<[(Arc<Attached>, Interest)]>,
+pub struct Observed(Option<Arc<Started>>);
+
+/// A started version instance; dropped with the last clone of its [`Observed`].
+struct Started {
+    /// The observers that want something of this version, with what they want.
+    wants: Vec<(Arc<Attached>, Interest)>,
     tensors: bool,
+    model: String,
+    version: String,
+    instance: u64,
+    /// Every observer attached when it started (interested or not: an observer may keep
+    /// state for a version it declined, such as why it could not watch it).
+    observers: Vec<Arc<Attached>>,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let stopped = StoppedVersion {
+            model: &self.model,
+            version: &self.version,
+            instance: self.instance,
+        };
+        for a in &self.observers {
+            a.observer.version_stopped(&stopped);
+        }
+    }
 }
 
 impl std::fmt::Debug for Tap {
@@ -191,39 +236,59 @@ impl Tap {
             .sum()
     }
 
-    /// Asks every observer what it wants of a starting version.
-    pub fn version_started(&self, info: &VersionInfo<'_>) -> Observed {
-        let wants: Vec<(Arc<Attached>, Interest)> = self
-            .attached
-            .load()
+    /// Asks every observer what it wants of a starting version; the answer lives as long as
+    /// the version (see [`Observer::version_stopped`]).
+    pub fn version_started(
+        &self,
+        model: &str,
+        version: &str,
+        signature: &ModelSignature,
+        dir: Option<&std::path::Path>,
+    ) -> Observed {
+        let attached = self.attached.load();
+        if attached.is_empty() {
+            return Observed::default();
+        }
+        let info = VersionInfo {
+            model,
+            version,
+            instance: self.instances.fetch_add(1, Ordering::Relaxed),
+            signature,
+            dir,
+        };
+        let wants: Vec<(Arc<Attached>, Interest)> = attached
             .iter()
-            .map(|a| (a.clone(), a.observer.version_started(info)))
+            .map(|a| (a.clone(), a.observer.version_started(&info)))
             .filter(|(_, i)| *i != Interest::None)
             .collect();
         let tensors = wants.iter().any(|(_, i)| *i == Interest::Tensors);
-        Observed {
-            wants: wants.into(),
+        Observed(Some(Arc::new(Started {
+            wants,
             tensors,
-        }
+            model: model.to_string(),
+            version: version.to_string(),
+            instance: info.instance,
+            observers: attached.iter().cloned().collect(),
+        })))
     }
 }
 
 impl Observed {
     /// True when nobody observes the version: the request path skips everything.
     pub fn is_empty(&self) -> bool {
-        self.wants.is_empty()
+        self.0.as_ref().is_none_or(|s| s.wants.is_empty())
     }
 
     /// True when some observer wants the tensors (inputs are copied before the engine call).
     pub fn wants_tensors(&self) -> bool {
-        self.tensors
+        self.0.as_ref().is_some_and(|s| s.tensors)
     }
 
     /// Hands a finished request to each interested observer; never blocks.
     pub fn emit(&self, finished: Finished<'_>) {
-        if self.wants.is_empty() {
+        let Some(started) = self.0.as_ref().filter(|s| !s.wants.is_empty()) else {
             return;
-        }
+        };
         let ctx = finished.ctx;
         let base = Observation {
             id: ctx.id.clone(),
@@ -240,12 +305,12 @@ impl Observed {
             inputs: Arc::from(Vec::new()),
             outputs: Arc::from(Vec::new()),
         };
-        let (inputs, outputs): (Arc<[Tensor]>, Arc<[Tensor]>) = if self.tensors {
+        let (inputs, outputs): (Arc<[Tensor]>, Arc<[Tensor]>) = if started.tensors {
             (finished.inputs.into(), finished.outputs.to_vec().into())
         } else {
             (base.inputs.clone(), base.outputs.clone())
         };
-        for (a, interest) in self.wants.iter() {
+        for (a, interest) in &started.wants {
             let mut o = base.clone();
             if *interest == Interest::Tensors {
                 o.inputs = inputs.clone();
@@ -281,6 +346,9 @@ mod tests {
 
     struct Recorder {
         seen: Mutex<Vec<Observation>>,
+        /// (version, instance) as started and as stopped.
+        started: Mutex<Vec<(String, u64)>>,
+        stopped: Mutex<Vec<(String, u64)>>,
         interest: Interest,
         /// Holds the observer thread until released, to fill its channel.
         gate: Mutex<()>,
@@ -292,8 +360,16 @@ mod tests {
         fn name(&self) -> &str {
             "recorder"
         }
-        fn version_started(&self, _: &VersionInfo<'_>) -> Interest {
+        fn version_started(&self, v: &VersionInfo<'_>) -> Interest {
+            self.started
+                .lock()
+                .push((v.version.to_string(), v.instance));
             self.interest
+        }
+        fn version_stopped(&self, v: &StoppedVersion<'_>) {
+            self.stopped
+                .lock()
+                .push((v.version.to_string(), v.instance));
         }
         fn observe(&self, batch: &[Observation]) {
             self.entered
@@ -303,13 +379,8 @@ mod tests {
         }
     }
 
-    fn info(signature: &ModelSignature) -> VersionInfo<'_> {
-        VersionInfo {
-            model: "m",
-            version: "1",
-            signature,
-            dir: None,
-        }
+    fn start(tap: &Tap, signature: &ModelSignature) -> Observed {
+        tap.version_started("m", "1", signature, None)
     }
 
     fn finished<'a>(
@@ -346,12 +417,14 @@ mod tests {
         };
         let full = Arc::new(Recorder {
             seen: Mutex::default(),
+            started: Mutex::default(),
+            stopped: Mutex::default(),
             interest: Interest::Tensors,
             gate: Mutex::default(),
             entered: Default::default(),
         });
         tap.attach(full.clone(), 16).unwrap();
-        let observed = tap.version_started(&info(&sig));
+        let observed = start(&tap, &sig);
         assert!(observed.wants_tensors());
         let ctx = RequestContext::new(Protocol::Http);
         let name: Arc<str> = Arc::from("m");
@@ -368,6 +441,8 @@ mod tests {
             .attach(
                 Arc::new(Recorder {
                     seen: Mutex::default(),
+                    started: Mutex::default(),
+                    stopped: Mutex::default(),
                     interest: Interest::None,
                     gate: Mutex::default(),
                     entered: Default::default(),
@@ -375,7 +450,7 @@ mod tests {
                 16,
             )
             .unwrap();
-        assert!(quiet.version_started(&info(&sig)).is_empty());
+        assert!(start(&quiet, &sig).is_empty());
     }
 
     #[test]
@@ -387,12 +462,14 @@ mod tests {
         };
         let slow = Arc::new(Recorder {
             seen: Mutex::default(),
+            started: Mutex::default(),
+            stopped: Mutex::default(),
             interest: Interest::Outcome,
             gate: Mutex::default(),
             entered: Default::default(),
         });
         tap.attach(slow.clone(), 4).unwrap();
-        let observed = tap.version_started(&info(&sig));
+        let observed = start(&tap, &sig);
         assert!(!observed.wants_tensors());
         let ctx = RequestContext::new(Protocol::Grpc);
         let name: Arc<str> = Arc::from("m");
@@ -419,5 +496,43 @@ mod tests {
         let seen = slow.seen.lock();
         assert_eq!(seen.len() as u64 + dropped, 100);
         assert!(seen.iter().all(|o| o.inputs.is_empty()), "outcome only");
+    }
+
+    #[test]
+    fn observers_hear_when_the_last_holder_of_a_version_lets_go_and_which_instance() {
+        let tap = Tap::new();
+        let sig = ModelSignature {
+            inputs: vec![],
+            outputs: vec![],
+        };
+        let declining = Arc::new(Recorder {
+            seen: Mutex::default(),
+            started: Mutex::default(),
+            stopped: Mutex::default(),
+            interest: Interest::None,
+            gate: Mutex::default(),
+            entered: Default::default(),
+        });
+        tap.attach(declining.clone(), 4).unwrap();
+        let first = start(&tap, &sig);
+        // Reloaded under the same number: a new instance.
+        let second = start(&tap, &sig);
+        let started = declining.started.lock().clone();
+        assert_eq!(started.len(), 2);
+        assert_ne!(started[0].1, started[1].1);
+        // A request still holds the first instance: not stopped yet.
+        let in_flight = first.clone();
+        drop(first);
+        assert!(declining.stopped.lock().is_empty());
+        drop(in_flight);
+        assert_eq!(*declining.stopped.lock(), vec![started[0].clone()]);
+        drop(second);
+        assert_eq!(
+            *declining.stopped.lock(),
+            started,
+            "declined versions stop too"
+        );
+        // Nobody attached: nothing to tell.
+        assert!(start(&Tap::new(), &sig).is_empty());
     }
 }

@@ -289,12 +289,12 @@ impl ModelRepository {
             }
         }
         // Warm-up is not traffic: metrics, statistics and observers start from here.
-        mv.observed = self.tap.version_started(&crate::observe::VersionInfo {
-            model: &spec.name,
-            version: &mv.version_label,
-            signature: &mv.signature,
-            dir: spec.dir.as_deref(),
-        });
+        mv.observed = self.tap.version_started(
+            &spec.name,
+            &mv.version_label,
+            &mv.signature,
+            spec.dir.as_deref(),
+        );
         mv.go_live();
         tracing::info!(
             model = %spec.name,
