@@ -270,33 +270,21 @@ impl Monitor {
             }
             return;
         }
-        let before: Vec<[u64; 4]> = state
-            .time
-            .counts
-            .features
-            .iter()
-            .map(|c| [c.missing, c.out_of_range, c.unseen, c.mistyped])
-            .collect();
-        let rows_before = state.time.counts.rows;
-        state.time.counts.add(&v.features, &o.inputs);
-        let rows = state.time.counts.rows - rows_before;
-        v.rows_metric.increment(rows);
-        for ((c, b), m) in state
-            .time
-            .counts
-            .features
-            .iter()
-            .zip(&before)
-            .zip(&v.quality)
-        {
-            let now = [c.missing, c.out_of_range, c.unseen, c.mistyped];
-            for i in 0..4 {
-                if now[i] > b[i] {
-                    m[i].increment(now[i] - b[i]);
+        let State { time, rows, .. } = &mut *state;
+        let rows_before = time.counts.rows;
+        Counts::add_to(
+            &mut [&mut time.counts, &mut rows.counts],
+            &v.features,
+            &o.inputs,
+            |feature, issues| {
+                for (m, n) in v.quality[feature].iter().zip(issues) {
+                    if n > 0 {
+                        m.increment(n);
+                    }
                 }
-            }
-        }
-        state.rows.counts.add(&v.features, &o.inputs);
+            },
+        );
+        v.rows_metric.increment(time.counts.rows - rows_before);
         if state.rows.counts.rows >= self.options.rows {
             let counts = std::mem::replace(&mut state.rows.counts, Counts::new(&v.features));
             let report = online::judge(

@@ -274,21 +274,103 @@ impl Counts {
 
     /// Counts one request's rows. `inputs` in signature order, as the model received them.
     pub fn add(&mut self, features: &[Feature], inputs: &[Tensor]) {
-        self.requests += 1;
+        Self::add_to(&mut [self], features, inputs, |_, _| {});
+    }
+
+    /// Counts one request's rows into several windows at once (each value is placed once);
+    /// `issues(feature, [missing, out_of_range, unseen, mistyped])` hears each feature's
+    /// quality issues in this request, when it had any.
+    pub fn add_to(
+        windows: &mut [&mut Counts],
+        features: &[Feature],
+        inputs: &[Tensor],
+        mut issues: impl FnMut(usize, [u64; 4]),
+    ) {
         let rows = inputs.first().map_or(0, Tensor::rows);
-        self.rows += rows as u64;
-        for (f, counts) in features.iter().zip(self.features.iter_mut()) {
-            let Some(t) = inputs.get(f.source.input) else {
-                counts.mistyped += rows as u64;
-                continue;
+        for w in windows.iter_mut() {
+            w.requests += 1;
+            w.rows += rows as u64;
+        }
+        for (fi, f) in features.iter().enumerate() {
+            let mut tally = [0u64; 4];
+            let mut place = |slot: Slot| {
+                for w in windows.iter_mut() {
+                    w.features[fi].record(slot);
+                }
+                if let Some(i) = slot.issue() {
+                    tally[i] += 1;
+                }
+                if let Slot::OutOfRange(_) = slot {
+                    tally[1] += 1;
+                }
             };
-            let width = t.row_len();
-            if f.source.offset >= width {
-                counts.mistyped += rows as u64;
-                continue;
+            match inputs.get(f.source.input) {
+                Some(t) if f.source.offset < t.row_len() => {
+                    let (width, offset) = (t.row_len(), f.source.offset);
+                    match (&f.kind, &t.data) {
+                        // The common case, without a type dispatch per value.
+                        (Kind::Numeric { .. }, TensorData::F32(v)) => {
+                            for x in v.iter().skip(offset).step_by(width).take(t.rows()) {
+                                place(numeric_slot(&f.kind, f64::from(*x)));
+                            }
+                        }
+                        _ => {
+                            for row in 0..t.rows() {
+                                place(slot_of(f, &t.data, row * width + offset));
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    for _ in 0..rows {
+                        place(Slot::Mistyped);
+                    }
+                }
             }
-            for row in 0..t.rows() {
-                count_value(f, counts, &t.data, row * width + f.source.offset);
+            if tally != [0; 4] {
+                issues(fi, tally);
+            }
+        }
+    }
+}
+
+/// Where one value goes.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Bin(usize),
+    /// A numeric value outside the reference's range, in its (end) bin.
+    OutOfRange(usize),
+    Missing,
+    Mistyped,
+    /// A category the reference never had, counted in "other".
+    Unseen(usize),
+}
+
+impl Slot {
+    /// The quality counter it raises, other than out-of-range: missing 0, unseen 2, mistyped 3.
+    fn issue(self) -> Option<usize> {
+        match self {
+            Slot::Missing => Some(0),
+            Slot::Unseen(_) => Some(2),
+            Slot::Mistyped => Some(3),
+            Slot::Bin(_) | Slot::OutOfRange(_) => None,
+        }
+    }
+}
+
+impl FeatureCounts {
+    fn record(&mut self, slot: Slot) {
+        match slot {
+            Slot::Bin(b) => self.bins[b] += 1,
+            Slot::OutOfRange(b) => {
+                self.out_of_range += 1;
+                self.bins[b] += 1;
+            }
+            Slot::Missing => self.missing += 1,
+            Slot::Mistyped => self.mistyped += 1,
+            Slot::Unseen(b) => {
+                self.unseen += 1;
+                self.bins[b] += 1;
             }
         }
     }
@@ -307,83 +389,67 @@ fn numeric_at(data: &TensorData, i: usize) -> Option<f64> {
     })
 }
 
-fn count_value(f: &Feature, counts: &mut FeatureCounts, data: &TensorData, i: usize) {
+/// The slot of a number for a numeric feature (`kind` is `Numeric`).
+fn numeric_slot(kind: &Kind, v: f64) -> Slot {
+    let Kind::Numeric {
+        edges, min, max, ..
+    } = kind
+    else {
+        return Slot::Mistyped;
+    };
+    if !v.is_finite() {
+        // NaN (and the infinities the reference reader also takes as missing).
+        return Slot::Missing;
+    }
+    let bin = edges.partition_point(|e| *e < v);
+    if v < *min || v > *max {
+        Slot::OutOfRange(bin)
+    } else {
+        Slot::Bin(bin)
+    }
+}
+
+fn slot_of(f: &Feature, data: &TensorData, i: usize) -> Slot {
     match &f.kind {
-        Kind::Numeric {
-            edges, min, max, ..
-        } => {
+        Kind::Numeric { .. } => {
             let v = match data {
                 TensorData::Bytes(v) => match v.get(i).map(|b| std::str::from_utf8(b)) {
-                    Some(Ok(s)) if crate::profile::is_missing(s) => {
-                        counts.missing += 1;
-                        return;
-                    }
+                    Some(Ok(s)) if crate::profile::is_missing(s) => return Slot::Missing,
                     Some(Ok(s)) => match s.trim().parse::<f64>() {
                         Ok(x) => x,
-                        Err(_) => {
-                            counts.mistyped += 1;
-                            return;
-                        }
+                        Err(_) => return Slot::Mistyped,
                     },
-                    _ => {
-                        counts.mistyped += 1;
-                        return;
-                    }
+                    _ => return Slot::Mistyped,
                 },
                 _ => match numeric_at(data, i) {
                     Some(x) => x,
-                    None => {
-                        counts.mistyped += 1;
-                        return;
-                    }
+                    None => return Slot::Mistyped,
                 },
             };
-            if !v.is_finite() {
-                // NaN (and the infinities the reference reader also takes as missing).
-                counts.missing += 1;
-                return;
-            }
-            if v < *min || v > *max {
-                counts.out_of_range += 1;
-            }
-            counts.bins[edges.partition_point(|e| *e < v)] += 1;
+            numeric_slot(&f.kind, v)
         }
         Kind::Categorical {
-            index, has_other, ..
+            index,
+            has_other,
+            reference,
         } => {
-            let other = counts.bins.len() - 1;
+            let other = reference.len() - 1;
             let bin = match data {
                 TensorData::Bytes(v) => match v.get(i).map(|b| std::str::from_utf8(b)) {
-                    Some(Ok(s)) if crate::profile::is_missing(s) => {
-                        counts.missing += 1;
-                        return;
-                    }
+                    Some(Ok(s)) if crate::profile::is_missing(s) => return Slot::Missing,
                     Some(Ok(s)) => index.get(s.trim()).copied(),
-                    _ => {
-                        counts.mistyped += 1;
-                        return;
-                    }
+                    _ => return Slot::Mistyped,
                 },
                 _ => match numeric_at(data, i) {
-                    Some(x) if !x.is_finite() => {
-                        counts.missing += 1;
-                        return;
-                    }
+                    Some(x) if !x.is_finite() => return Slot::Missing,
                     Some(x) => index.get(&category_label(x)).copied(),
-                    None => {
-                        counts.mistyped += 1;
-                        return;
-                    }
+                    None => return Slot::Mistyped,
                 },
             };
             match bin {
-                Some(b) => counts.bins[b] += 1,
-                None => {
-                    if !*has_other {
-                        counts.unseen += 1;
-                    }
-                    counts.bins[other] += 1;
-                }
+                Some(b) => Slot::Bin(b),
+                None if *has_other => Slot::Bin(other),
+                None => Slot::Unseen(other),
             }
         }
     }

@@ -12,7 +12,7 @@
 //! by value so ONNX Runtime and tract can wrap the buffers without a copy), so the inputs are
 //! cloned before the engine call, and only for versions an observer asked tensors of. For the
 //! tabular requests ballast is built for this is one allocation of the request's own size;
-//! `benches/observe.rs` and `ballast bench --observe` measure what it costs.
+//! `bench/monitor_cost.sh` measures what it costs at capacity (monitoring on against off).
 //!
 //! When the last holder of a version lets go (it was retired and its in-flight requests have
 //! finished), every observer that saw it start is told so ([`Observer::version_stopped`]), with
