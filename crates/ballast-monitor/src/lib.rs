@@ -8,7 +8,9 @@
 //! - [`online`]: live requests counted in the reference's bins per window, with quality
 //!   counters, and the verdict per feature.
 //! - [`monitor`]: the observer on the serving tap that keeps those windows per version.
+//! - [`alerts`]: rules on those windows, their states, and signed delivery.
 
+pub mod alerts;
 pub mod monitor;
 pub mod online;
 pub mod profile;

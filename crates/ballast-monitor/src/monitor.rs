@@ -324,6 +324,26 @@ impl Monitor {
         }
     }
 
+    /// The newest closed window (time or rows, whichever ended last) of every monitored
+    /// version that has one: what alert rules read.
+    pub fn latest_windows(&self) -> Vec<(String, String, WindowReport)> {
+        let now = (self.clock)();
+        let versions: Vec<Arc<Versioned>> = self.versions.lock().values().cloned().collect();
+        let mut out = Vec::with_capacity(versions.len());
+        for v in versions {
+            let mut state = v.state.lock();
+            self.close_due(&v, &mut state, now);
+            let newest = match (state.closed_time.back(), state.closed_rows.back()) {
+                (Some(t), Some(r)) => Some(if r.end >= t.end { r } else { t }),
+                (t, r) => t.or(r),
+            };
+            if let Some(w) = newest {
+                out.push((v.model.clone(), v.version.clone(), w.clone()));
+            }
+        }
+        out
+    }
+
     /// One version's report, if it is monitored.
     pub fn version_report(&self, model: &str, version: &str) -> Option<VersionReport> {
         let v = self.versioned(model, version)?;
