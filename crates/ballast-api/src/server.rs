@@ -55,6 +55,8 @@ pub struct ApiState {
     repository: Arc<OnceLock<Arc<ModelRepository>>>,
     /// Drift and data quality of the served versions, when monitoring is on.
     monitor: Arc<OnceLock<Arc<Monitor>>>,
+    /// Alert rules and their instances, when any rule is configured.
+    alerts: Arc<OnceLock<Arc<ballast_monitor::alerts::Alerts>>>,
     pub config: Arc<ApiConfig>,
     /// Sheds when the event loop itself is the bottleneck (both front ends share it).
     pub door: Arc<FrontDoor>,
@@ -71,6 +73,11 @@ impl ApiState {
     /// The monitor, when monitoring is on.
     pub fn monitor(&self) -> Option<&Arc<Monitor>> {
         self.monitor.get()
+    }
+
+    /// The alerts, when any rule is configured.
+    pub fn alerts(&self) -> Option<&Arc<ballast_monitor::alerts::Alerts>> {
+        self.alerts.get()
     }
 
     pub fn is_ready(&self) -> bool {
@@ -105,6 +112,13 @@ impl ServerHandle {
         }
     }
 
+    /// Serves the alerts (`/v2/alerts`).
+    pub fn set_alerts(&self, alerts: Arc<ballast_monitor::alerts::Alerts>) {
+        if self.state.alerts.set(alerts).is_err() {
+            tracing::warn!("alerts were already set; keeping the first");
+        }
+    }
+
     /// Makes the loaded models servable; readiness turns on.
     pub fn set_repository(&self, repo: Arc<ModelRepository>) {
         if self.state.repository.set(repo).is_err() {
@@ -125,6 +139,7 @@ impl Server {
             state: ApiState {
                 repository: Arc::new(OnceLock::new()),
                 monitor: Arc::new(OnceLock::new()),
+                alerts: Arc::new(OnceLock::new()),
                 door: FrontDoor::new(config.front_door_target),
                 config: Arc::new(config),
             },

@@ -40,6 +40,18 @@ pub enum Command {
     /// Profile reference data (CSV with a header row): per column, quantile bins and their
     /// frequencies (numeric) or category frequencies, missing rate, min and max, as JSON.
     Profile(ProfileArgs),
+    /// The alerts of a running server: firing, pending and recently resolved.
+    Alerts(AlertsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AlertsArgs {
+    /// The server's HTTP base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8000", env = "BALLAST_URL")]
+    pub url: String,
+    /// Print the server's JSON (alerts and rules) instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

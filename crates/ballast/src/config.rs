@@ -57,6 +57,10 @@ struct Raw {
     trusted_keys: Vec<PathBuf>,
     /// `[monitor]`: live drift and data quality against each version's reference profile.
     monitor: MonitorRaw,
+    /// `[[alert]]`: rules on what the monitor measures.
+    alert: Vec<ballast_monitor::alerts::Rule>,
+    /// `[alerting]`: where alert notifications go.
+    alerting: ballast_monitor::alerts::AlertingConfig,
 }
 
 /// The `[monitor]` table.
@@ -143,6 +147,8 @@ impl Default for Raw {
             require_signature: false,
             trusted_keys: Vec::new(),
             monitor: MonitorRaw::default(),
+            alert: Vec::new(),
+            alerting: ballast_monitor::alerts::AlertingConfig::default(),
         }
     }
 }
@@ -249,6 +255,8 @@ pub struct ServeSettings {
     pub trusted_keys: Vec<PathBuf>,
     /// `None` when monitoring is off.
     pub monitor: Option<ballast_monitor::WindowOptions>,
+    pub alert_rules: Vec<ballast_monitor::alerts::Rule>,
+    pub alerting: ballast_monitor::alerts::AlertingConfig,
 }
 
 impl ServeSettings {
@@ -352,6 +360,13 @@ impl ServeSettings {
             ));
         }
         raw.monitor.check(&mut problems);
+        ballast_monitor::alerts::check(&raw.alert, &raw.alerting, &mut problems);
+        if !raw.alert.is_empty() && !raw.monitor.enabled {
+            problems.push(
+                "  alert: rules read the monitor's windows, and monitoring is off ([monitor] enabled = false or --no-monitor)"
+                    .to_string(),
+            );
+        }
         if raw.max_request_bytes < 1024 {
             problems.push(format!(
                 "  max_request_bytes: must be at least 1024, got {}",
@@ -420,6 +435,8 @@ impl ServeSettings {
                     min_distance: raw.monitor.min_distance,
                     history: raw.monitor.history,
                 }),
+                alert_rules: raw.alert,
+                alerting: raw.alerting,
             }),
             _ => Err(problems.join("\n")),
         }

@@ -168,6 +168,7 @@ fn main() -> ExitCode {
                     .map_err(report)
             }
             Command::Profile(a) => profile(a).map_err(report),
+            Command::Alerts(a) => alerts(a).await.map_err(report),
             // Exit 2 when changes are pending (as `terraform plan -detailed-exitcode`), so CI can
             // gate on drift; 1 stays for errors.
             Command::Diff(a) => {
@@ -184,6 +185,49 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(code) => code,
     }
+}
+
+/// `ballast alerts`: `GET /v2/alerts` of a running server, as a table or its JSON.
+async fn alerts(a: cli::AlertsArgs) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let url = format!("{}/v2/alerts", a.url.trim_end_matches('/'));
+    let response = reqwest::get(&url)
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = response.status();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .with_context(|| format!("{url} did not answer JSON"))?;
+    anyhow::ensure!(status.is_success(), "{url} answered {status}: {body}");
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
+    let alerts = body["alerts"].as_array().cloned().unwrap_or_default();
+    if alerts.is_empty() {
+        let rules = body["rules"].as_array().map_or(0, Vec::len);
+        println!("no alerts ({rules} rules)");
+        return Ok(());
+    }
+    println!(
+        "{:<9} {:<9} {:<20} {:<18} {:<24} since",
+        "STATE", "SEVERITY", "RULE", "MODEL@VERSION", "FEATURE"
+    );
+    for al in alerts {
+        let s = |k: &str| al[k].as_str().unwrap_or("").to_string();
+        println!(
+            "{:<9} {:<9} {:<20} {:<18} {:<24} {}  {}",
+            s("state"),
+            s("severity"),
+            s("rule"),
+            format!("{}@{}", s("model"), s("version")),
+            s("feature"),
+            s("active_since"),
+            s("summary"),
+        );
+    }
+    Ok(())
 }
 
 fn report(e: anyhow::Error) -> ExitCode {

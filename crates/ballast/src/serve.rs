@@ -44,6 +44,19 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
         let monitor = Arc::new(ballast_monitor::Monitor::new(options));
         tap.attach(monitor.clone(), ballast_serve::observe::DEFAULT_CAPACITY)
             .context("cannot start the monitor's thread")?;
+        if !settings.alert_rules.is_empty() {
+            let alerts = Arc::new(
+                ballast_monitor::alerts::Alerts::new(
+                    settings.alert_rules.clone(),
+                    &settings.alerting,
+                )
+                .start_delivery(),
+            );
+            handle.set_alerts(alerts.clone());
+            let stop = shutdown.clone();
+            background.spawn(alerts.run(monitor.clone(), async move { stop.cancelled().await }));
+            tracing::info!(rules = settings.alert_rules.len(), webhooks = settings.alerting.webhook.len(), alertmanagers = settings.alerting.alertmanager.len(), "alert rules active");
+        }
         handle.set_monitor(monitor);
     }
 

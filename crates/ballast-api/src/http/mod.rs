@@ -41,6 +41,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v2/models/stats", get(stats::all_stats))
         .route("/v2/monitor", get(monitor::all))
+        .route("/v2/alerts", get(monitor::alerts))
         .route("/v2/models/{model}/monitor", get(monitor::model))
         .route(
             "/v2/models/{model}/versions/{version}/monitor",

@@ -81,3 +81,12 @@ pub async fn model_version(
 ) -> Result<Json<Value>, ApiError> {
     monitor(&state, Some(&model), Some(&version))
 }
+
+/// `GET /v2/alerts`: every alert instance (firing first, then pending, then resolved in the
+/// last 15 minutes) and the rules.
+pub async fn alerts(State(state): State<ApiState>) -> Json<Value> {
+    match state.alerts() {
+        Some(a) => Json(json!({ "alerts": a.list(), "rules": a.rules() })),
+        None => Json(json!({ "alerts": [], "rules": [], "reason": "no [[alert]] rules are configured" })),
+    }
+}
