@@ -55,7 +55,12 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
             handle.set_alerts(alerts.clone());
             let stop = shutdown.clone();
             background.spawn(alerts.run(monitor.clone(), async move { stop.cancelled().await }));
-            tracing::info!(rules = settings.alert_rules.len(), webhooks = settings.alerting.webhook.len(), alertmanagers = settings.alerting.alertmanager.len(), "alert rules active");
+            tracing::info!(
+                rules = settings.alert_rules.len(),
+                webhooks = settings.alerting.webhook.len(),
+                alertmanagers = settings.alerting.alertmanager.len(),
+                "alert rules active"
+            );
         }
         handle.set_monitor(monitor);
     }

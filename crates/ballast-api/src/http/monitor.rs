@@ -87,6 +87,8 @@ pub async fn model_version(
 pub async fn alerts(State(state): State<ApiState>) -> Json<Value> {
     match state.alerts() {
         Some(a) => Json(json!({ "alerts": a.list(), "rules": a.rules() })),
-        None => Json(json!({ "alerts": [], "rules": [], "reason": "no [[alert]] rules are configured" })),
+        None => Json(
+            json!({ "alerts": [], "rules": [], "reason": "no [[alert]] rules are configured" }),
+        ),
     }
 }
