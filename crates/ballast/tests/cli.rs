@@ -40,6 +40,32 @@ fn bad_configuration_lists_every_problem_and_exits_64() {
 }
 
 #[test]
+fn bad_alert_rules_are_named_and_need_the_monitor() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ballast.toml");
+    std::fs::write(
+        &config,
+        "[[alert]]\nname = \"d\"\nsignal = \"quality\"\nop = \">\"\nthreshold = 0.1\nfor = \"soon\"\n\n[[alerting.webhook]]\nurl = \"http://127.0.0.1:9/h\"\nsecret = \"abc\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--no-monitor", "--config", config.to_str().unwrap()])
+        .env_remove("BALLAST_MODEL_REPOSITORY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for fragment in [
+        "alert[0].for",
+        "alert[0].issue: required",
+        "alerting.webhook[0].secret: must start with whsec_",
+        "monitoring is off",
+    ] {
+        assert!(err.contains(fragment), "stderr lacks {fragment:?}:\n{err}");
+    }
+}
+
+#[test]
 fn environment_and_config_file_feed_settings_and_flags_win() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ballast.toml");
