@@ -82,7 +82,37 @@ fn write_models(dir: &Path) -> anyhow::Result<()> {
         }
         std::fs::write(&target, bytes).with_context(|| format!("writing {}", target.display()))?;
     }
+    // The fraud versions travel with their reference data: the monitor judges live traffic
+    // against it (`reference.csv` beside the model).
+    for version in ["1", "2"] {
+        let target = dir.join("models/fraud").join(version).join("reference.csv");
+        std::fs::write(&target, FRAUD_SAMPLE)
+            .with_context(|| format!("writing {}", target.display()))?;
+    }
     Ok(())
+}
+
+/// The demo's monitor: row windows small enough to close several times a phase.
+const DEMO_WINDOW_ROWS: u64 = 20_000;
+
+/// The demo's alert rule: a feature whose PSI in a closed window passes 0.25 (the usual
+/// "significant shift" line).
+fn demo_alert_rule() -> ballast_monitor::alerts::Rule {
+    use ballast_monitor::alerts::{Op, Rule, Signal, Statistic};
+    Rule {
+        name: "fraud-feature-drift".into(),
+        signal: Signal::FeatureDrift,
+        model: Some("fraud".into()),
+        version: None,
+        feature: None,
+        statistic: Some(Statistic::Psi),
+        issue: None,
+        op: Op::Gt,
+        threshold: 0.25,
+        for_: "0s".into(),
+        severity: "critical".into(),
+        labels: [("owner".to_string(), "risk-team".to_string())].into(),
+    }
 }
 
 fn fraud_rows() -> anyhow::Result<Vec<Vec<f32>>> {
@@ -161,6 +191,131 @@ impl Cores {
     }
 }
 
+/// Phase 5: the same traffic, then one feature shifted, judged live against the reference.
+async fn drift_phase(
+    cores: Option<Cores>,
+    target: &Target,
+    load: &RunConfig,
+    rows: &[Vec<f32>],
+    monitor: &ballast_monitor::Monitor,
+    alerts: &ballast_monitor::alerts::Alerts,
+) -> anyhow::Result<()> {
+    use ballast_monitor::alerts::State;
+    let production = target.clone();
+    println!(
+        "\nPhase 5: live drift. Every request to fraud is counted in its reference's bins (reference.csv beside\n  \
+         each version), judged per window of {DEMO_WINDOW_ROWS} rows: drifted when chi-square p < 1e-6 and Jensen-Shannon >= 0.05;\n  \
+         alert rule: a feature's PSI > 0.25 fires at once"
+    );
+    // Row windows of the monitored fraud versions that started at or after `t0`.
+    let windows_since = |t0: f64| {
+        let mut out = Vec::new();
+        for version in ["1", "2"] {
+            if let Some(r) = monitor.version_report("fraud", version) {
+                out.extend(
+                    r.row_windows
+                        .into_iter()
+                        .filter(|w| w.start >= t0)
+                        .map(|w| (version, w)),
+                );
+            }
+        }
+        out
+    };
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
+    };
+    let max_psi = |w: &ballast_monitor::online::WindowReport| {
+        w.features
+            .iter()
+            .map(|f| (f.drift.psi, f.name.clone()))
+            .fold(
+                (0.0f64, String::new()),
+                |a, b| if b.0 > a.0 { b } else { a },
+            )
+    };
+    let firing = || {
+        alerts
+            .list()
+            .into_iter()
+            .filter(|a| a.state == State::Firing)
+            .collect::<Vec<_>>()
+    };
+
+    println!("  5a. the usual transactions, 16 HTTP clients:");
+    let same = ballast_loadgen::fp32_row_payloads("features", rows, 1, true)?;
+    let t0 = now();
+    generate(cores, &production, load, &same, |_: &LiveStats| {}).await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let calm = windows_since(t0);
+    let worst = calm
+        .iter()
+        .map(|(_, w)| max_psi(w))
+        .fold(
+            (0.0f64, String::new()),
+            |a, b| if b.0 > a.0 { b } else { a },
+        );
+    println!(
+        "      {} windows judged, {} with a drifted feature; largest PSI of any feature in any of them {:.3} ({}); alerts firing: {}",
+        calm.len(),
+        calm.iter().filter(|(_, w)| !w.drifted.is_empty()).count(),
+        worst.0,
+        worst.1,
+        firing().len()
+    );
+
+    println!(
+        "  5b. upstream starts sending amounts in cents: amount_log shifts by ln(100) = 4.6 on every transaction:"
+    );
+    let shifted_rows: Vec<Vec<f32>> = rows
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r[0] += 100f32.ln();
+            r
+        })
+        .collect();
+    let shifted = ballast_loadgen::fp32_row_payloads("features", &shifted_rows, 1, true)?;
+    let t1 = now();
+    generate(cores, &production, load, &shifted, |_: &LiveStats| {}).await?;
+    // Alert rules are evaluated every second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let drifted = windows_since(t1);
+    println!(
+        "      {} windows judged, {} with a drifted feature",
+        drifted.len(),
+        drifted
+            .iter()
+            .filter(|(_, w)| !w.drifted.is_empty())
+            .count()
+    );
+    if let Some((version, w)) = drifted.last() {
+        let f = w.features.iter().find(|f| f.name == "amount_log");
+        println!(
+            "      newest window of fraud v{version}: drifted {:?}{}",
+            w.drifted,
+            f.map(|f| format!(
+                "; amount_log PSI {:.2}, Jensen-Shannon {:.2}, {:.0}% outside the reference's range",
+                f.drift.psi,
+                f.drift.jensen_shannon,
+                f.out_of_range_share * 100.0
+            ))
+            .unwrap_or_default()
+        );
+    }
+    let fired = firing();
+    if fired.is_empty() {
+        println!("      NO alert fired: the monitor missed a shifted feature");
+    }
+    for a in &fired {
+        println!("      ALERT firing [{}] {}", a.severity, a.summary);
+    }
+    Ok(())
+}
+
 /// Runs one load-generator run, on its own pinned runtime when `cores` is set.
 async fn generate(
     cores: Option<Cores>,
@@ -213,7 +368,32 @@ pub async fn run(args: DemoArgs, cores: Option<Cores>) -> anyhow::Result<()> {
     registry
         .promote("fraud", 1, PRODUCTION, "demo", "demo starts on v1")
         .await?;
-    let repo = Arc::new(ModelRepository::empty());
+    // Drift monitoring, as `ballast serve` runs it: the monitor on the observation tap before
+    // any version loads, and an alert rule on its windows (evaluated every second).
+    let monitor = Arc::new(ballast_monitor::Monitor::new(
+        ballast_monitor::WindowOptions {
+            rows: DEMO_WINDOW_ROWS,
+            ..ballast_monitor::WindowOptions::default()
+        },
+    ));
+    let tap = ballast_serve::observe::Tap::new();
+    tap.attach(monitor.clone(), ballast_serve::observe::DEFAULT_CAPACITY)
+        .context("starting the monitor's thread")?;
+    handle.set_monitor(monitor.clone());
+    let alerts = Arc::new(ballast_monitor::alerts::Alerts::new(
+        vec![demo_alert_rule()],
+        &ballast_monitor::alerts::AlertingConfig::default(),
+    ));
+    handle.set_alerts(alerts.clone());
+    let evaluating = {
+        let stop = shutdown.clone();
+        tokio::spawn(
+            alerts
+                .clone()
+                .run(monitor.clone(), async move { stop.cancelled().await }),
+        )
+    };
+    let repo = Arc::new(ModelRepository::observed(tap));
     let deployer = Arc::new(Deployer::new(
         registry.clone(),
         repo.clone(),
@@ -522,6 +702,20 @@ pub async fn run(args: DemoArgs, cores: Option<Cores>) -> anyhow::Result<()> {
          every decision above is in the event log: ballast events --model fraud (this demo's registry lives in a temp dir)"
     );
 
+    drift_phase(
+        cores,
+        &target,
+        &closed(Protocol::Http),
+        &rows,
+        &monitor,
+        &alerts,
+    )
+    .await?;
+    println!(
+        "      see them: curl {http}/v2/alerts   ballast alerts --url {http}   curl {http}/v2/models/fraud/monitor\n      \
+         (with [alerting] in the config, each goes to Alertmanager and to signed webhooks)"
+    );
+
     if args.no_serve {
         shutdown.cancel();
     } else {
@@ -530,5 +724,6 @@ pub async fn run(args: DemoArgs, cores: Option<Cores>) -> anyhow::Result<()> {
     }
     serving.await.context("server task")??;
     deploying.await.context("deployer task")?;
+    evaluating.await.context("alert task")?;
     Ok(())
 }

@@ -49,7 +49,12 @@ fn bad_alert_rules_are_named_and_need_the_monitor() {
     )
     .unwrap();
     let out = Command::new(BIN)
-        .args(["serve", "--no-monitor", "--config", config.to_str().unwrap()])
+        .args([
+            "serve",
+            "--no-monitor",
+            "--config",
+            config.to_str().unwrap(),
+        ])
         .env_remove("BALLAST_MODEL_REPOSITORY")
         .output()
         .unwrap();
