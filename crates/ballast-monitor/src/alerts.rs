@@ -219,7 +219,6 @@ fn webhook_key(secret: &str) -> Result<Vec<u8>, String> {
 pub fn sign_webhook(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
     let mut mac = match hmac::Hmac::<sha2::Sha256>::new_from_slice(key) {
         Ok(m) => m,
-        // HMAC takes keys of any length.
         Err(_) => unreachable!("HMAC accepts any key length"),
     };
     mac.update(id.as_bytes());
@@ -622,10 +621,11 @@ impl Alerts {
                         let body = webhook_body(&alert);
                         let (client, url, key) = (client.clone(), url.clone(), key.clone());
                         let permit = in_flight.clone().acquire_owned().await;
+                        // One id for every attempt: receivers deduplicate retries by it.
+                        let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
                         tokio::spawn(async move {
                             let _permit = permit;
                             deliver("webhook", || {
-                                let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
                                 let ts = SystemTime::now()
                                     .duration_since(SystemTime::UNIX_EPOCH)
                                     .unwrap_or_default()
@@ -634,7 +634,7 @@ impl Alerts {
                                 client
                                     .post(&url)
                                     .header("content-type", "application/json")
-                                    .header("webhook-id", id)
+                                    .header("webhook-id", &id)
                                     .header("webhook-timestamp", ts.to_string())
                                     .header("webhook-signature", sig)
                                     .body(body.clone())
