@@ -300,9 +300,6 @@ impl Counts {
                 if let Some(i) = slot.issue() {
                     tally[i] += 1;
                 }
-                if let Slot::OutOfRange(_) = slot {
-                    tally[1] += 1;
-                }
             };
             match inputs.get(f.source.input) {
                 Some(t) if f.source.offset < t.row_len() => {
@@ -347,13 +344,15 @@ enum Slot {
 }
 
 impl Slot {
-    /// The quality counter it raises, other than out-of-range: missing 0, unseen 2, mistyped 3.
+    /// The quality counter it raises, in [`Counts::add_to`]'s order: missing 0,
+    /// out_of_range 1, unseen 2, mistyped 3.
     fn issue(self) -> Option<usize> {
         match self {
             Slot::Missing => Some(0),
+            Slot::OutOfRange(_) => Some(1),
             Slot::Unseen(_) => Some(2),
             Slot::Mistyped => Some(3),
-            Slot::Bin(_) | Slot::OutOfRange(_) => None,
+            Slot::Bin(_) => None,
         }
     }
 }

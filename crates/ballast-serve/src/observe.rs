@@ -356,6 +356,19 @@ mod tests {
         entered: std::sync::atomic::AtomicUsize,
     }
 
+    impl Recorder {
+        fn new(interest: Interest) -> Arc<Self> {
+            Arc::new(Self {
+                seen: Mutex::default(),
+                started: Mutex::default(),
+                stopped: Mutex::default(),
+                interest,
+                gate: Mutex::default(),
+                entered: Default::default(),
+            })
+        }
+    }
+
     impl Observer for Recorder {
         fn name(&self) -> &str {
             "recorder"
@@ -415,14 +428,7 @@ mod tests {
             inputs: vec![],
             outputs: vec![],
         };
-        let full = Arc::new(Recorder {
-            seen: Mutex::default(),
-            started: Mutex::default(),
-            stopped: Mutex::default(),
-            interest: Interest::Tensors,
-            gate: Mutex::default(),
-            entered: Default::default(),
-        });
+        let full = Recorder::new(Interest::Tensors);
         tap.attach(full.clone(), 16).unwrap();
         let observed = start(&tap, &sig);
         assert!(observed.wants_tensors());
@@ -437,19 +443,7 @@ mod tests {
         assert_eq!(seen[0].id, ctx.id);
 
         let quiet = Tap::new();
-        quiet
-            .attach(
-                Arc::new(Recorder {
-                    seen: Mutex::default(),
-                    started: Mutex::default(),
-                    stopped: Mutex::default(),
-                    interest: Interest::None,
-                    gate: Mutex::default(),
-                    entered: Default::default(),
-                }),
-                16,
-            )
-            .unwrap();
+        quiet.attach(Recorder::new(Interest::None), 16).unwrap();
         assert!(start(&quiet, &sig).is_empty());
     }
 
@@ -460,14 +454,7 @@ mod tests {
             inputs: vec![],
             outputs: vec![],
         };
-        let slow = Arc::new(Recorder {
-            seen: Mutex::default(),
-            started: Mutex::default(),
-            stopped: Mutex::default(),
-            interest: Interest::Outcome,
-            gate: Mutex::default(),
-            entered: Default::default(),
-        });
+        let slow = Recorder::new(Interest::Outcome);
         tap.attach(slow.clone(), 4).unwrap();
         let observed = start(&tap, &sig);
         assert!(!observed.wants_tensors());
@@ -505,14 +492,7 @@ mod tests {
             inputs: vec![],
             outputs: vec![],
         };
-        let declining = Arc::new(Recorder {
-            seen: Mutex::default(),
-            started: Mutex::default(),
-            stopped: Mutex::default(),
-            interest: Interest::None,
-            gate: Mutex::default(),
-            entered: Default::default(),
-        });
+        let declining = Recorder::new(Interest::None);
         tap.attach(declining.clone(), 4).unwrap();
         let first = start(&tap, &sig);
         // Reloaded under the same number: a new instance.

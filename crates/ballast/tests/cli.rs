@@ -12,23 +12,28 @@ fn examples() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/models")
 }
 
-#[test]
-fn bad_configuration_lists_every_problem_and_exits_64() {
+/// Runs `ballast serve ARGS`, expects the bad-configuration exit (64), returns stderr.
+fn refused_config(args: &[&str]) -> String {
     let out = Command::new(BIN)
-        .args([
-            "serve",
-            "--host",
-            "not-an-ip",
-            "--max-request-bytes",
-            "10",
-            "--model-repository",
-            "/nonexistent/models",
-        ])
+        .arg("serve")
+        .args(args)
         .env_remove("BALLAST_MODEL_REPOSITORY")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
-    let err = String::from_utf8_lossy(&out.stderr);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_configuration_lists_every_problem_and_exits_64() {
+    let err = refused_config(&[
+        "--host",
+        "not-an-ip",
+        "--max-request-bytes",
+        "10",
+        "--model-repository",
+        "/nonexistent/models",
+    ]);
     for fragment in [
         "host",
         "not-an-ip",
@@ -48,18 +53,7 @@ fn bad_alert_rules_are_named_and_need_the_monitor() {
         "[[alert]]\nname = \"d\"\nsignal = \"quality\"\nop = \">\"\nthreshold = 0.1\nfor = \"soon\"\n\n[[alerting.webhook]]\nurl = \"http://127.0.0.1:9/h\"\nsecret = \"abc\"\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "serve",
-            "--no-monitor",
-            "--config",
-            config.to_str().unwrap(),
-        ])
-        .env_remove("BALLAST_MODEL_REPOSITORY")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused_config(&["--no-monitor", "--config", config.to_str().unwrap()]);
     for fragment in [
         "alert[0].for",
         "alert[0].issue: required",
