@@ -1,0 +1,74 @@
+//! E-mail addresses: a practical RFC 5322 `addr-spec` — a dot-atom local part (letters, digits
+//! and ``!#$%&'*+/=?^_`{|}~-``, plus tags included, no leading, trailing or doubled dot) and a
+//! domain of at least two labels whose last is a 2–63 letter TLD or an IDN (`xn--…` or Unicode
+//! letters). Quoted local parts and IP-literal domains are not matched. Sentence punctuation
+//! around the address (`<…>`, `(…)`, a final `.` or `,`, quotes) stays outside the span.
+
+use regex::Regex;
+
+pub(crate) const PATTERN: &str = concat!(
+    r"[\p{L}\p{N}!#$%&'*+/=?^_`{|}~-]+(?:\.[\p{L}\p{N}!#$%&'*+/=?^_`{|}~-]+)*",
+    r"@(?:[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?\.)+",
+    r"(?:xn--[a-zA-Z0-9-]{1,59}|\p{L}{2,63})",
+);
+
+/// Characters allowed in a local part that, at its start, are quoting or punctuation of the
+/// sentence rather than part of the address.
+const LEADING_PUNCT: &[char] = &[
+    '\'', '`', '{', '|', '}', '~', '!', '#', '$', '%', '&', '*', '/', '=', '?', '^', '-', '+',
+];
+
+pub(crate) fn find(re: &Regex, text: &str, out: &mut Vec<(usize, usize)>) {
+    for m in re.find_iter(text) {
+        let s = m.as_str();
+        let trimmed = s.trim_start_matches(LEADING_PUNCT);
+        let start = m.end() - trimmed.len();
+        if trimmed.starts_with('@') {
+            continue;
+        }
+        // The domain ran into a word (`a@b.com2`): no TLD ends there.
+        if super::text::char_at(text, m.end()).is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        out.push((start, m.end()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spans(text: &str) -> Vec<&str> {
+        let re = Regex::new(PATTERN).unwrap();
+        let mut out = Vec::new();
+        find(&re, text, &mut out);
+        out.iter().map(|&(s, e)| &text[s..e]).collect()
+    }
+
+    #[test]
+    fn finds_dot_atoms_plus_tags_and_subdomains() {
+        assert_eq!(
+            spans("mail jane.doe+news@mail.example.co.uk."),
+            ["jane.doe+news@mail.example.co.uk"]
+        );
+        assert_eq!(spans("<o'brien@example.ie>"), ["o'brien@example.ie"]);
+        assert_eq!(
+            spans("(j_smith@exa-mple.com), or"),
+            ["j_smith@exa-mple.com"]
+        );
+        assert_eq!(spans("'bob@example.org'"), ["bob@example.org"]);
+    }
+
+    #[test]
+    fn finds_idn_domains() {
+        assert_eq!(spans("anna@münchen.de"), ["anna@münchen.de"]);
+        assert_eq!(spans("x@example.xn--p1ai"), ["x@example.xn--p1ai"]);
+    }
+
+    #[test]
+    fn ignores_handles_and_bare_at_signs() {
+        assert!(spans("@jane and a @ b").is_empty());
+        assert!(spans("user@localhost").is_empty());
+        assert!(spans("ping me @ 10.0.0.1").is_empty());
+    }
+}

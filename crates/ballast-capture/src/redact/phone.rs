@@ -1,0 +1,519 @@
+//! Phone numbers. A regex finds runs of digits, spaces, `.`, `-`, `/` and parentheses (with an
+//! optional leading `+`); code then looks inside each run for the leftmost, longest stretch of
+//! whole digit groups that has one of these shapes:
+//!
+//! - **International**: `+` or `00`, an assigned E.164 country code (the codes are prefix-free,
+//!   so the split is unique), an optional `(0)`, and a national number of the length that
+//!   country uses (a table for the common ones, 6–12 digits otherwise), 15 digits at most.
+//! - **North American**: `(415) 555-0132`, `415-555-0132`, `415.555.0132`, `415 555 0132`, with
+//!   an optional leading `1`; one separator kind between the 3-3-4 groups.
+//! - **Trunk-0 national** (UK, DE, FR, NL, AU, IT, …): a leading `0` then a non-zero digit, 9–12
+//!   digits in 2–5 groups, area 2–5 digits (optionally in parentheses), the last group at least
+//!   3 digits — or French pairs `01 23 45 67 89`.
+//! - **Anything phone-like after a keyword** (`tel`, `phone`, `call`, `mobile`, `fax`, …, within
+//!   40 bytes): 7–15 digits, 8+ when unseparated, that is not a date, ZIP+4, SSN or IP shape.
+//!
+//! An extension (`x123`, `ext. 12`, `#12`) is part of the span. Never a phone: a stretch glued
+//! to a word or identifier (`ORD-415-555-0132`, `v2.14.0`), one followed by `:` and a digit (a
+//! time), ZIP+4 `12345-6789`, SSN `123-45-6789`, dates, dotted quads; digits inside IBAN-shaped
+//! tokens are shielded by the scanner, and card numbers win overlaps.
+//!
+//! Why not the `phonenumber` crate: it parses one number given its region but does not find
+//! numbers in running text (no equivalent of libphonenumber's `PhoneNumberMatcher`), and its
+//! embedded metadata is a heavy compile on two cores; finding is the hard part here.
+
+use regex::Regex;
+
+use super::text::{char_at, char_before, glued, keyword_before};
+
+pub(crate) const PATTERN: &str = r"(?:\+\s?|\()?\d[\d().\-/ ]{3,48}\d";
+
+/// Extension after a number: ` x123`, `ext. 12`, `#12`.
+pub(crate) const EXT_PATTERN: &str = r"^ ?(?:[xX]|[eE]xt\.?|#) ?\d{1,6}(?-u:\b)";
+
+const KEYWORDS: &[&str] = &[
+    "tel",
+    "tel.",
+    "phone",
+    "telephone",
+    "mobile",
+    "mob",
+    "cell",
+    "call",
+    "fax",
+    "whatsapp",
+    "sms",
+    "dial",
+    "ring",
+    "reach me",
+    "contact",
+    "telefon",
+    "telefono",
+    "teléfono",
+    "téléphone",
+    "tél",
+    "handy",
+    "móvil",
+    "cellulare",
+    "portable",
+    "ph",
+    "hotline",
+];
+
+/// E.164 country codes in service (ITU-T E.164 list of assigned codes, with +1 and +7 shared).
+const COUNTRY_CODES: &[u16] = &[
+    1, 7, 20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54,
+    55, 56, 57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98, 211,
+    212, 213, 216, 218, 220, 221, 222, 223, 224, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234,
+    235, 236, 237, 238, 239, 240, 241, 242, 243, 244, 245, 246, 247, 248, 249, 250, 251, 252, 253,
+    254, 255, 256, 257, 258, 260, 261, 262, 263, 264, 265, 266, 267, 268, 269, 290, 291, 297, 298,
+    299, 350, 351, 352, 353, 354, 355, 356, 357, 358, 359, 370, 371, 372, 373, 374, 375, 376, 377,
+    378, 379, 380, 381, 382, 383, 385, 386, 387, 389, 420, 421, 423, 500, 501, 502, 503, 504, 505,
+    506, 507, 508, 509, 590, 591, 592, 593, 594, 595, 596, 597, 598, 599, 670, 672, 673, 674, 675,
+    676, 677, 678, 679, 680, 681, 682, 683, 685, 686, 687, 688, 689, 690, 691, 692, 800, 808, 850,
+    852, 853, 855, 856, 870, 878, 880, 881, 882, 883, 886, 888, 960, 961, 962, 963, 964, 965, 966,
+    967, 968, 970, 971, 972, 973, 974, 975, 976, 977, 979, 992, 993, 994, 995, 996, 998,
+];
+
+/// National significant number lengths where they are fixed or narrow (ITU national numbering
+/// plans); other codes take 6–12.
+fn nsn_lengths(cc: u16) -> std::ops::RangeInclusive<usize> {
+    match cc {
+        1 | 7 | 91 => 10..=10,
+        33 | 34 | 31 | 61 | 41 | 48 | 351 | 27 | 420 | 421 | 380 | 40 => 9..=9,
+        44 => 9..=10,
+        49 => 6..=13,
+        39 => 6..=11,
+        55 | 86 | 54 => 10..=11,
+        45 | 47 | 65 | 852 => 8..=8,
+        _ => 6..=12,
+    }
+}
+
+/// A stretch of a run, parsed: digit groups and what stands between them.
+struct Parsed {
+    plus: bool,
+    /// Each digit group's length and whether it sits in parentheses.
+    groups: Vec<(usize, bool)>,
+    /// Separators between groups with parentheses removed ("" when only a paren separates).
+    seps: Vec<String>,
+    digits: Vec<u8>,
+}
+
+fn parse(s: &str) -> Option<Parsed> {
+    let mut p = Parsed {
+        plus: false,
+        groups: Vec::new(),
+        seps: Vec::new(),
+        digits: Vec::new(),
+    };
+    let mut rest = s;
+    if let Some(r) = rest.strip_prefix('+') {
+        p.plus = true;
+        rest = r.strip_prefix(' ').unwrap_or(r);
+    }
+    let mut sep = String::new();
+    let mut open = false;
+    let mut in_group = 0usize;
+    let mut group_paren = false;
+    let flush = |p: &mut Parsed, len: &mut usize, paren: bool, sep: &mut String| {
+        if *len > 0 {
+            if !p.groups.is_empty() {
+                p.seps.push(std::mem::take(sep));
+            }
+            p.groups.push((*len, paren));
+            *len = 0;
+        }
+    };
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => {
+                if in_group == 0 {
+                    group_paren = open;
+                }
+                in_group += 1;
+                p.digits.push(c as u8 - b'0');
+            }
+            '(' => {
+                if open {
+                    return None;
+                }
+                flush(&mut p, &mut in_group, group_paren, &mut sep);
+                open = true;
+            }
+            ')' => {
+                if !open || in_group == 0 {
+                    return None;
+                }
+                flush(&mut p, &mut in_group, group_paren, &mut sep);
+                open = false;
+            }
+            ' ' | '.' | '-' | '/' => {
+                if open {
+                    return None;
+                }
+                flush(&mut p, &mut in_group, group_paren, &mut sep);
+                sep.push(c);
+                if sep.len() > 1 {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+    if open {
+        return None;
+    }
+    flush(&mut p, &mut in_group, group_paren, &mut sep);
+    if !sep.is_empty() || p.groups.is_empty() {
+        return None;
+    }
+    let kinds: Vec<&str> = p
+        .seps
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if kinds.iter().filter(|s| **s == "/").count() > 1 {
+        return None;
+    }
+    if kinds.contains(&".") && kinds.iter().any(|s| *s != ".") {
+        return None;
+    }
+    if p.groups.iter().filter(|g| g.1).count() > 2 {
+        return None;
+    }
+    Some(p)
+}
+
+fn lens(p: &Parsed) -> Vec<usize> {
+    p.groups.iter().map(|g| g.0).collect()
+}
+
+fn country_code(ds: &[u8]) -> Option<(u16, usize)> {
+    let mut cc = 0u16;
+    for (i, &d) in ds.iter().take(3).enumerate() {
+        cc = cc * 10 + u16::from(d);
+        if COUNTRY_CODES.contains(&cc) {
+            return Some((cc, i + 1));
+        }
+    }
+    None
+}
+
+fn international(p: &Parsed) -> bool {
+    // Group digit strings, the international prefix (`+` or `00`) removed.
+    let mut gs: Vec<(Vec<u8>, bool)> = Vec::with_capacity(p.groups.len());
+    let mut at = 0;
+    for &(len, paren) in &p.groups {
+        gs.push((p.digits[at..at + len].to_vec(), paren));
+        at += len;
+    }
+    if !p.plus {
+        let paren = gs[0].1;
+        let first = &mut gs[0].0;
+        if first.len() < 2 || first[0] != 0 || first[1] != 0 || paren {
+            return false;
+        }
+        first.drain(..2);
+        if first.is_empty() {
+            gs.remove(0);
+        }
+    }
+    let Some((first, first_paren)) = gs.first() else {
+        return false;
+    };
+    let Some((cc, cc_len)) = country_code(first) else {
+        return false;
+    };
+    // The first group holds the whole country code (`+44 20…`, `+3170…`, not `+4 420…`).
+    if *first_paren || first.len() < cc_len || first[0] == 0 {
+        return false;
+    }
+    // A `(0)` trunk written after the country code is not part of the number.
+    let mut body: Vec<u8> = Vec::with_capacity(16);
+    for (i, (d, paren)) in gs.iter().enumerate() {
+        if !(i > 0 && *paren && d.as_slice() == [0]) {
+            body.extend_from_slice(d);
+        }
+    }
+    let mut nsn = body.split_off(cc_len);
+    // A trunk 0 typed without parentheses (`+44 020 …`) is tolerated once, except in Italy.
+    if nsn.first() == Some(&0) && cc != 39 {
+        nsn.remove(0);
+        if nsn.first() == Some(&0) {
+            return false;
+        }
+    }
+    let ok_len = nsn_lengths(cc).contains(&nsn.len()) && cc_len + nsn.len() <= 15;
+    ok_len && (cc != 1 || nsn.first().is_some_and(|&d| d >= 2))
+}
+
+fn north_american(p: &Parsed) -> bool {
+    let l = lens(p);
+    let (body, seps) = match l.as_slice() {
+        [3, 3, 4] => (&p.groups[..], &p.seps[..]),
+        [1, 3, 3, 4] if p.digits[0] == 1 => (&p.groups[1..], &p.seps[1..]),
+        _ => return false,
+    };
+    if p.plus || body[1].1 || body[2].1 {
+        return false;
+    }
+    if body[0].1 {
+        // (415) 555-0132, (415)555-0132
+        seps[1] == "-" || seps[1] == " " || seps[1] == "."
+    } else {
+        !seps[0].is_empty() && seps[0] == seps[1]
+    }
+}
+
+fn trunk_zero(p: &Parsed) -> bool {
+    let ds = &p.digits;
+    let l = lens(p);
+    if p.plus || ds.len() < 9 || ds.len() > 12 || ds[0] != 0 || ds[1] == 0 || l.len() < 2 {
+        return false;
+    }
+    if l == [2, 2, 2, 2, 2] {
+        return true;
+    }
+    if l.len() > 4 || l == [5, 4] || !(2..=5).contains(&l[0]) {
+        return false;
+    }
+    if p.groups[1..].iter().any(|g| g.1) {
+        return false;
+    }
+    let last = l[l.len() - 1];
+    l[1..].iter().all(|&g| (2..=8).contains(&g)) && last >= 3
+}
+
+fn loose(p: &Parsed) -> bool {
+    let l = lens(p);
+    let n = p.digits.len();
+    if !(7..=15).contains(&n) || l.len() > 6 {
+        return false;
+    }
+    if l.len() == 1 {
+        return n >= 8;
+    }
+    if l[1..].iter().any(|&g| g < 2) {
+        return false;
+    }
+    let mut kinds = p.seps.iter().filter(|s| !s.is_empty());
+    if let Some(k) = kinds.next()
+        && kinds.any(|o| o != k)
+    {
+        return false;
+    }
+    let dated = matches!(l.as_slice(), [4, 1 | 2, 1 | 2] | [1 | 2, 1 | 2, 2 | 4]);
+    let dotted_quad = l.len() == 4 && l.iter().all(|&g| g <= 3) && p.seps.iter().all(|s| s == ".");
+    !(dated || dotted_quad || l == [5, 4] || l == [3, 2, 4])
+}
+
+/// Byte offsets of each digit group in `run` (relative), with `+`/`(` pulled into a start.
+fn group_bounds(run: &str) -> Vec<(usize, usize)> {
+    let b = run.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            let s = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            out.push((s, i));
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Where a stretch starting at group `g` begins: before an opening paren or a `+`.
+fn stretch_start(run: &str, g: usize) -> usize {
+    let b = run.as_bytes();
+    let mut s = g;
+    if s > 0 && b[s - 1] == b'(' {
+        s -= 1;
+    }
+    if s > 0 && b[s - 1] == b'+' {
+        s -= 1;
+    } else if s > 1 && b[s - 1] == b' ' && b[s - 2] == b'+' {
+        s -= 2;
+    }
+    s
+}
+
+/// Not glued to a word or identifier, not after `#` (a reference), not a time (`…:30`).
+fn acceptable_edges(text: &str, start: usize, end: usize) -> bool {
+    if glued(text, start, end, true) || char_before(text, start) == Some('#') {
+        return false;
+    }
+    if char_before(text, start) == Some('+') {
+        return false;
+    }
+    let time = char_at(text, end) == Some(':')
+        && char_at(text, end + 1).is_some_and(|c| c.is_ascii_digit());
+    !time
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PhoneRegexes {
+    pub run: Regex,
+    pub ext: Regex,
+}
+
+pub(crate) fn find(re: &PhoneRegexes, text: &str, out: &mut Vec<(usize, usize)>) {
+    for m in re.run.find_iter(text) {
+        let run = m.as_str();
+        let base = m.start();
+        let groups = group_bounds(run);
+        let keyword = keyword_before(text, base, 40, KEYWORDS);
+        let mut from = 0;
+        while from < groups.len() {
+            let found =
+                best_stretch(&re.ext, text, base, run, &groups[from..], false).or_else(|| {
+                    keyword
+                        .then(|| best_stretch(&re.ext, text, base, run, &groups[from..], true))
+                        .flatten()
+                });
+            let Some((s, e, last)) = found else { break };
+            out.push((base + s, base + e));
+            from += last + 1;
+        }
+    }
+}
+
+/// The leftmost, then longest, stretch of whole groups with a phone shape: (start, end with any
+/// extension, index of its last group) relative to the run.
+fn best_stretch(
+    ext: &Regex,
+    text: &str,
+    base: usize,
+    run: &str,
+    groups: &[(usize, usize)],
+    with_keyword: bool,
+) -> Option<(usize, usize, usize)> {
+    // After a keyword, only a whole run counts: a loose shape must not be carved out of a
+    // longer number (an invalid card, a date followed by a count).
+    let (first_i, last_j) = if with_keyword {
+        (0..1, Some(groups.len() - 1))
+    } else {
+        (0..groups.len(), None)
+    };
+    for i in first_i {
+        let s = stretch_start(run, groups[i].0);
+        for j in (i..groups.len()).rev() {
+            if last_j.is_some_and(|l| l != j) {
+                continue;
+            }
+            let e = groups[j].1;
+            let Some(p) = parse(&run[s..e]) else { continue };
+            let shaped = if with_keyword {
+                loose(&p)
+            } else {
+                international(&p) || north_american(&p) || trunk_zero(&p)
+            };
+            let ext = ext.find(&text[base + e..]).map_or(0, |x| x.end());
+            if shaped && acceptable_edges(text, base + s, base + e + ext) {
+                return Some((s, e + ext, j));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spans(text: &str) -> Vec<&str> {
+        let re = PhoneRegexes {
+            run: Regex::new(PATTERN).unwrap(),
+            ext: Regex::new(EXT_PATTERN).unwrap(),
+        };
+        let mut out = Vec::new();
+        find(&re, text, &mut out);
+        out.iter().map(|&(s, e)| &text[s..e]).collect()
+    }
+
+    #[test]
+    fn finds_international_formats() {
+        for p in [
+            "+44 20 7946 0958",
+            "+1 (415) 555-0132",
+            "+49 30 901820",
+            "0044 20 7946 0958",
+            "+44(0)115 4960914",
+            "+33 (0)1 41 63 60 83",
+            "+3170 6690743",
+            "+61.437.406.812",
+            "+1-537-640-6812x41586",
+            "001-415-555-0132",
+            "+919141777631",
+        ] {
+            assert_eq!(spans(&format!("call {p}, thanks")), [p], "{p}");
+            assert_eq!(spans(p), [p], "{p}");
+        }
+    }
+
+    #[test]
+    fn finds_national_formats() {
+        for p in [
+            "(415) 555-0132",
+            "(415)555-0132",
+            "415-555-0132",
+            "415.555.0132",
+            "1-800-555-0199",
+            "020 7946 0958",
+            "(0161) 4960066",
+            "04 15 39 15 00",
+            "03662 585178",
+            "(08)-8690-7366",
+            "206.269.0743x9150",
+        ] {
+            assert_eq!(spans(&format!("note {p} end")), [p], "{p}");
+        }
+    }
+
+    #[test]
+    fn keyword_admits_unseparated_numbers() {
+        assert_eq!(spans("Tel: 0961073668"), ["0961073668"]);
+        assert!(spans("ref 0961073668").is_empty());
+    }
+
+    #[test]
+    fn ignores_decoys() {
+        for d in [
+            "2024-03-15",
+            "15.03.2024",
+            "03/15/2024",
+            "14:30:00",
+            "$1,234.56",
+            "1.234.567,89",
+            "ORD-415-555-0132",
+            "62704-1234",
+            "02134-5678",
+            "123-45-6789",
+            "v2.14.0",
+            "192.168.100.200",
+            "10.0.0.1",
+            "4111 1111 1111 1111",
+            "2024-03-15T14:30:00Z",
+            "1Z 999 AA1 0123 4567 84",
+            "#0123 456 789",
+            "1710513000",
+        ] {
+            assert!(spans(d).is_empty(), "{d}: {:?}", spans(d));
+            assert!(spans(&format!("call me 2024-03-15 {d}")).is_empty(), "{d}");
+        }
+    }
+
+    #[test]
+    fn separates_a_phone_from_a_neighbouring_number() {
+        assert_eq!(spans("2 415-555-0132"), ["415-555-0132"]);
+        assert_eq!(
+            spans("+1 415 555 0132 4111 1111 1111 1111"),
+            ["+1 415 555 0132"]
+        );
+    }
+}

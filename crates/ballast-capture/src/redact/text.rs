@@ -1,0 +1,93 @@
+//! Small helpers the detectors share: what stands right before and after a candidate.
+
+/// The character ending just before byte `i`.
+pub(crate) fn char_before(text: &str, i: usize) -> Option<char> {
+    text.get(..i).and_then(|s| s.chars().next_back())
+}
+
+/// The character starting at byte `i`.
+pub(crate) fn char_at(text: &str, i: usize) -> Option<char> {
+    text.get(i..).and_then(|s| s.chars().next())
+}
+
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// True when `start..end` is glued to a longer identifier or number: a letter, digit or `_`
+/// right next to it, or a joiner (`. , / _ #` or `-` before; `. , /` or `-` after) followed by a
+/// letter or digit on the far side (`ORD#…`, `…-7`, `1.5`, `10.0.0.1`). A hyphen *before* the
+/// candidate counts only when `hyphen_joins` is set: a card number inside `ORD-4111…-X` is still
+/// a card number, an SSN-shaped `ORD-123-45-6789` is an order id.
+pub(crate) fn glued(text: &str, start: usize, end: usize, hyphen_joins: bool) -> bool {
+    if let Some(c) = char_before(text, start) {
+        if is_word(c) {
+            return true;
+        }
+        let joiner = matches!(c, '.' | ',' | '/' | '#' | '_') || (hyphen_joins && c == '-');
+        if joiner && char_before(text, start - c.len_utf8()).is_some_and(is_word) {
+            return true;
+        }
+    }
+    if let Some(c) = char_at(text, end) {
+        if is_word(c) {
+            return true;
+        }
+        let joiner = matches!(c, '.' | ',' | '/' | '-');
+        if joiner && char_at(text, end + c.len_utf8()).is_some_and(|d| d.is_ascii_digit()) {
+            return true;
+        }
+        if hyphen_joins && c == '-' && char_at(text, end + 1).is_some_and(is_word) {
+            return true;
+        }
+    }
+    false
+}
+
+/// True when one of `keywords` (ASCII, lower case) occurs as a whole word within `window` bytes
+/// before `start`.
+pub(crate) fn keyword_before(text: &str, start: usize, window: usize, keywords: &[&str]) -> bool {
+    let mut from = start.saturating_sub(window);
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    let hay = text[from..start].to_ascii_lowercase();
+    keywords.iter().any(|k| {
+        hay.match_indices(k).any(|(i, _)| {
+            let before = hay[..i].chars().next_back();
+            let after = hay[i + k.len()..].chars().next();
+            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphabetic)
+        })
+    })
+}
+
+/// The ASCII digits of `s`, in order.
+pub(crate) fn digits(s: &str) -> Vec<u8> {
+    s.bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|b| b - b'0')
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glued_sees_letters_digits_and_joined_tokens() {
+        let t = "ORD-4111-X a 4111 b";
+        assert!(!glued(t, 4, 8, false));
+        assert!(glued(t, 4, 8, true));
+        assert!(!glued(t, 13, 17, true));
+        assert!(glued("x1234 ", 1, 5, false));
+        assert!(glued("1.234 ", 2, 5, false));
+        assert!(glued("10.0.0.1", 0, 2, false));
+    }
+
+    #[test]
+    fn keyword_before_matches_whole_words_only() {
+        assert!(keyword_before("my SSN: 123", 8, 20, &["ssn"]));
+        assert!(!keyword_before("assn 123", 5, 20, &["ssn"]));
+        assert!(keyword_before("Tel.: 123", 6, 20, &["tel"]));
+    }
+}
