@@ -3,8 +3,9 @@
 //!
 //! Boundaries: a PAN glued to a letter or digit (`1Z999AA10123456784`, a 25-digit run) is not a
 //! card; a PAN between hyphens inside an identifier (`ORD-4111111111111111-X`) *is* reported — a
-//! full, checksum-valid PAN is card data wherever it sits. A trailing group that makes the number
-//! too long (an expiry or CVV typed after it) is dropped and the rest tried again.
+//! full, checksum-valid PAN is card data wherever it sits. An expiry written right after the
+//! last group (`4111 1111 1111 1111 12/27`) is left out of the span; a grouped run that is
+//! longer than a valid card is not cut down to one.
 
 use regex::Regex;
 
@@ -115,11 +116,15 @@ pub(crate) fn valid(ds: &[u8]) -> bool {
 pub(crate) fn find(re: &Regex, text: &str, out: &mut Vec<(usize, usize)>) {
     for m in re.find_iter(text) {
         let (start, s) = (m.start(), m.as_str());
-        if !glued(text, start, m.end(), false) && valid(&digits(s)) {
-            out.push((start, m.end()));
+        if !glued(text, start, m.end(), false) {
+            if valid(&digits(s)) {
+                out.push((start, m.end()));
+            }
             continue;
         }
-        // A trailing group too many (expiry, CVV, a count): drop it and try again.
+        // Glued at the end to an expiry (`4111 1111 1111 1111 12/27`): drop that group. A
+        // number that is merely too long (`… 1111 293`) is not cut: its prefix would be a card
+        // by chance one time in ten.
         if let Some(cut) = s.rfind([' ', '-']) {
             let end = start + cut;
             if !glued(text, start, end, false) && valid(&digits(&s[..cut])) {
@@ -225,6 +230,11 @@ mod tests {
     #[test]
     fn drops_an_expiry_typed_after_the_number() {
         assert_eq!(spans("4111 1111 1111 1111 12/27"), ["4111 1111 1111 1111"]);
+    }
+
+    #[test]
+    fn does_not_cut_a_card_out_of_a_longer_grouped_number() {
+        assert!(spans("4111 1111 1111 1111 293").is_empty());
     }
 
     #[test]

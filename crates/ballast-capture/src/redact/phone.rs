@@ -10,8 +10,10 @@
 //! - **Trunk-0 national** (UK, DE, FR, NL, AU, IT, …): a leading `0` then a non-zero digit, 9–12
 //!   digits in 2–5 groups, area 2–5 digits (optionally in parentheses), the last group at least
 //!   3 digits — or French pairs `01 23 45 67 89`.
-//! - **Anything phone-like after a keyword** (`tel`, `phone`, `call`, `mobile`, `fax`, …, within
-//!   40 bytes): 7–15 digits, 8+ when unseparated, that is not a date, ZIP+4, SSN or IP shape.
+//! - **Brazilian national**: `61 9141-7776`, `(61) 99141-7776`.
+//! - **Anything phone-like after a keyword** (`tel`, `phone`, `mobile`, `called from`, …, within
+//!   32 bytes and no other number in between): 7–15 digits, 8+ when unseparated, not a date,
+//!   ZIP+4, SSN, IP or slash shape.
 //!
 //! An extension (`x123`, `ext. 12`, `#12`) is part of the span. Never a phone: a stretch glued
 //! to a word or identifier (`ORD-415-555-0132`, `v2.14.0`), one followed by `:` and a digit (a
@@ -31,6 +33,8 @@ pub(crate) const PATTERN: &str = r"(?:\+\s?|\()?\d[\d().\-/ ]{3,48}\d";
 /// Extension after a number: ` x123`, `ext. 12`, `#12`.
 pub(crate) const EXT_PATTERN: &str = r"^ ?(?:[xX]|[eE]xt\.?|#) ?\d{1,6}(?-u:\b)";
 
+/// Words that introduce a phone number (within 32 bytes, no other number in between). "call"
+/// alone is not one: "call scheduled 2024-03-15", "on the call (invoice 2020/4366)".
 const KEYWORDS: &[&str] = &[
     "tel",
     "tel.",
@@ -39,14 +43,21 @@ const KEYWORDS: &[&str] = &[
     "mobile",
     "mob",
     "cell",
-    "call",
     "fax",
     "whatsapp",
     "sms",
-    "dial",
-    "ring",
+    "callback",
+    "call me",
+    "call back",
+    "called from",
+    "calling from",
+    "call from",
+    "ring me",
     "reach me",
-    "contact",
+    "text me",
+    "ping me",
+    "dial",
+    "hotline",
     "telefon",
     "telefono",
     "teléfono",
@@ -56,8 +67,6 @@ const KEYWORDS: &[&str] = &[
     "móvil",
     "cellulare",
     "portable",
-    "ph",
-    "hotline",
 ];
 
 /// E.164 country codes in service (ITU-T E.164 list of assigned codes, with +1 and +7 shared).
@@ -276,7 +285,7 @@ fn trunk_zero(p: &Parsed) -> bool {
     if l == [2, 2, 2, 2, 2] {
         return true;
     }
-    if l.len() > 4 || l == [5, 4] || !(2..=5).contains(&l[0]) {
+    if l.len() > 4 || l == [5, 4] || l == [3, 2, 4] || !(2..=5).contains(&l[0]) {
         return false;
     }
     if p.groups[1..].iter().any(|g| g.1) {
@@ -298,18 +307,38 @@ fn loose(p: &Parsed) -> bool {
     if l[1..].iter().any(|&g| g < 2) {
         return false;
     }
-    let mut kinds = p.seps.iter().filter(|s| !s.is_empty());
-    if let Some(k) = kinds.next()
-        && kinds.any(|o| o != k)
-    {
+    let seps: Vec<&str> = p
+        .seps
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+        .collect();
+    // One separator kind, or spaces then hyphens (`63 7566-5530`, `+1 415-555-0132`).
+    let consistent = seps
+        .windows(2)
+        .all(|w| w[0] == w[1] || (w[0] == " " && w[1] == "-"));
+    if !consistent || seps.contains(&"/") {
         return false;
     }
-    let dated = matches!(l.as_slice(), [4, 1 | 2, 1 | 2] | [1 | 2, 1 | 2, 2 | 4]);
-    let dotted_quad = l.len() == 4 && l.iter().all(|&g| g <= 3) && p.seps.iter().all(|s| s == ".");
+    let dated = matches!(
+        l.as_slice(),
+        [4, 1 | 2, 1 | 2, ..] | [1 | 2, 1 | 2, 2 | 4, ..]
+    );
+    let dotted_quad = l.len() == 4 && l.iter().all(|&g| g <= 3) && seps.iter().all(|s| *s == ".");
     !(dated || dotted_quad || l == [5, 4] || l == [3, 2, 4])
 }
 
-/// Byte offsets of each digit group in `run` (relative), with `+`/`(` pulled into a start.
+/// `61 9141-7776`, `61 99141-7776`, `(61) 99141-7776`: area code, a space, 4 or 5 digits, a
+/// hyphen, 4 digits.
+fn brazilian(p: &Parsed) -> bool {
+    let l = lens(p);
+    let shape = matches!(l.as_slice(), [2, 4 | 5, 4]) && p.seps[1] == "-";
+    shape
+        && !p.plus
+        && (p.seps[0] == " " || (p.groups[0].1 && p.seps[0].is_empty()))
+        && p.digits[0] != 0
+}
+
 fn group_bounds(run: &str) -> Vec<(usize, usize)> {
     let b = run.as_bytes();
     let mut out = Vec::new();
@@ -367,7 +396,7 @@ pub(crate) fn find(re: &PhoneRegexes, text: &str, out: &mut Vec<(usize, usize)>)
         let run = m.as_str();
         let base = m.start();
         let groups = group_bounds(run);
-        let keyword = keyword_before(text, base, 40, KEYWORDS);
+        let keyword = keyword_before(text, base, 32, KEYWORDS);
         let mut from = 0;
         while from < groups.len() {
             let found =
@@ -393,25 +422,18 @@ fn best_stretch(
     groups: &[(usize, usize)],
     with_keyword: bool,
 ) -> Option<(usize, usize, usize)> {
-    // After a keyword, only a whole run counts: a loose shape must not be carved out of a
-    // longer number (an invalid card, a date followed by a count).
-    let (first_i, last_j) = if with_keyword {
-        (0..1, Some(groups.len() - 1))
-    } else {
-        (0..groups.len(), None)
-    };
-    for i in first_i {
-        let s = stretch_start(run, groups[i].0);
-        for j in (i..groups.len()).rev() {
-            if last_j.is_some_and(|l| l != j) {
-                continue;
-            }
+    // Stretches start at the run's first group: a phone carved out of the middle of a longer
+    // number (`6280 0542 7484 0181`, `9400 1379 0825 5913 0110 37`) is not a phone. Trailing
+    // groups may be left out (`+44 20 7946 0958 12:30`).
+    if let Some(first) = groups.first() {
+        let s = stretch_start(run, first.0);
+        for j in (0..groups.len()).rev() {
             let e = groups[j].1;
             let Some(p) = parse(&run[s..e]) else { continue };
             let shaped = if with_keyword {
                 loose(&p)
             } else {
-                international(&p) || north_american(&p) || trunk_zero(&p)
+                international(&p) || north_american(&p) || trunk_zero(&p) || brazilian(&p)
             };
             let ext = ext.find(&text[base + e..]).map_or(0, |x| x.end());
             if shaped && acceptable_edges(text, base + s, base + e + ext) {
@@ -469,6 +491,7 @@ mod tests {
             "04 15 39 15 00",
             "03662 585178",
             "(08)-8690-7366",
+            "61 9141-7776",
             "206.269.0743x9150",
         ] {
             assert_eq!(spans(&format!("note {p} end")), [p], "{p}");
@@ -510,7 +533,14 @@ mod tests {
 
     #[test]
     fn separates_a_phone_from_a_neighbouring_number() {
-        assert_eq!(spans("2 415-555-0132"), ["415-555-0132"]);
+        assert_eq!(
+            spans("415-555-0132 / 415-555-0199"),
+            ["415-555-0132", "415-555-0199"]
+        );
+        assert!(
+            spans("6280 0542 7484 0181").is_empty(),
+            "not carved from a longer number"
+        );
         assert_eq!(
             spans("+1 415 555 0132 4111 1111 1111 1111"),
             ["+1 415 555 0132"]

@@ -45,18 +45,22 @@ pub(crate) fn glued(text: &str, start: usize, end: usize, hyphen_joins: bool) ->
 }
 
 /// True when one of `keywords` (ASCII, lower case) occurs as a whole word within `window` bytes
-/// before `start`.
+/// before `start` with no digit between it and `start`: the keyword introduces this number,
+/// not an earlier one.
 pub(crate) fn keyword_before(text: &str, start: usize, window: usize, keywords: &[&str]) -> bool {
     let mut from = start.saturating_sub(window);
     while !text.is_char_boundary(from) {
         from -= 1;
     }
     let hay = text[from..start].to_ascii_lowercase();
+    let after_last_digit = hay.rfind(|c: char| c.is_ascii_digit()).map_or(0, |i| i + 1);
     keywords.iter().any(|k| {
         hay.match_indices(k).any(|(i, _)| {
             let before = hay[..i].chars().next_back();
             let after = hay[i + k.len()..].chars().next();
-            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphabetic)
+            i >= after_last_digit
+                && !before.is_some_and(char::is_alphanumeric)
+                && !after.is_some_and(char::is_alphabetic)
         })
     })
 }
@@ -89,5 +93,6 @@ mod tests {
         assert!(keyword_before("my SSN: 123", 8, 20, &["ssn"]));
         assert!(!keyword_before("assn 123", 5, 20, &["ssn"]));
         assert!(keyword_before("Tel.: 123", 6, 20, &["tel"]));
+        assert!(!keyword_before("Tel: 1 and 2", 11, 20, &["tel"]));
     }
 }
