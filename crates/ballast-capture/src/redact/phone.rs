@@ -186,7 +186,9 @@ fn parse(s: &str) -> Option<Parsed> {
     if kinds.iter().filter(|s| **s == "/").count() > 1 {
         return None;
     }
-    if kinds.contains(&".") && kinds.iter().any(|s| *s != ".") {
+    // Dots are all-or-nothing (`415.555.0132`, not `1.234,5`), except right after a `+CC`.
+    let dotted = &kinds[usize::from(p.plus).min(kinds.len())..];
+    if dotted.contains(&".") && dotted.iter().any(|s| *s != ".") {
         return None;
     }
     if p.groups.iter().filter(|g| g.1).count() > 2 {
@@ -357,11 +359,12 @@ fn group_bounds(run: &str) -> Vec<(usize, usize)> {
     out
 }
 
-/// Where a stretch starting at group `g` begins: before an opening paren or a `+`.
-fn stretch_start(run: &str, g: usize) -> usize {
+/// Where a stretch whose first group is `g..g_end` begins: before a `+`, and before an opening
+/// paren that closes right after the group (`(415) …`, not a sentence's `(415-555-0132)`).
+fn stretch_start(run: &str, g: usize, g_end: usize) -> usize {
     let b = run.as_bytes();
     let mut s = g;
-    if s > 0 && b[s - 1] == b'(' {
+    if s > 0 && b[s - 1] == b'(' && b.get(g_end) == Some(&b')') {
         s -= 1;
     }
     if s > 0 && b[s - 1] == b'+' {
@@ -401,7 +404,7 @@ pub(crate) fn find(re: &PhoneRegexes, text: &str, out: &mut Vec<(usize, usize)>)
         while from < groups.len() {
             let found =
                 best_stretch(&re.ext, text, base, run, &groups[from..], false).or_else(|| {
-                    keyword
+                    (keyword && from == 0)
                         .then(|| best_stretch(&re.ext, text, base, run, &groups[from..], true))
                         .flatten()
                 });
@@ -426,9 +429,13 @@ fn best_stretch(
     // number (`6280 0542 7484 0181`, `9400 1379 0825 5913 0110 37`) is not a phone. Trailing
     // groups may be left out (`+44 20 7946 0958 12:30`).
     if let Some(first) = groups.first() {
-        let s = stretch_start(run, first.0);
+        let s = stretch_start(run, first.0, first.1);
         for j in (0..groups.len()).rev() {
             let e = groups[j].1;
+            // A loose shape must be the whole run, or end where a parenthesis opens.
+            if with_keyword && j + 1 < groups.len() && !run[e..].trim_start().starts_with('(') {
+                continue;
+            }
             let Some(p) = parse(&run[s..e]) else { continue };
             let shaped = if with_keyword {
                 loose(&p)

@@ -5,12 +5,12 @@
 //!
 //! Rules of the SSA (since 2011 randomisation): area 000, 666 and 900–999 are never issued,
 //! group 00 and serial 0000 neither. A candidate glued to an identifier (`ORD-123-45-6789`,
-//! `123-45-6789-01`) is not an SSN. ZIP+4 (`12345-6789`), dates and phone numbers have other
+//! `123-45-6789-01`) is not an SSN, unless that identifier is the label (`SSN#123-45-6789`). ZIP+4 (`12345-6789`), dates and phone numbers have other
 //! shapes and never reach validation.
 
 use regex::Regex;
 
-use super::text::{digits, glued, keyword_before};
+use super::text::{digits, glued_after, glued_before, keyword_before};
 
 pub(crate) const PATTERN: &str = r"(?-u:\b)(?:\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}|\d{9})(?-u:\b)";
 
@@ -37,7 +37,11 @@ pub(crate) fn valid(ds: &[u8]) -> bool {
 
 pub(crate) fn find(re: &Regex, text: &str, out: &mut Vec<(usize, usize)>) {
     for m in re.find_iter(text) {
-        if glued(text, m.start(), m.end(), true) || !valid(&digits(m.as_str())) {
+        if !valid(&digits(m.as_str())) {
+            continue;
+        }
+        let left_ok = !glued_before(text, m.start(), true) || after_ssn_label(text, m.start());
+        if !left_ok || glued_after(text, m.end(), true) {
             continue;
         }
         let bare = m.len() == 9;
@@ -46,6 +50,13 @@ pub(crate) fn find(re: &Regex, text: &str, out: &mut Vec<(usize, usize)>) {
         }
         out.push((m.start(), m.end()));
     }
+}
+
+/// `SSN#123-45-6789`, `ssn-123-45-6789`: glued on the left, but to the label itself.
+fn after_ssn_label(text: &str, start: usize) -> bool {
+    let head = text[..start].to_ascii_lowercase();
+    let head = head.trim_end_matches(['#', '-', ':', '_']);
+    head.ends_with("ssn") && !head[..head.len() - 3].ends_with(|c: char| c.is_alphanumeric())
 }
 
 #[cfg(test)]

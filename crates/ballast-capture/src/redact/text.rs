@@ -20,28 +20,34 @@ fn is_word(c: char) -> bool {
 /// candidate counts only when `hyphen_joins` is set: a card number inside `ORD-4111…-X` is still
 /// a card number, an SSN-shaped `ORD-123-45-6789` is an order id.
 pub(crate) fn glued(text: &str, start: usize, end: usize, hyphen_joins: bool) -> bool {
-    if let Some(c) = char_before(text, start) {
-        if is_word(c) {
-            return true;
-        }
-        let joiner = matches!(c, '.' | ',' | '/' | '#' | '_') || (hyphen_joins && c == '-');
-        if joiner && char_before(text, start - c.len_utf8()).is_some_and(is_word) {
-            return true;
-        }
+    glued_before(text, start, hyphen_joins) || glued_after(text, end, hyphen_joins)
+}
+
+/// The left half of [`glued`].
+pub(crate) fn glued_before(text: &str, start: usize, hyphen_joins: bool) -> bool {
+    let Some(c) = char_before(text, start) else {
+        return false;
+    };
+    if is_word(c) {
+        return true;
     }
-    if let Some(c) = char_at(text, end) {
-        if is_word(c) {
-            return true;
-        }
-        let joiner = matches!(c, '.' | ',' | '/' | '-');
-        if joiner && char_at(text, end + c.len_utf8()).is_some_and(|d| d.is_ascii_digit()) {
-            return true;
-        }
-        if hyphen_joins && c == '-' && char_at(text, end + 1).is_some_and(is_word) {
-            return true;
-        }
+    let joiner = matches!(c, '.' | ',' | '/' | '#' | '_') || (hyphen_joins && c == '-');
+    joiner && char_before(text, start - c.len_utf8()).is_some_and(is_word)
+}
+
+/// The right half of [`glued`].
+pub(crate) fn glued_after(text: &str, end: usize, hyphen_joins: bool) -> bool {
+    let Some(c) = char_at(text, end) else {
+        return false;
+    };
+    if is_word(c) {
+        return true;
     }
-    false
+    let joiner = matches!(c, '.' | ',' | '/' | '-');
+    if joiner && char_at(text, end + c.len_utf8()).is_some_and(|d| d.is_ascii_digit()) {
+        return true;
+    }
+    hyphen_joins && c == '-' && char_at(text, end + 1).is_some_and(is_word)
 }
 
 /// True when one of `keywords` (ASCII, lower case) occurs as a whole word within `window` bytes
