@@ -149,6 +149,90 @@ mod tests {
         assert!(err.contains("email, phone, card, ssn, iban"), "{err}");
     }
 
+    /// Records counter increments as (name, detector label, value).
+    #[derive(Default)]
+    struct Tape(std::sync::Arc<std::sync::Mutex<Vec<(String, String, u64)>>>);
+
+    struct TapeCounter(
+        std::sync::Arc<std::sync::Mutex<Vec<(String, String, u64)>>>,
+        String,
+        String,
+    );
+
+    impl metrics::CounterFn for TapeCounter {
+        fn increment(&self, value: u64) {
+            if let Ok(mut v) = self.0.lock() {
+                v.push((self.1.clone(), self.2.clone(), value));
+            }
+        }
+        fn absolute(&self, _: u64) {}
+    }
+
+    impl metrics::Recorder for Tape {
+        fn describe_counter(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_gauge(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_histogram(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn register_counter(
+            &self,
+            key: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Counter {
+            let label = key
+                .labels()
+                .find(|l| l.key() == "detector")
+                .map(|l| l.value().to_owned())
+                .unwrap_or_default();
+            metrics::Counter::from_arc(std::sync::Arc::new(TapeCounter(
+                self.0.clone(),
+                key.name().to_owned(),
+                label,
+            )))
+        }
+        fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+            metrics::Gauge::noop()
+        }
+        fn register_histogram(
+            &self,
+            _: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Histogram {
+            metrics::Histogram::noop()
+        }
+    }
+
+    #[test]
+    fn record_counts_increments_the_counter_per_detector_and_skips_zeros() {
+        let tape = Tape::default();
+        let seen = tape.0.clone();
+        metrics::with_local_recorder(&tape, || record_counts(&[2, 0, 1, 0, 0]));
+        let seen = seen.lock().map(|v| v.clone()).unwrap_or_default();
+        assert_eq!(
+            seen,
+            [
+                (REDACTIONS_TOTAL.to_owned(), "email".to_owned(), 2),
+                (REDACTIONS_TOTAL.to_owned(), "card".to_owned(), 1),
+            ]
+        );
+    }
+
     #[test]
     fn placeholders_are_the_documented_ones() {
         let p: Vec<_> = Kind::ALL.iter().map(|k| k.placeholder()).collect();
