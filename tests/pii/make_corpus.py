@@ -102,7 +102,7 @@ NETWORKS = [  # (name, prefix chooser, length chooser)
      lambda: rnd.choice([16, 16, 19])),
     ("jcb", lambda: str(rnd.randint(3528, 3589)), lambda: rnd.choice([16, 16, 19])),
     ("diners", lambda: rnd.choice([str(rnd.randint(300, 305)), "36", "38", "39", "3095"]),
-     lambda: rnd.choice([14, 14, 16])),
+     lambda: rnd.choice([14, 14, 16, 19])),
     ("unionpay", lambda: "62", lambda: rnd.choice([16, 17, 18, 19])),
     ("maestro", lambda: rnd.choice(["5018", "5020", "5038", "5893", "6304", "6759", "6761",
                                     "6762", "6763"]), lambda: rnd.choice([13, 16, 19])),
@@ -207,6 +207,7 @@ def make_email() -> str:
     else:
         e = f"{f.user_name()}{rnd.randint(1, 99)}@{f.domain_word()}.{rnd.choice(['co.uk', 'com.au', 'io', 'de', 'fr', 'info', 'museum', 'technology'])}"
     e = re.sub(r"[^A-Za-z0-9@._+-]", "", e)
+    e = re.sub(r"\.{2,}", ".", e)
     if rnd.random() < 0.05:
         e = e.upper()
     assert EMAIL_RE.match(e), e
@@ -243,7 +244,10 @@ def make_phone() -> str:
         if not pn.is_valid_number(num):
             continue
         s = raw if rnd.random() < 0.45 else rnd.choice(phone_variants(num))
-        again = pn.parse(re.sub(r"\s*(x|ext\.?)\s*\d+$", "", s), region)
+        try:  # the label must parse back to the same valid number
+            again = pn.parse(re.sub(r"\s*(x|ext\.?)\s*\d+$", "", s), region)
+        except pn.NumberParseException:
+            continue
         if pn.is_valid_number(again) and again.national_number == num.national_number:
             return s
 
@@ -347,6 +351,10 @@ def misc() -> str:
         f"lat {en.latitude()}, lon {en.longitude()}",
         f"ticket {rnd.choice(['JIRA', 'OPS', 'SUP'])}-{rnd.randint(1, 99999)}",
         f"ISBN 978-{rnd.randint(0, 9)}-{rnd.randint(100, 999)}-{rnd.randint(10000, 99999)}-{rnd.randint(0, 9)}",
+        f"EAN {en.ean13()}", f"GTIN {en.ean13()}", f"routing {en.aba()}", f"ABA {en.aba()}",
+        f"CEP {fakers['pt_BR'].postcode()}", f"postcode {fakers['en_GB'].postcode()}",
+        f"passport {en.passport_number()}", f"MAC {en.mac_address()}", f"uuid {en.uuid4()}",
+        f"IPv6 {en.ipv6()}", f"sha1 {en.sha1()[:12]}",
     ])
 
 

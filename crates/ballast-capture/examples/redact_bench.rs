@@ -1,6 +1,7 @@
 //! Throughput of [`Scanner::redact`] with every detector on: strings/s and MB/s on the labelled
 //! corpus (every line has numbers, most have PII), on its lines with the PII removed (decoys
-//! only), and on plain prose without digits or `@` (the common case: no regex runs).
+//! only), and on plain prose without digits or `@` (the common case: no regex runs); then each
+//! detector alone on the corpus.
 //!
 //! ```text
 //! cargo run --release -p ballast-capture --example redact_bench
@@ -8,7 +9,7 @@
 
 use std::time::Instant;
 
-use ballast_capture::redact::Scanner;
+use ballast_capture::redact::{Kind, Scanner};
 
 fn bench(name: &str, scanner: &Scanner, texts: &[String]) {
     let bytes: usize = texts.iter().map(String::len).sum();
@@ -56,6 +57,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let scanner = Scanner::all();
     bench("corpus (PII + decoys)", &scanner, &corpus);
+    for kind in Kind::ALL {
+        bench(
+            &format!("corpus, {kind} detector only"),
+            &Scanner::new(&[kind]),
+            &corpus,
+        );
+    }
     bench("corpus lines without PII", &scanner, &decoys);
     bench("prose, no digits or @", &scanner, &prose);
     Ok(())

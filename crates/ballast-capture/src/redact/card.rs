@@ -9,7 +9,7 @@
 
 use regex::Regex;
 
-use super::text::{digits, glued};
+use super::text::{digits, glued, keyword_before};
 
 /// Candidate shapes: plain runs, 4-4-4-x(-y) and Amex/Diners 4-6-4/4-6-5, one separator kind.
 pub(crate) const PATTERN: &str = r"(?-u:\b)(?:\d{4}(?: \d{4}){2} \d{1,4}(?: \d{1,4})?|\d{4}(?:-\d{4}){2}-\d{1,4}(?:-\d{1,4})?|\d{4} \d{6} \d{4,5}|\d{4}-\d{6}-\d{4,5}|\d{13,19})(?-u:\b)";
@@ -48,8 +48,10 @@ const fn r(lo: u32, hi: u32, digits: u32, lengths: u32) -> Range {
 /// (revision of 2025), which compiles the networks' own publications — Mastercard's 2-series
 /// (2221–2720, in issue since 2017), Discover Global Network's IIN ranges (6011, 622126–622925,
 /// 644–649, 65), JCB 3528–3589, Diners Club International 300–305, 3095, 36, 38–39. Maestro is
-/// taken as the broad 50 and 56–69 the brief gives (Maestro issues 12–19 digits; 12-digit
-/// Maestros are out of scope, the detector starts at 13). Left out on purpose: UATP (prefix 1,
+/// taken as the broad 50 and 56–69 the brief gives, at 13–19 digits (Maestro also issues 12;
+/// the detector starts at 13). A 13-digit EAN barcode is Luhn-valid one time in ten and may then
+/// look like a Visa or Maestro: a number right after `EAN`, `GTIN`, `UPC`, `ISBN`, `SKU`, `IMEI`
+/// or `barcode` is not taken as a card. Left out on purpose: UATP (prefix 1,
 /// 15 digits — collides with 15-digit parcel tracking numbers) and retired ranges (Visa 13 is
 /// kept: still valid per the table; JCB 1800/2131 15-digit and Diners enRoute 2014/2149 are not).
 const IIN: &[Range] = &[
@@ -64,10 +66,10 @@ const IIN: &[Range] = &[
     r(622_126, 622_925, 6, lens(16, 19)),          // Discover (co-branded UnionPay)
     r(62, 62, 2, lens(16, 19)),                    // UnionPay
     r(3528, 3589, 4, lens(16, 19)),                // JCB
-    r(300, 305, 3, lens(14, 19)),                  // Diners Club International
-    r(3095, 3095, 4, lens(14, 19)),                // Diners Club International
-    r(36, 36, 2, lens(14, 19)),                    // Diners Club International
-    r(38, 39, 2, lens(14, 19)),                    // Diners Club International
+    r(300, 305, 3, lens(14, 19)),                        // Diners Club International
+    r(3095, 3095, 4, lens(14, 19)),                      // Diners Club International
+    r(36, 36, 2, lens(14, 19)),                          // Diners Club International
+    r(38, 39, 2, lens(14, 19)),                          // Diners Club International
     r(50, 50, 2, lens(13, 19)),                    // Maestro, Dankort 5019, Verve 506…
     r(56, 69, 2, lens(13, 19)),                    // Maestro (and RuPay 60, GPN 6x)
     r(2200, 2205, 4, lens(16, 19)),                // Mir 2200–2204, BORICA 2205
@@ -77,6 +79,9 @@ const IIN: &[Range] = &[
     r(9792, 9792, 4, 1 << 16),                     // Troy
     r(9860, 9860, 4, 1 << 16),                     // Humo
 ];
+
+/// A number right after one of these is a product or device code, whatever its checksum.
+const BARCODE_WORDS: &[&str] = &["ean", "gtin", "upc", "isbn", "barcode", "sku", "imei"];
 
 /// Luhn (ISO/IEC 7812-1 annex B) over digit values.
 pub(crate) fn luhn_valid(ds: &[u8]) -> bool {
@@ -116,6 +121,9 @@ pub(crate) fn valid(ds: &[u8]) -> bool {
 pub(crate) fn find(re: &Regex, text: &str, out: &mut Vec<(usize, usize)>) {
     for m in re.find_iter(text) {
         let (start, s) = (m.start(), m.as_str());
+        if keyword_before(text, start, 16, BARCODE_WORDS) {
+            continue;
+        }
         if !glued(text, start, m.end(), false) {
             if valid(&digits(s)) {
                 out.push((start, m.end()));
@@ -178,9 +186,11 @@ mod tests {
         let cases = [
             ("510000000000000", true),
             ("550000000000000", true),
-            ("560000000000000", true),   // Maestro 56–69, 16 digits
-            ("34000000000000", true),    // Amex 15
-            ("3400000000000000", false), // Amex 17 digits
+            ("560000000000000", true),    // Maestro 56–69, 16 digits
+            ("560000000000", true),       // Maestro at 13 digits
+            ("36000000000000000", true),  // Diners at 18 digits
+            ("34000000000000", true),     // Amex 15
+            ("3400000000000000", false),  // Amex 17 digits
             ("601100000000000", true),
             ("622126000000000", true),
             ("622925000000000", true),
@@ -225,6 +235,13 @@ mod tests {
         assert_eq!(spans("amex 3782 822463 10005"), ["3782 822463 10005"]);
         assert_eq!(spans("mc 2223000048400011"), ["2223000048400011"]);
         assert_eq!(spans("ORD-4111111111111111-X"), ["4111111111111111"]);
+    }
+
+    #[test]
+    fn ignores_numbers_labelled_as_product_codes() {
+        assert!(spans("EAN 4222222222222").is_empty());
+        assert!(spans("IMEI: 490154203237518").is_empty());
+        assert_eq!(spans("card 4222222222222"), ["4222222222222"]);
     }
 
     #[test]

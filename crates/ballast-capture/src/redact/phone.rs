@@ -2,14 +2,16 @@
 //! optional leading `+`); code then looks inside each run for the leftmost, longest stretch of
 //! whole digit groups that has one of these shapes:
 //!
-//! - **International**: `+` or `00`, an assigned E.164 country code (the codes are prefix-free,
+//! - **International**: `+`, `(+CC)` or `00`, an assigned E.164 country code (the codes are prefix-free,
 //!   so the split is unique), an optional `(0)`, and a national number of the length that
 //!   country uses (a table for the common ones, 6–12 digits otherwise), 15 digits at most.
 //! - **North American**: `(415) 555-0132`, `415-555-0132`, `415.555.0132`, `415 555 0132`, with
 //!   an optional leading `1`; one separator kind between the 3-3-4 groups.
-//! - **Trunk-0 national** (UK, DE, FR, NL, AU, IT, …): a leading `0` then a non-zero digit, 9–12
-//!   digits in 2–5 groups, area 2–5 digits (optionally in parentheses), the last group at least
-//!   3 digits — or French pairs `01 23 45 67 89`.
+//! - **Trunk-0 national** (UK, DE, FR, NL, AU, IT, CH, SE, TR, …): a leading `0` then a non-zero
+//!   digit; 8–13 digits in 2–4 groups, area 2–5 digits (optionally in parentheses), other groups
+//!   2–8 digits, not a date, ZIP+4 or CEP shape; or French pairs `01 23 45 67 89`; or 10–11 digits
+//!   unseparated (`02079460958`).
+//! - **Trunk-8 national** (RU, KZ): `8 (495) 123-45-67`, `8 995 289 0786`.
 //! - **Brazilian national**: `61 9141-7776`, `(61) 99141-7776`.
 //! - **Anything phone-like after a keyword** (`tel`, `phone`, `mobile`, `called from`, …, within
 //!   32 bytes and no other number in between): 7–15 digits, 8+ when unseparated, not a date,
@@ -28,7 +30,7 @@ use regex::Regex;
 
 use super::text::{char_at, char_before, glued, keyword_before};
 
-pub(crate) const PATTERN: &str = r"(?:\+\s?|\()?\d[\d().\-/ ]{3,48}\d";
+pub(crate) const PATTERN: &str = r"(?:\(\+|\+\s?|\()?\d[\d().\-/ ]{3,48}\d";
 
 /// Extension after a number: ` x123`, `ext. 12`, `#12`.
 pub(crate) const EXT_PATTERN: &str = r"^ ?(?:[xX]|[eE]xt\.?|#) ?\d{1,6}(?-u:\b)";
@@ -116,10 +118,19 @@ fn parse(s: &str) -> Option<Parsed> {
         seps: Vec::new(),
         digits: Vec::new(),
     };
+    let owned;
     let mut rest = s;
     if let Some(r) = rest.strip_prefix('+') {
         p.plus = true;
         rest = r.strip_prefix(' ').unwrap_or(r);
+    } else if let Some((cc, r)) = rest.strip_prefix("(+").and_then(|r| r.split_once(')')) {
+        // `(+358) 09 1234 567`: the country code in parentheses.
+        if cc.is_empty() || cc.len() > 3 || !cc.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        p.plus = true;
+        owned = format!("{cc} {}", r.trim_start_matches([' ', '-', '.']));
+        rest = &owned;
     }
     let mut sep = String::new();
     let mut open = false;
@@ -163,7 +174,8 @@ fn parse(s: &str) -> Option<Parsed> {
                 }
                 flush(&mut p, &mut in_group, group_paren, &mut sep);
                 sep.push(c);
-                if sep.len() > 1 {
+                // One separator, or `/ ` (`08/ 387 37 16`).
+                if sep.len() > 1 && sep != "/ " {
                     return None;
                 }
             }
@@ -183,7 +195,7 @@ fn parse(s: &str) -> Option<Parsed> {
         .map(String::as_str)
         .filter(|s| !s.is_empty())
         .collect();
-    if kinds.iter().filter(|s| **s == "/").count() > 1 {
+    if kinds.iter().filter(|s| s.starts_with('/')).count() > 1 {
         return None;
     }
     // Dots are all-or-nothing (`415.555.0132`, not `1.234,5`), except right after a `+CC`.
@@ -221,6 +233,10 @@ fn international(p: &Parsed) -> bool {
         at += len;
     }
     if !p.plus {
+        // `00` written without any separator is more often a zero-padded code than a number.
+        if p.groups.len() < 2 {
+            return false;
+        }
         let paren = gs[0].1;
         let first = &mut gs[0].0;
         if first.len() < 2 || first[0] != 0 || first[1] != 0 || paren {
@@ -281,20 +297,43 @@ fn north_american(p: &Parsed) -> bool {
 fn trunk_zero(p: &Parsed) -> bool {
     let ds = &p.digits;
     let l = lens(p);
-    if p.plus || ds.len() < 9 || ds.len() > 12 || ds[0] != 0 || ds[1] == 0 || l.len() < 2 {
+    if p.plus || ds.len() < 8 || ds[0] != 0 || ds[1] == 0 {
+        return false;
+    }
+    if l.len() == 1 {
+        // Unseparated: `02079460958`, `0961073668` (10–11 digits; 9 would take ABA routing numbers).
+        return (10..=11).contains(&ds.len());
+    }
+    if ds.len() > 13 || l.len() > 5 || (ds.len() == 8 && l.len() < 3) {
         return false;
     }
     if l == [2, 2, 2, 2, 2] {
         return true;
     }
-    if l.len() > 4 || l == [5, 4] || l == [3, 2, 4] || !(2..=5).contains(&l[0]) {
+    if l.len() > 4 || dated(&l) || l == [5, 4] || l == [3, 2, 4] || !(2..=5).contains(&l[0]) {
         return false;
     }
     if p.groups[1..].iter().any(|g| g.1) {
         return false;
     }
-    let last = l[l.len() - 1];
-    l[1..].iter().all(|&g| (2..=8).contains(&g)) && last >= 3
+    l[1..].iter().all(|&g| (2..=8).contains(&g))
+}
+
+/// Day, month and year in some order: `2024 03 15`, `15 03 2024`, `3/15/24`.
+fn dated(l: &[usize]) -> bool {
+    matches!(l, [4, 1 | 2, 1 | 2] | [1 | 2, 1 | 2, 2 | 4])
+}
+
+/// Russian and Kazakh trunk 8: `8 (495) 123-45-67`, `8 995 289 0786`.
+fn trunk_eight(p: &Parsed) -> bool {
+    let ds = &p.digits;
+    let l = lens(p);
+    !p.plus
+        && ds.len() == 11
+        && ds[0] == 8
+        && ds[1] >= 3
+        && matches!(l.as_slice(), [1, 3, 3, 4] | [1, 3, 3, 2, 2])
+        && !p.groups[0].1
 }
 
 fn loose(p: &Parsed) -> bool {
@@ -319,7 +358,7 @@ fn loose(p: &Parsed) -> bool {
     let consistent = seps
         .windows(2)
         .all(|w| w[0] == w[1] || (w[0] == " " && w[1] == "-"));
-    if !consistent || seps.contains(&"/") {
+    if !consistent || seps.iter().any(|s| s.starts_with('/')) {
         return false;
     }
     let dated = matches!(
@@ -371,6 +410,9 @@ fn stretch_start(run: &str, g: usize, g_end: usize) -> usize {
         s -= 1;
     } else if s > 1 && b[s - 1] == b' ' && b[s - 2] == b'+' {
         s -= 2;
+    }
+    if s > 0 && b[s - 1] == b'(' && b[s] == b'+' && b.get(g_end) == Some(&b')') {
+        s -= 1;
     }
     s
 }
@@ -440,7 +482,11 @@ fn best_stretch(
             let shaped = if with_keyword {
                 loose(&p)
             } else {
-                international(&p) || north_american(&p) || trunk_zero(&p) || brazilian(&p)
+                international(&p)
+                    || north_american(&p)
+                    || trunk_zero(&p)
+                    || trunk_eight(&p)
+                    || brazilian(&p)
             };
             let ext = ext.find(&text[base + e..]).map_or(0, |x| x.end());
             if shaped && acceptable_edges(text, base + s, base + e + ext) {
@@ -507,8 +553,13 @@ mod tests {
 
     #[test]
     fn keyword_admits_unseparated_numbers() {
-        assert_eq!(spans("Tel: 0961073668"), ["0961073668"]);
-        assert!(spans("ref 0961073668").is_empty());
+        assert_eq!(spans("Tel: 9876543210"), ["9876543210"]);
+        assert!(spans("ref 9876543210").is_empty());
+        assert_eq!(
+            spans("ref 0961073668"),
+            ["0961073668"],
+            "trunk 0, national length"
+        );
     }
 
     #[test]
