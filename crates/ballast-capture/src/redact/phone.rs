@@ -2,9 +2,10 @@
 //! optional leading `+`); code then looks inside each run for the leftmost, longest stretch of
 //! whole digit groups that has one of these shapes:
 //!
-//! - **International**: `+`, `(+CC)` or `00`, an assigned E.164 country code (the codes are prefix-free,
-//!   so the split is unique), an optional `(0)`, and a national number of the length that
-//!   country uses (a table for the common ones, 6–12 digits otherwise), 15 digits at most.
+//! - **International**: `+`, `(+CC)`, `00` or `011`, an assigned E.164 country code (the codes
+//!   are prefix-free, so the split is unique), an optional `(0)`, and a national number of the
+//!   length that country uses (a table for the common ones, 6–12 digits otherwise), 15 digits at
+//!   most; `00`/`011` only with a separator somewhere (`0034185854509` is an EAN).
 //! - **North American**: `(415) 555-0132`, `415-555-0132`, `415.555.0132`, `415 555 0132`, with
 //!   an optional leading `1`; one separator kind between the 3-3-4 groups.
 //! - **Trunk-0 national** (UK, DE, FR, NL, AU, IT, CH, SE, TR, …): a leading `0` then a non-zero
@@ -237,12 +238,20 @@ fn international(p: &Parsed) -> bool {
         if p.groups.len() < 2 {
             return false;
         }
+        // The international prefix: `00`, or `011` from North America (`011 44 20 …`).
         let paren = gs[0].1;
         let first = &mut gs[0].0;
-        if first.len() < 2 || first[0] != 0 || first[1] != 0 || paren {
+        let prefix = if first.starts_with(&[0, 0]) {
+            2
+        } else if first.as_slice() == [0, 1, 1] {
+            3
+        } else {
+            return false;
+        };
+        if paren {
             return false;
         }
-        first.drain(..2);
+        first.drain(..prefix);
         if first.is_empty() {
             gs.remove(0);
         }
@@ -301,7 +310,8 @@ fn trunk_zero(p: &Parsed) -> bool {
         return false;
     }
     if l.len() == 1 {
-        // Unseparated: `02079460958`, `0961073668` (10–11 digits; 9 would take ABA routing numbers).
+        // Unseparated: `02079460958`, `0961073668`; 10–11 digits (9 would take ABA routing
+        // numbers).
         return (10..=11).contains(&ds.len());
     }
     if ds.len() > 13 || l.len() > 5 || (ds.len() == 8 && l.len() < 3) {

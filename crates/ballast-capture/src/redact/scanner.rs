@@ -266,7 +266,8 @@ mod tests {
             let spans = scanner.find(&text);
             for s in &spans {
                 proptest::prop_assert!(s.start < s.end && s.end <= text.len());
-                proptest::prop_assert!(text.is_char_boundary(s.start) && text.is_char_boundary(s.end));
+                proptest::prop_assert!(text.is_char_boundary(s.start));
+                proptest::prop_assert!(text.is_char_boundary(s.end));
             }
             proptest::prop_assert!(spans.windows(2).all(|w| w[0].end <= w[1].start));
             let mut counts = [0; 5];

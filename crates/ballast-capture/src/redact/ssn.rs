@@ -5,8 +5,8 @@
 //!
 //! Rules of the SSA (since 2011 randomisation): area 000, 666 and 900–999 are never issued,
 //! group 00 and serial 0000 neither. A candidate glued to an identifier (`ORD-123-45-6789`,
-//! `123-45-6789-01`) is not an SSN, unless that identifier is the label (`SSN#123-45-6789`). ZIP+4 (`12345-6789`), dates and phone numbers have other
-//! shapes and never reach validation.
+//! `123-45-6789-01`) is not an SSN, unless that identifier is the label (`SSN#123-45-6789`).
+//! ZIP+4 (`12345-6789`), dates and phone numbers have other shapes and never reach validation.
 
 use regex::Regex;
 
