@@ -1,8 +1,9 @@
 //! E-mail addresses: a practical RFC 5322 `addr-spec` — a dot-atom local part (letters, digits
 //! and ``!#$%&'*+/=?^_`{|}~-``, plus tags included, no leading, trailing or doubled dot) and a
 //! domain of at least two labels whose last is a 2–63 letter TLD or an IDN (`xn--…` or Unicode
-//! letters). Quoted local parts and IP-literal domains are not matched. Sentence punctuation
-//! around the address (`<…>`, `(…)`, a final `.` or `,`, quotes) stays outside the span.
+//! letters). Quoted local parts and IP-literal domains are not matched, nor asset names whose
+//! "TLD" is a file extension (`logo@2x.png`). Sentence punctuation around the address (`<…>`,
+//! `(…)`, a final `.` or `,`, quotes) stays outside the span.
 
 use regex::Regex;
 
@@ -30,8 +31,24 @@ pub(crate) fn find(re: &Regex, text: &str, out: &mut Vec<(usize, usize)>) {
         if super::text::char_at(text, m.end()).is_some_and(|c| c.is_alphanumeric() || c == '_') {
             continue;
         }
+        if file_name(s) {
+            continue;
+        }
         out.push((start, m.end()));
     }
+}
+
+/// File extensions that are not top-level domains: `logo@2x.png`, `icon@3x.webp` are asset
+/// names. Only extensions that are no TLD: `.zip`, `.mov`, `.md`, `.rs`, `.py` are domains.
+const FILE_EXTENSIONS: &[&str] = &[
+    "png", "jpg", "jpeg", "gif", "svg", "webp", "bmp", "ico", "tif", "tiff", "heic", "pdf", "css",
+    "js", "mjs", "ts", "json", "xml", "htm", "html", "txt", "csv", "log", "gz", "tgz", "wav",
+    "avi", "mkv", "exe", "dll", "jar", "bin", "rb",
+];
+
+fn file_name(address: &str) -> bool {
+    let tld = address.rsplit('.').next().unwrap_or_default();
+    FILE_EXTENSIONS.iter().any(|e| tld.eq_ignore_ascii_case(e))
 }
 
 #[cfg(test)]
@@ -70,5 +87,7 @@ mod tests {
         assert!(spans("@jane and a @ b").is_empty());
         assert!(spans("user@localhost").is_empty());
         assert!(spans("ping me @ 10.0.0.1").is_empty());
+        assert!(spans("see logo@2x.png and icon@3x.WEBP").is_empty());
+        assert_eq!(spans("files@example.zip"), ["files@example.zip"]);
     }
 }
