@@ -355,6 +355,8 @@ def misc() -> str:
         f"CEP {fakers['pt_BR'].postcode()}", f"postcode {fakers['en_GB'].postcode()}",
         f"passport {en.passport_number()}", f"MAC {en.mac_address()}", f"uuid {en.uuid4()}",
         f"IPv6 {en.ipv6()}", f"sha1 {en.sha1()[:12]}",
+        f"asset logo@{rnd.randint(2, 3)}x.png", f"npm i @scope/pkg@{rnd.randint(1, 9)}.{rnd.randint(0, 20)}.0",
+        "user@localhost",
     ])
 
 
