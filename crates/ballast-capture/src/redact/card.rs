@@ -129,11 +129,9 @@ pub(crate) fn valid(ds: &[u8]) -> bool {
 pub(crate) fn find(re: &Regex, text: &str, out: &mut Vec<(usize, usize)>) {
     for m in re.find_iter(text) {
         let (start, s) = (m.start(), m.as_str());
-        if keyword_before(text, start, 16, BARCODE_WORDS) {
-            continue;
-        }
+        let labelled = || keyword_before(text, start, 16, BARCODE_WORDS);
         if !glued(text, start, m.end(), false) {
-            if valid(&digits(s)) {
+            if valid(&digits(s)) && !labelled() {
                 out.push((start, m.end()));
             }
             continue;
@@ -143,7 +141,7 @@ pub(crate) fn find(re: &Regex, text: &str, out: &mut Vec<(usize, usize)>) {
         // by chance one time in ten.
         if let Some(cut) = s.rfind([' ', '-']) {
             let end = start + cut;
-            if !glued(text, start, end, false) && valid(&digits(&s[..cut])) {
+            if !glued(text, start, end, false) && valid(&digits(&s[..cut])) && !labelled() {
                 out.push((start, end));
             }
         }

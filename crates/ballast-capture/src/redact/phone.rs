@@ -33,9 +33,6 @@ use super::text::{char_at, char_before, glued, keyword_before};
 
 pub(crate) const PATTERN: &str = r"(?:\(\+|\+\s?|\()?\d[\d().\-/ ]{3,48}\d";
 
-/// Extension after a number: ` x123`, `ext. 12`, `#12`.
-pub(crate) const EXT_PATTERN: &str = r"^ ?(?:[xX]|[eE]xt\.?|#) ?\d{1,6}(?-u:\b)";
-
 /// Words that introduce a phone number (within 32 bytes, no other number in between). "call"
 /// alone is not one: "call scheduled 2024-03-15", "on the call (invoice 2020/4366)".
 const KEYWORDS: &[&str] = &[
@@ -440,26 +437,49 @@ fn acceptable_edges(text: &str, start: usize, end: usize) -> bool {
     !time
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct PhoneRegexes {
-    pub run: Regex,
-    pub ext: Regex,
+/// Length of an extension at the start of `rest`: ` x123`, `ext. 12`, ` #12` (1–6 digits, not
+/// followed by a word character); 0 when there is none.
+fn ext_len(rest: &str) -> usize {
+    let b = rest.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b' '));
+    let word = b
+        .get(i..i + 3)
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"ext"));
+    match b.get(i) {
+        Some(b'x' | b'X' | b'#') => i += 1,
+        Some(b'e' | b'E') if word => {
+            i += 3;
+            i += usize::from(b.get(i) == Some(&b'.'));
+        }
+        _ => return 0,
+    }
+    i += usize::from(b.get(i) == Some(&b' '));
+    let digits = b[i.min(b.len())..]
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    let end = i + digits;
+    let next_is_word = char_at(rest, end).is_some_and(|c| c.is_alphanumeric() || c == '_');
+    if (1..=6).contains(&digits) && !next_is_word {
+        end
+    } else {
+        0
+    }
 }
 
-pub(crate) fn find(re: &PhoneRegexes, text: &str, out: &mut Vec<(usize, usize)>) {
-    for m in re.run.find_iter(text) {
+pub(crate) fn find(re: &Regex, text: &str, out: &mut Vec<(usize, usize)>) {
+    for m in re.find_iter(text) {
         let run = m.as_str();
         let base = m.start();
         let groups = group_bounds(run);
-        let keyword = keyword_before(text, base, 32, KEYWORDS);
+        let keyword = std::cell::OnceCell::new();
         let mut from = 0;
         while from < groups.len() {
-            let found =
-                best_stretch(&re.ext, text, base, run, &groups[from..], false).or_else(|| {
-                    (keyword && from == 0)
-                        .then(|| best_stretch(&re.ext, text, base, run, &groups[from..], true))
-                        .flatten()
-                });
+            let found = best_stretch(text, base, run, &groups[from..], false).or_else(|| {
+                (from == 0 && *keyword.get_or_init(|| keyword_before(text, base, 32, KEYWORDS)))
+                    .then(|| best_stretch(text, base, run, &groups[from..], true))
+                    .flatten()
+            });
             let Some((s, e, last)) = found else { break };
             out.push((base + s, base + e));
             from += last + 1;
@@ -470,7 +490,6 @@ pub(crate) fn find(re: &PhoneRegexes, text: &str, out: &mut Vec<(usize, usize)>)
 /// The leftmost, then longest, stretch of whole groups with a phone shape: (start, end with any
 /// extension, index of its last group) relative to the run.
 fn best_stretch(
-    ext: &Regex,
     text: &str,
     base: usize,
     run: &str,
@@ -498,7 +517,7 @@ fn best_stretch(
                     || trunk_eight(&p)
                     || brazilian(&p)
             };
-            let ext = ext.find(&text[base + e..]).map_or(0, |x| x.end());
+            let ext = ext_len(&text[base + e..]);
             if shaped && acceptable_edges(text, base + s, base + e + ext) {
                 return Some((s, e + ext, j));
             }
@@ -512,10 +531,7 @@ mod tests {
     use super::*;
 
     fn spans(text: &str) -> Vec<&str> {
-        let re = PhoneRegexes {
-            run: Regex::new(PATTERN).unwrap(),
-            ext: Regex::new(EXT_PATTERN).unwrap(),
-        };
+        let re = Regex::new(PATTERN).unwrap();
         let mut out = Vec::new();
         find(&re, text, &mut out);
         out.iter().map(|&(s, e)| &text[s..e]).collect()
@@ -559,6 +575,17 @@ mod tests {
         ] {
             assert_eq!(spans(&format!("note {p} end")), [p], "{p}");
         }
+    }
+
+    #[test]
+    fn extensions_are_part_of_the_number() {
+        assert_eq!(ext_len(" x123, ok"), 5);
+        assert_eq!(ext_len("ext. 12"), 7);
+        assert_eq!(ext_len(" Ext 9"), 6);
+        assert_eq!(ext_len("#12"), 3);
+        assert_eq!(ext_len(" x1234567"), 0);
+        assert_eq!(ext_len(" xylophone"), 0);
+        assert_eq!(ext_len(" next 12"), 0);
     }
 
     #[test]

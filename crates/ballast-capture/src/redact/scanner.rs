@@ -4,7 +4,6 @@ use std::borrow::Cow;
 
 use regex::Regex;
 
-use super::phone::PhoneRegexes;
 use super::{Kind, Span, card, email, iban, phone, ssn};
 
 /// Finds and replaces personal data in strings. Build it once per policy (compiling the regexes
@@ -16,7 +15,7 @@ use super::{Kind, Span, card, email, iban, phone, ssn};
 pub struct Scanner {
     enabled: [bool; 5],
     email: Option<Regex>,
-    phone: Option<PhoneRegexes>,
+    phone: Option<Regex>,
     card: Option<Regex>,
     ssn: Option<Regex>,
     /// Always compiled when any digit detector is on: IBAN-shaped tokens shield their digits.
@@ -43,10 +42,7 @@ impl Scanner {
         Scanner {
             enabled,
             email: on(Kind::Email).then(|| compile(email::PATTERN)),
-            phone: on(Kind::Phone).then(|| PhoneRegexes {
-                run: compile(phone::PATTERN),
-                ext: compile(phone::EXT_PATTERN),
-            }),
+            phone: on(Kind::Phone).then(|| compile(phone::PATTERN)),
             card: on(Kind::Card).then(|| compile(card::PATTERN)),
             ssn: on(Kind::Ssn).then(|| compile(ssn::PATTERN)),
             iban: digits.then(|| compile(iban::PATTERN)),
