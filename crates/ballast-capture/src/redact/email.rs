@@ -19,23 +19,56 @@ const LEADING_PUNCT: &[char] = &[
     '\'', '`', '{', '|', '}', '~', '!', '#', '$', '%', '&', '*', '/', '=', '?', '^', '-', '+',
 ];
 
+/// How far from an `@` an address can reach: 64 bytes of local part, 253 of domain (RFC 5321).
+const REACH: usize = 256;
+
+/// Addresses in `text`. The regex runs only on the whitespace-delimited stretch around each `@`
+/// (at most [`REACH`] bytes either side), not over the whole string: an address holds no
+/// whitespace, and scanning a short window is much cheaper than scanning the text.
 pub(crate) fn find(re: &Regex, text: &str, out: &mut Vec<(usize, usize)>) {
-    for m in re.find_iter(text) {
-        let s = m.as_str();
-        let trimmed = s.trim_start_matches(LEADING_PUNCT);
-        let start = m.end() - trimmed.len();
-        if trimmed.starts_with('@') {
+    let bytes = text.as_bytes();
+    let mut next = 0;
+    for (at, _) in text.match_indices('@') {
+        if at < next {
             continue;
         }
-        // The domain ran into a word (`a@b.com2`): no TLD ends there.
-        if super::text::char_at(text, m.end()).is_some_and(|c| c.is_alphanumeric() || c == '_') {
-            continue;
+        let floor = at.saturating_sub(REACH);
+        let mut lo = bytes[floor..at]
+            .iter()
+            .rposition(u8::is_ascii_whitespace)
+            .map_or(floor, |i| floor + i + 1);
+        while !text.is_char_boundary(lo) {
+            lo += 1;
         }
-        if file_name(s) {
-            continue;
+        let ceil = (at + REACH).min(bytes.len());
+        let mut hi = bytes[at..ceil]
+            .iter()
+            .position(u8::is_ascii_whitespace)
+            .map_or(ceil, |i| at + i);
+        while !text.is_char_boundary(hi) {
+            hi -= 1;
         }
-        out.push((start, m.end()));
+        for m in re.find_iter(&text[lo..hi]) {
+            accept(text, lo + m.start(), lo + m.end(), out);
+        }
+        next = hi;
     }
+}
+
+fn accept(text: &str, start: usize, end: usize, out: &mut Vec<(usize, usize)>) {
+    let s = &text[start..end];
+    let trimmed = s.trim_start_matches(LEADING_PUNCT);
+    if trimmed.starts_with('@') {
+        return;
+    }
+    // The domain ran into a word (`a@b.com2`): no TLD ends there.
+    if super::text::char_at(text, end).is_some_and(|c| c.is_alphanumeric() || c == '_') {
+        return;
+    }
+    if file_name(s) {
+        return;
+    }
+    out.push((end - trimmed.len(), end));
 }
 
 /// File extensions that are not top-level domains: `logo@2x.png`, `icon@3x.webp` are asset

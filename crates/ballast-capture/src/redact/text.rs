@@ -50,24 +50,32 @@ pub(crate) fn glued_after(text: &str, end: usize, hyphen_joins: bool) -> bool {
     hyphen_joins && c == '-' && char_at(text, end + 1).is_some_and(is_word)
 }
 
-/// True when one of `keywords` (ASCII, lower case) occurs as a whole word within `window` bytes
-/// before `start` with no digit between it and `start`: the keyword introduces this number,
-/// not an earlier one.
+/// True when one of `keywords` (lower case) occurs as a whole word within `window` bytes (at
+/// most 64) before `start` with no digit between it and `start`: the keyword introduces this
+/// number, not an earlier one. ASCII letters compare case-insensitively, others exactly.
 pub(crate) fn keyword_before(text: &str, start: usize, window: usize, keywords: &[&str]) -> bool {
-    let mut from = start.saturating_sub(window);
-    while !text.is_char_boundary(from) {
-        from -= 1;
-    }
-    let hay = text[from..start].to_ascii_lowercase();
-    let after_last_digit = hay.rfind(|c: char| c.is_ascii_digit()).map_or(0, |i| i + 1);
+    let bytes = &text.as_bytes()[start.saturating_sub(window).min(start)..start];
+    // Only what follows the last digit can introduce this number.
+    let hay = match bytes.iter().rposition(u8::is_ascii_digit) {
+        Some(i) => &bytes[i + 1..],
+        None => bytes,
+    };
+    let mut buf = [0u8; 64];
+    let hay = &hay[hay.len().saturating_sub(buf.len())..];
+    let lower = &mut buf[..hay.len()];
+    lower.copy_from_slice(hay);
+    lower.make_ascii_lowercase();
+    let lower = &*lower;
     keywords.iter().any(|k| {
-        hay.match_indices(k).any(|(i, _)| {
-            let before = hay[..i].chars().next_back();
-            let after = hay[i + k.len()..].chars().next();
-            i >= after_last_digit
-                && !before.is_some_and(char::is_alphanumeric)
-                && !after.is_some_and(char::is_alphabetic)
-        })
+        let k = k.as_bytes();
+        !k.is_empty()
+            && lower.len() >= k.len()
+            && (0..=lower.len() - k.len()).any(|i| {
+                lower[i] == k[0]
+                    && lower[i..].starts_with(k)
+                    && !(i > 0 && lower[i - 1].is_ascii_alphanumeric())
+                    && !lower.get(i + k.len()).is_some_and(u8::is_ascii_alphabetic)
+            })
     })
 }
 
