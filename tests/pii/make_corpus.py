@@ -295,6 +295,8 @@ def order_no() -> str:
         f"SO{rnd.randint(10000000, 99999999)}",
         f"PO-{rnd.randint(4500000000, 4599999999)}",
         f"ORD-{rnd.randint(100, 999)}-{rnd.randint(10, 99)}-{rnd.randint(1000, 9999)}",
+        f"order no. {rnd.randint(200, 999)}-{rnd.randint(200, 999)}-{rnd.randint(1000, 9999)}",
+        f"ticket #{rnd.randint(100, 899)}-{rnd.randint(10, 99)}-{rnd.randint(1000, 9999)}",
     ])
 
 

@@ -1,5 +1,5 @@
 //! IBANs (ISO 13616): country code, two check digits and a BBAN, compact or with single spaces
-//! (usually groups of four), any letter case. Valid when the country is in the SWIFT IBAN
+//! after multiples of four characters (the printed groups of four), any letter case. Valid when the country is in the SWIFT IBAN
 //! registry, the length is exactly that country's, the check digits are 02–98 and the number is
 //! 1 mod 97. The BBAN's inner structure is not checked: length and mod-97 already reject all but
 //! about 1 in 97 look-alikes, and a structure check would miss IBANs typed with a lower-case or
@@ -177,21 +177,27 @@ pub(crate) fn find(re: &Regex, text: &str, out: &mut Vec<Shaped>) {
     }
 }
 
-/// Collects `len` alphanumerics from `start`, allowing one space between any two; returns the
-/// end byte and the upper-cased compact form.
+/// Collects `len` alphanumerics from `start`, allowing a single space after any multiple of four
+/// characters (`DE89 3704 0044 …`, `DE89 37040044 0532013000`); returns the end byte and the
+/// upper-cased compact form. Spaces elsewhere end the walk: `SO68267656 Mobile 987 …` is not one
+/// token.
 fn walk(text: &str, start: usize, len: usize) -> Option<(usize, Vec<u8>)> {
     let bytes = text.as_bytes();
     let mut compact = Vec::with_capacity(len);
+    let mut group = 0;
     let mut i = start;
     while compact.len() < len {
         let b = *bytes.get(i)?;
         if b.is_ascii_alphanumeric() {
             compact.push(b.to_ascii_uppercase());
+            group += 1;
             i += 1;
         } else if b == b' '
-            && !compact.is_empty()
+            && group > 0
+            && group % 4 == 0
             && bytes.get(i + 1).is_some_and(u8::is_ascii_alphanumeric)
         {
+            group = 0;
             i += 1;
         } else {
             return None;
@@ -254,6 +260,14 @@ mod tests {
         assert_eq!(
             spans("NL91 ABNA 0417 1643 00 from"),
             [("NL91 ABNA 0417 1643 00", true)]
+        );
+        assert_eq!(
+            spans("DE89 37040044 0532013000"),
+            [("DE89 37040044 0532013000", true)]
+        );
+        assert!(
+            spans("SO68267656 Mobile 987 79 44 38").is_empty(),
+            "spaces off the grid"
         );
     }
 

@@ -19,7 +19,8 @@
 //!   ZIP+4, SSN, IP or slash shape.
 //!
 //! An extension (`x123`, `ext. 12`, `#12`) is part of the span. Never a phone: a stretch glued
-//! to a word or identifier (`ORD-415-555-0132`, `v2.14.0`), one followed by `:` and a digit (a
+//! to a word or identifier (`ORD-415-555-0132`, `v2.14.0`), one labelled as an identifier
+//! (`Order no. 415-555-0132`, `ticket 0161 496 0000`; see `text::ID_LABELS`), one followed by `:` and a digit (a
 //! time), ZIP+4 `12345-6789`, SSN `123-45-6789`, dates, dotted quads; digits inside IBAN-shaped
 //! tokens are shielded by the scanner, and card numbers win overlaps.
 //!
@@ -29,7 +30,7 @@
 
 use regex::Regex;
 
-use super::text::{char_at, char_before, glued, keyword_before};
+use super::text::{ID_LABELS, char_at, char_before, glued, keyword_before, labelled};
 
 pub(crate) const PATTERN: &str = r"(?:\(\+|\+\s?|\()?\d[\d().\-/ ]{3,48}\d";
 
@@ -429,6 +430,10 @@ fn acceptable_edges(text: &str, start: usize, end: usize) -> bool {
     if glued(text, start, end, true) || char_before(text, start) == Some('#') {
         return false;
     }
+    // `Order no. 415-555-0132` is an order number; `Order line +44 …` would still be a phone.
+    if !text[start..].starts_with(['+', '(']) && labelled(text, start, ID_LABELS) {
+        return false;
+    }
     if char_before(text, start) == Some('+') {
         return false;
     }
@@ -592,10 +597,10 @@ mod tests {
     fn keyword_admits_unseparated_numbers() {
         assert_eq!(spans("Tel: 9876543210"), ["9876543210"]);
         assert!(spans("ref 9876543210").is_empty());
-        assert_eq!(
-            spans("ref 0961073668"),
-            ["0961073668"],
-            "trunk 0, national length"
+        assert_eq!(spans("see 0961073668"), ["0961073668"], "trunk 0");
+        assert!(
+            spans("ref 0961073668").is_empty(),
+            "labelled as a reference"
         );
     }
 

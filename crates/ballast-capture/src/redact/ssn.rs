@@ -5,12 +5,13 @@
 //!
 //! Rules of the SSA (since 2011 randomisation): area 000, 666 and 900–999 are never issued,
 //! group 00 and serial 0000 neither. A candidate glued to an identifier (`ORD-123-45-6789`,
-//! `123-45-6789-01`) is not an SSN, unless that identifier is the label (`SSN#123-45-6789`).
+//! `123-45-6789-01`) is not an SSN, unless that identifier is the label (`SSN#123-45-6789`), nor
+//! is one labelled as another identifier (`Order no. 123-45-6789`).
 //! ZIP+4 (`12345-6789`), dates and phone numbers have other shapes and never reach validation.
 
 use regex::Regex;
 
-use super::text::{digits, glued_after, glued_before, keyword_before};
+use super::text::{ID_LABELS, digits, glued_after, glued_before, keyword_before, labelled};
 
 pub(crate) const PATTERN: &str = r"(?-u:\b)(?:\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}|\d{9})(?-u:\b)";
 
@@ -42,6 +43,9 @@ pub(crate) fn find(re: &Regex, text: &str, out: &mut Vec<(usize, usize)>) {
         }
         let left_ok = !glued_before(text, m.start(), true) || after_ssn_label(text, m.start());
         if !left_ok || glued_after(text, m.end(), true) {
+            continue;
+        }
+        if labelled(text, m.start(), ID_LABELS) {
             continue;
         }
         let bare = m.len() == 9;

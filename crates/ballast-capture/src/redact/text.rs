@@ -79,6 +79,67 @@ pub(crate) fn keyword_before(text: &str, start: usize, window: usize, keywords: 
     })
 }
 
+/// Labels that name an identifier: a phone- or SSN-shaped number right after one of them is that
+/// identifier (`Order no. 415-555-0132`, `ticket #123-45-6789`).
+pub(crate) const ID_LABELS: &[&str] = &[
+    "order",
+    "orders",
+    "invoice",
+    "inv",
+    "ref",
+    "reference",
+    "ticket",
+    "tracking",
+    "account",
+    "acct",
+    "po",
+    "sku",
+    "id",
+    "serial",
+    "case",
+    "claim",
+    "policy",
+    "receipt",
+    "transaction",
+    "txn",
+    "confirmation",
+    "booking",
+    "item",
+    "part",
+    "model",
+    "batch",
+    "lot",
+    "ord",
+];
+
+/// True when the word right before `start` (skipping spaces, `:#.-(` and a filler such as `no`,
+/// `nr`, `number`, `num`) is one of `labels` (lower case ASCII).
+pub(crate) fn labelled(text: &str, start: usize, labels: &[&str]) -> bool {
+    let b = text.as_bytes();
+    let mut i = start;
+    for _ in 0..2 {
+        let gap = i;
+        while i > 0
+            && gap - i < 4
+            && matches!(b[i - 1], b' ' | b'\t' | b':' | b'#' | b'.' | b'-' | b'(')
+        {
+            i -= 1;
+        }
+        let end = i;
+        while i > 0 && end - i < 16 && b[i - 1].is_ascii_alphabetic() {
+            i -= 1;
+        }
+        if i > 0 && b[i - 1].is_ascii_alphanumeric() {
+            return false;
+        }
+        let word = text[i..end].to_ascii_lowercase();
+        if !matches!(word.as_str(), "no" | "nr" | "number" | "num" | "nbr") {
+            return labels.contains(&word.as_str());
+        }
+    }
+    false
+}
+
 /// The ASCII digits of `s`, in order.
 pub(crate) fn digits(s: &str) -> Vec<u8> {
     s.bytes()
@@ -108,5 +169,22 @@ mod tests {
         assert!(!keyword_before("assn 123", 5, 20, &["ssn"]));
         assert!(keyword_before("Tel.: 123", 6, 20, &["tel"]));
         assert!(!keyword_before("Tel: 1 and 2", 11, 20, &["tel"]));
+    }
+
+    #[test]
+    fn labelled_sees_the_word_before_a_number_through_fillers() {
+        for t in [
+            "Order 1",
+            "order no. 1",
+            "Order #: 1",
+            "ORDER NUMBER 1",
+            "(ref 1",
+            "Ticket-1",
+        ] {
+            assert!(labelled(t, t.len() - 1, ID_LABELS), "{t}");
+        }
+        for t in ["phone 1", "call me 1", "reorder 1", "1", "x2 1"] {
+            assert!(!labelled(t, t.len() - 1, ID_LABELS), "{t}");
+        }
     }
 }
