@@ -153,7 +153,7 @@ mod tests {
     use super::*;
 
     fn ds(s: &str) -> Vec<u8> {
-        digits(s)
+        digits(s).to_vec()
     }
 
     /// Appends the Luhn check digit to a payload.

@@ -7,7 +7,7 @@
 
 use regex::Regex;
 
-use super::text::char_at;
+use super::text::{StackVec, char_at};
 
 /// Where an IBAN may start: two letters and two digits, not glued to a word before.
 pub(crate) const PATTERN: &str = r"(?i-u)\b[a-z]{2}[0-9]{2}";
@@ -181,9 +181,9 @@ pub(crate) fn find(re: &Regex, text: &str, out: &mut Vec<Shaped>) {
 /// characters (`DE89 3704 0044 …`, `DE89 37040044 0532013000`); returns the end byte and the
 /// upper-cased compact form. Spaces elsewhere end the walk: `SO68267656 Mobile 987 …` is not one
 /// token.
-fn walk(text: &str, start: usize, len: usize) -> Option<(usize, Vec<u8>)> {
+fn walk(text: &str, start: usize, len: usize) -> Option<(usize, StackVec<u8, 34>)> {
     let bytes = text.as_bytes();
-    let mut compact = Vec::with_capacity(len);
+    let mut compact = StackVec::new();
     let mut group = 0;
     let mut i = start;
     while compact.len() < len {

@@ -30,7 +30,7 @@
 
 use regex::Regex;
 
-use super::text::{ID_LABELS, char_at, char_before, glued, keyword_before, labelled};
+use super::text::{ID_LABELS, StackVec, char_at, char_before, glued, keyword_before, labelled};
 
 pub(crate) const PATTERN: &str = r"(?:\(\+|\+\s?|\()?\d[\d().\-/ ]{3,48}\d";
 
@@ -104,18 +104,31 @@ fn nsn_lengths(cc: u16) -> std::ops::RangeInclusive<usize> {
 struct Parsed {
     plus: bool,
     /// Each digit group's length and whether it sits in parentheses.
-    groups: Vec<(usize, bool)>,
+    groups: StackVec<(usize, bool), 32>,
     /// Separators between groups with parentheses removed ("" when only a paren separates).
-    seps: Vec<String>,
-    digits: Vec<u8>,
+    seps: StackVec<&'static str, 32>,
+    digits: StackVec<u8, 64>,
+}
+
+/// Closes the digit group being read, if any; false when a buffer is full.
+fn flush(p: &mut Parsed, len: &mut usize, paren: bool, sep: &mut &'static str) -> bool {
+    if *len == 0 {
+        return true;
+    }
+    if !p.groups.is_empty() && !p.seps.push(std::mem::take(sep)) {
+        return false;
+    }
+    let ok = p.groups.push((*len, paren));
+    *len = 0;
+    ok
 }
 
 fn parse(s: &str) -> Option<Parsed> {
     let mut p = Parsed {
         plus: false,
-        groups: Vec::new(),
-        seps: Vec::new(),
-        digits: Vec::new(),
+        groups: StackVec::new(),
+        seps: StackVec::new(),
+        digits: StackVec::new(),
     };
     let owned;
     let mut rest = s;
@@ -131,19 +144,10 @@ fn parse(s: &str) -> Option<Parsed> {
         owned = format!("{cc} {}", r.trim_start_matches([' ', '-', '.']));
         rest = &owned;
     }
-    let mut sep = String::new();
+    let mut sep: &'static str = "";
     let mut open = false;
     let mut in_group = 0usize;
     let mut group_paren = false;
-    let flush = |p: &mut Parsed, len: &mut usize, paren: bool, sep: &mut String| {
-        if *len > 0 {
-            if !p.groups.is_empty() {
-                p.seps.push(std::mem::take(sep));
-            }
-            p.groups.push((*len, paren));
-            *len = 0;
-        }
-    };
     for c in rest.chars() {
         match c {
             '0'..='9' => {
@@ -151,49 +155,49 @@ fn parse(s: &str) -> Option<Parsed> {
                     group_paren = open;
                 }
                 in_group += 1;
-                p.digits.push(c as u8 - b'0');
-            }
-            '(' => {
-                if open {
+                if !p.digits.push(c as u8 - b'0') {
                     return None;
                 }
-                flush(&mut p, &mut in_group, group_paren, &mut sep);
+            }
+            '(' => {
+                if open || !flush(&mut p, &mut in_group, group_paren, &mut sep) {
+                    return None;
+                }
                 open = true;
             }
             ')' => {
-                if !open || in_group == 0 {
+                if !open || in_group == 0 || !flush(&mut p, &mut in_group, group_paren, &mut sep) {
                     return None;
                 }
-                flush(&mut p, &mut in_group, group_paren, &mut sep);
                 open = false;
             }
             ' ' | '.' | '-' | '/' => {
-                if open {
+                if open || !flush(&mut p, &mut in_group, group_paren, &mut sep) {
                     return None;
                 }
-                flush(&mut p, &mut in_group, group_paren, &mut sep);
-                sep.push(c);
                 // One separator, or `/ ` (`08/ 387 37 16`).
-                if sep.len() > 1 && sep != "/ " {
-                    return None;
-                }
+                sep = match (sep, c) {
+                    ("", ' ') => " ",
+                    ("", '.') => ".",
+                    ("", '-') => "-",
+                    ("", '/') => "/",
+                    ("/", ' ') => "/ ",
+                    _ => return None,
+                };
             }
             _ => return None,
         }
     }
-    if open {
+    if open || !flush(&mut p, &mut in_group, group_paren, &mut sep) {
         return None;
     }
-    flush(&mut p, &mut in_group, group_paren, &mut sep);
     if !sep.is_empty() || p.groups.is_empty() {
         return None;
     }
-    let kinds: Vec<&str> = p
-        .seps
-        .iter()
-        .map(String::as_str)
-        .filter(|s| !s.is_empty())
-        .collect();
+    let mut kinds: StackVec<&str, 32> = StackVec::new();
+    for k in p.seps.iter().filter(|s| !s.is_empty()) {
+        kinds.push(k);
+    }
     if kinds.iter().filter(|s| s.starts_with('/')).count() > 1 {
         return None;
     }
@@ -208,8 +212,12 @@ fn parse(s: &str) -> Option<Parsed> {
     Some(p)
 }
 
-fn lens(p: &Parsed) -> Vec<usize> {
-    p.groups.iter().map(|g| g.0).collect()
+fn lens(p: &Parsed) -> StackVec<usize, 32> {
+    let mut out = StackVec::new();
+    for g in p.groups.iter() {
+        out.push(g.0);
+    }
+    out
 }
 
 fn country_code(ds: &[u8]) -> Option<(u16, usize)> {
@@ -224,57 +232,59 @@ fn country_code(ds: &[u8]) -> Option<(u16, usize)> {
 }
 
 fn international(p: &Parsed) -> bool {
-    // Group digit strings, the international prefix (`+` or `00`) removed.
-    let mut gs: Vec<(Vec<u8>, bool)> = Vec::with_capacity(p.groups.len());
+    // Each group as a slice of the digits, the international prefix (`+`, `00`, `011`) removed.
+    let mut gs: StackVec<(usize, usize, bool), 32> = StackVec::new();
     let mut at = 0;
-    for &(len, paren) in &p.groups {
-        gs.push((p.digits[at..at + len].to_vec(), paren));
+    for &(len, paren) in p.groups.iter() {
+        gs.push((at, at + len, paren));
         at += len;
     }
+    let mut prefix = 0;
     if !p.plus {
         // `00` written without any separator is more often a zero-padded code than a number.
-        if p.groups.len() < 2 {
+        if p.groups.len() < 2 || gs[0].2 {
             return false;
         }
-        // The international prefix: `00`, or `011` from North America (`011 44 20 …`).
-        let paren = gs[0].1;
-        let first = &mut gs[0].0;
-        let prefix = if first.starts_with(&[0, 0]) {
+        let first = &p.digits[gs[0].0..gs[0].1];
+        prefix = if first.starts_with(&[0, 0]) {
             2
-        } else if first.as_slice() == [0, 1, 1] {
+        } else if first == [0, 1, 1] {
             3
         } else {
             return false;
         };
-        if paren {
-            return false;
-        }
-        first.drain(..prefix);
-        if first.is_empty() {
-            gs.remove(0);
-        }
     }
-    let Some((first, first_paren)) = gs.first() else {
-        return false;
+    let group = |i: usize| {
+        let (s, e, paren) = gs[i];
+        let s = if i == 0 { s + prefix } else { s };
+        (&p.digits[s..e], paren)
     };
+    let i0 = usize::from(group(0).0.is_empty());
+    if i0 >= gs.len() {
+        return false;
+    }
+    let (first, first_paren) = group(i0);
     let Some((cc, cc_len)) = country_code(first) else {
         return false;
     };
     // The first group holds the whole country code (`+44 20…`, `+3170…`, not `+4 420…`).
-    if *first_paren || first.len() < cc_len || first[0] == 0 {
+    if first_paren || first.len() < cc_len || first[0] == 0 {
         return false;
     }
     // A `(0)` trunk written after the country code is not part of the number.
-    let mut body: Vec<u8> = Vec::with_capacity(16);
-    for (i, (d, paren)) in gs.iter().enumerate() {
-        if !(i > 0 && *paren && d.as_slice() == [0]) {
-            body.extend_from_slice(d);
+    let mut body: StackVec<u8, 64> = StackVec::new();
+    for i in i0..gs.len() {
+        let (d, paren) = group(i);
+        if !(i > i0 && paren && d == [0]) {
+            for &x in d {
+                body.push(x);
+            }
         }
     }
-    let mut nsn = body.split_off(cc_len);
+    let mut nsn = &body[cc_len..];
     // A trunk 0 typed without parentheses (`+44 020 …`) is tolerated once, except in Italy.
     if nsn.first() == Some(&0) && cc != 39 {
-        nsn.remove(0);
+        nsn = &nsn[1..];
         if nsn.first() == Some(&0) {
             return false;
         }
@@ -284,8 +294,9 @@ fn international(p: &Parsed) -> bool {
 }
 
 fn north_american(p: &Parsed) -> bool {
-    let l = lens(p);
-    let (body, seps) = match l.as_slice() {
+    let lv = lens(p);
+    let l = &lv[..];
+    let (body, seps) = match l {
         [3, 3, 4] => (&p.groups[..], &p.seps[..]),
         [1, 3, 3, 4] if p.digits[0] == 1 => (&p.groups[1..], &p.seps[1..]),
         _ => return false,
@@ -303,7 +314,8 @@ fn north_american(p: &Parsed) -> bool {
 
 fn trunk_zero(p: &Parsed) -> bool {
     let ds = &p.digits;
-    let l = lens(p);
+    let lv = lens(p);
+    let l = &lv[..];
     if p.plus || ds.len() < 8 || ds[0] != 0 || ds[1] == 0 {
         return false;
     }
@@ -318,7 +330,7 @@ fn trunk_zero(p: &Parsed) -> bool {
     if l == [2, 2, 2, 2, 2] {
         return true;
     }
-    if l.len() > 4 || dated(&l) || l == [5, 4] || l == [3, 2, 4] || !(2..=5).contains(&l[0]) {
+    if l.len() > 4 || dated(l) || l == [5, 4] || l == [3, 2, 4] || !(2..=5).contains(&l[0]) {
         return false;
     }
     if p.groups[1..].iter().any(|g| g.1) {
@@ -335,17 +347,19 @@ fn dated(l: &[usize]) -> bool {
 /// Russian and Kazakh trunk 8: `8 (495) 123-45-67`, `8 995 289 0786`.
 fn trunk_eight(p: &Parsed) -> bool {
     let ds = &p.digits;
-    let l = lens(p);
+    let lv = lens(p);
+    let l = &lv[..];
     !p.plus
         && ds.len() == 11
         && ds[0] == 8
         && ds[1] >= 3
-        && matches!(l.as_slice(), [1, 3, 3, 4] | [1, 3, 3, 2, 2])
+        && matches!(l, [1, 3, 3, 4] | [1, 3, 3, 2, 2])
         && !p.groups[0].1
 }
 
 fn loose(p: &Parsed) -> bool {
-    let l = lens(p);
+    let lv = lens(p);
+    let l = &lv[..];
     let n = p.digits.len();
     if !(7..=15).contains(&n) || l.len() > 6 {
         return false;
@@ -356,12 +370,11 @@ fn loose(p: &Parsed) -> bool {
     if l[1..].iter().any(|&g| g < 2) {
         return false;
     }
-    let seps: Vec<&str> = p
-        .seps
-        .iter()
-        .map(String::as_str)
-        .filter(|s| !s.is_empty())
-        .collect();
+    let mut sv: StackVec<&str, 32> = StackVec::new();
+    for s in p.seps.iter().filter(|s| !s.is_empty()) {
+        sv.push(s);
+    }
+    let seps = &sv[..];
     // One separator kind, or spaces then hyphens (`63 7566-5530`, `+1 415-555-0132`).
     let consistent = seps
         .windows(2)
@@ -369,10 +382,7 @@ fn loose(p: &Parsed) -> bool {
     if !consistent || seps.iter().any(|s| s.starts_with('/')) {
         return false;
     }
-    let dated = matches!(
-        l.as_slice(),
-        [4, 1 | 2, 1 | 2, ..] | [1 | 2, 1 | 2, 2 | 4, ..]
-    );
+    let dated = matches!(l, [4, 1 | 2, 1 | 2, ..] | [1 | 2, 1 | 2, 2 | 4, ..]);
     let dotted_quad = l.len() == 4 && l.iter().all(|&g| g <= 3) && seps.iter().all(|s| *s == ".");
     !(dated || dotted_quad || l == [5, 4] || l == [3, 2, 4])
 }
@@ -380,17 +390,19 @@ fn loose(p: &Parsed) -> bool {
 /// `61 9141-7776`, `61 99141-7776`, `(61) 99141-7776`: area code, a space, 4 or 5 digits, a
 /// hyphen, 4 digits.
 fn brazilian(p: &Parsed) -> bool {
-    let l = lens(p);
-    let shape = matches!(l.as_slice(), [2, 4 | 5, 4]) && p.seps[1] == "-";
+    let lv = lens(p);
+    let l = &lv[..];
+    let shape = matches!(l, [2, 4 | 5, 4]) && p.seps[1] == "-";
     shape
         && !p.plus
         && (p.seps[0] == " " || (p.groups[0].1 && p.seps[0].is_empty()))
         && p.digits[0] != 0
 }
 
-fn group_bounds(run: &str) -> Vec<(usize, usize)> {
+fn group_bounds(run: &str) -> StackVec<(usize, usize), 32> {
     let b = run.as_bytes();
-    let mut out = Vec::new();
+    // A run is at most 51 bytes, so at most 26 groups.
+    let mut out = StackVec::new();
     let mut i = 0;
     while i < b.len() {
         if b[i].is_ascii_digit() {

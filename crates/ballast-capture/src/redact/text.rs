@@ -132,20 +132,56 @@ pub(crate) fn labelled(text: &str, start: usize, labels: &[&str]) -> bool {
         if i > 0 && b[i - 1].is_ascii_alphanumeric() {
             return false;
         }
-        let word = text[i..end].to_ascii_lowercase();
-        if !matches!(word.as_str(), "no" | "nr" | "number" | "num" | "nbr") {
-            return labels.contains(&word.as_str());
+        let word = &text[i..end];
+        let filler = ["no", "nr", "number", "num", "nbr"];
+        if !filler.iter().any(|f| word.eq_ignore_ascii_case(f)) {
+            return labels.iter().any(|l| word.eq_ignore_ascii_case(l));
         }
     }
     false
 }
 
-/// The ASCII digits of `s`, in order.
-pub(crate) fn digits(s: &str) -> Vec<u8> {
-    s.bytes()
-        .filter(u8::is_ascii_digit)
-        .map(|b| b - b'0')
-        .collect()
+/// A vector on the stack for the detectors' scratch data (digit strings, groups): the scan of
+/// a string without personal data allocates nothing.
+#[derive(Clone, Copy)]
+pub(crate) struct StackVec<T: Copy + Default, const N: usize> {
+    items: [T; N],
+    len: usize,
+}
+
+impl<T: Copy + Default, const N: usize> StackVec<T, N> {
+    pub(crate) fn new() -> Self {
+        StackVec {
+            items: [T::default(); N],
+            len: 0,
+        }
+    }
+
+    /// Appends `v`; false (and nothing changed) when full.
+    pub(crate) fn push(&mut self, v: T) -> bool {
+        if self.len == N {
+            return false;
+        }
+        self.items[self.len] = v;
+        self.len += 1;
+        true
+    }
+}
+
+impl<T: Copy + Default, const N: usize> std::ops::Deref for StackVec<T, N> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.items[..self.len]
+    }
+}
+
+/// The ASCII digits of `s` as values, in order (the first 64; callers look at 19 at most).
+pub(crate) fn digits(s: &str) -> StackVec<u8, 64> {
+    let mut out = StackVec::new();
+    for b in s.bytes().filter(u8::is_ascii_digit) {
+        out.push(b - b'0');
+    }
+    out
 }
 
 #[cfg(test)]
