@@ -55,7 +55,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
         })
         .collect();
+    let t = Instant::now();
     let scanner = Scanner::all();
+    println!(
+        "Scanner::all() built in {:.2} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
     bench("corpus (PII + decoys)", &scanner, &corpus);
     for kind in Kind::ALL {
         bench(
