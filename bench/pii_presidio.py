@@ -20,7 +20,7 @@ Matching rule (the same as crates/ballast-capture/tests/pii_corpus.rs): a detect
 labelled span when the kinds are equal, the spans overlap, and every character in one but not
 the other is non-alphanumeric (separators, brackets, `+`, whitespace). Offsets are code points.
 
-    python bench/pii_presidio.py [--corpus tests/pii/corpus.jsonl] [--limit N]
+    python bench/pii_presidio.py [--corpus tests/pii/corpus.jsonl] [--limit N] [--explain]
 """
 
 import argparse
@@ -115,10 +115,66 @@ def run_ballast(corpus: Path, lines: list) -> tuple[list, float]:
     return spans, timing["seconds"]
 
 
+def network(ds: str) -> str:
+    """A card's network by IIN, for --explain (the corpus generator's names)."""
+    p2, p3, p4 = int(ds[:2]), int(ds[:3]), int(ds[:4])
+    if ds[0] == "4":
+        name = "visa"
+    elif 51 <= p2 <= 55 or 2221 <= p4 <= 2720:
+        name = "mastercard 2-series" if ds[0] == "2" else "mastercard"
+    elif 2200 <= p4 <= 2205:
+        name = "mir"
+    elif p2 in (34, 37):
+        name = "amex"
+    elif 3528 <= p4 <= 3589:
+        name = "jcb"
+    elif p2 in (36, 38, 39) or 300 <= p3 <= 305 or p4 == 3095:
+        name = "diners"
+    elif ds.startswith(("6011", "65")) or 644 <= p3 <= 649 or 622126 <= int(ds[:6]) <= 622925:
+        name = "discover"
+    elif p2 == 62:
+        name = "unionpay"
+    else:
+        name = "maestro/other"
+    return f"{name} {len(ds)}"
+
+
+def explain(lines: list, detections: list, who: str) -> None:
+    """Misses by card network and length, IBAN countries missed, and false positives."""
+    import collections
+    tot, miss, ib_tot, ib_miss = (collections.Counter() for _ in range(4))
+    false = collections.defaultdict(list)
+    for line, dets in zip(lines, detections):
+        text = line["text"]
+        for g in line["spans"]:
+            hit = any(matches(text, d, g) for d in dets)
+            value = text[g["start"]:g["end"]]
+            if g["kind"] == "card":
+                k = network("".join(c for c in value if c.isdigit()))
+                tot[k] += 1
+                miss[k] += not hit
+            elif g["kind"] == "iban":
+                ib_tot[value[:2].upper()] += 1
+                ib_miss[value[:2].upper()] += not hit
+        for d in dets:
+            if not any(matches(text, d, g) for g in line["spans"]):
+                false[d["kind"]].append(text[d["start"]:d["end"]])
+    print(f"\n{who}: card misses by network and length:",
+          ", ".join(f"{k} {miss[k]}/{tot[k]}" for k in sorted(tot) if miss[k]) or "none")
+    print(f"{who}: IBAN countries missed always:",
+          " ".join(sorted(c for c in ib_tot if ib_miss[c] == ib_tot[c])) or "none",
+          "| sometimes:", " ".join(sorted(c for c in ib_tot if 0 < ib_miss[c] < ib_tot[c])) or "none")
+    for k in KINDS:
+        if false[k]:
+            print(f"{who}: false {k} ({len(false[k])}), e.g.", "; ".join(false[k][:6]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpus", default=str(ROOT / "tests/pii/corpus.jsonl"))
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--explain", action="store_true",
+                    help="also list misses by card network, IBAN country and false positives")
     args = ap.parse_args()
     lines = [json.loads(l) for l in Path(args.corpus).read_text(encoding="utf-8").splitlines()]
     if args.limit:
@@ -145,6 +201,9 @@ def main() -> None:
     print()
     print(f"time per 1,000 strings: ballast {1000 * b_secs / n * 1000:.2f} ms (scan only, best of 5, "
           f"one thread), Presidio {1000 * p_secs / n:.2f} s (analyze only, one pass, one thread)")
+    if args.explain:
+        explain(lines, b_spans, "ballast")
+        explain(lines, p_spans, "Presidio")
 
 
 if __name__ == "__main__":
