@@ -7,7 +7,8 @@
 //!   length that country uses (a table for the common ones, 6–12 digits otherwise), 15 digits at
 //!   most; `00`/`011` only with a separator somewhere (`0034185854509` is an EAN).
 //! - **North American**: `(415) 555-0132`, `415-555-0132`, `415.555.0132`, `415 555 0132`, with
-//!   an optional leading `1`; one separator kind between the 3-3-4 groups.
+//!   an optional leading `1`; one separator kind between the 3-3-4 groups; or ten digits together
+//!   (`4155550132`) when area code and exchange are valid and it is not a compact date.
 //! - **Trunk-0 national** (UK, DE, FR, NL, AU, IT, CH, SE, TR, …): a leading `0` then a non-zero
 //!   digit; 8–13 digits in 2–4 groups, area 2–5 digits (optionally in parentheses), other groups
 //!   2–8 digits, not a date, ZIP+4 or CEP shape; or French pairs `01 23 45 67 89`; or 10–11 digits
@@ -289,8 +290,7 @@ fn international(p: &Parsed) -> bool {
             return false;
         }
     }
-    let ok_len = nsn_lengths(cc).contains(&nsn.len()) && cc_len + nsn.len() <= 15;
-    ok_len && (cc != 1 || nsn.first().is_some_and(|&d| d >= 2))
+    nsn_lengths(cc).contains(&nsn.len()) && cc_len + nsn.len() <= 15
 }
 
 fn north_american(p: &Parsed) -> bool {
@@ -342,6 +342,24 @@ fn trunk_zero(p: &Parsed) -> bool {
 /// Day, month and year in some order: `2024 03 15`, `15 03 2024`, `3/15/24`.
 fn dated(l: &[usize]) -> bool {
     matches!(l, [4, 1 | 2, 1 | 2] | [1 | 2, 1 | 2, 2 | 4])
+}
+
+/// Ten digits written together that are a valid North American number: area code and exchange
+/// `[2-9]xx`, neither `N11`, area without a middle 9 (none is assigned), and not a compact date
+/// (`2024031514`). Unix timestamps (`1710513000`) start with 1 and fail the area rule.
+fn north_american_unseparated(p: &Parsed) -> bool {
+    let ds = &p.digits;
+    if p.plus || p.groups.len() != 1 || p.groups[0].1 || ds.len() != 10 {
+        return false;
+    }
+    let n11 = |a: u8, b: u8| a == 1 && b == 1;
+    let area = ds[0] >= 2 && ds[1] != 9 && !n11(ds[1], ds[2]);
+    let exchange = ds[3] >= 2 && !n11(ds[4], ds[5]);
+    let num = |r: std::ops::Range<usize>| ds[r].iter().fold(0u32, |a, &d| a * 10 + u32::from(d));
+    let date = (1900..=2099).contains(&num(0..4))
+        && (1..=12).contains(&num(4..6))
+        && (1..=31).contains(&num(6..8));
+    area && exchange && !date
 }
 
 /// Russian and Kazakh trunk 8: `8 (495) 123-45-67`, `8 995 289 0786`.
@@ -530,6 +548,7 @@ fn best_stretch(
             } else {
                 international(&p)
                     || north_american(&p)
+                    || north_american_unseparated(&p)
                     || trunk_zero(&p)
                     || trunk_eight(&p)
                     || brazilian(&p)
@@ -607,8 +626,19 @@ mod tests {
 
     #[test]
     fn keyword_admits_unseparated_numbers() {
-        assert_eq!(spans("Tel: 9876543210"), ["9876543210"]);
-        assert!(spans("ref 9876543210").is_empty());
+        assert_eq!(spans("Tel: 9990001111"), ["9990001111"]);
+        assert!(
+            spans("see 9990001111").is_empty(),
+            "area 999 is not North American"
+        );
+        assert_eq!(
+            spans("see 4155550132"),
+            ["4155550132"],
+            "valid NANP written together"
+        );
+        assert!(spans("at 1710513000").is_empty(), "a Unix timestamp");
+        assert!(spans("at 2024031514").is_empty(), "a compact date and hour");
+        assert!(spans("order 4155550132").is_empty(), "labelled as an order");
         assert_eq!(spans("see 0961073668"), ["0961073668"], "trunk 0");
         assert!(
             spans("ref 0961073668").is_empty(),
