@@ -53,7 +53,9 @@ const fn r(lo: u32, hi: u32, digits: u32, lengths: u32) -> Range {
 /// Issuer identification number ranges in use, with the lengths issued.
 ///
 /// Source: Wikipedia, "Payment card number", table "Issuer identification number (IIN)"
-/// (revision of 2025), which compiles the networks' own publications — Mastercard's 2-series
+/// (the 2024–2025 revisions, https://en.wikipedia.org/wiki/Payment_card_number#Issuer_identification_number_(IIN);
+/// written from that table, not re-fetched when this file was written — check it when
+/// networks change), which compiles the networks' own publications: Mastercard's 2-series
 /// (2221–2720, in issue since 2017), Discover Global Network's IIN ranges (6011, 622126–622925,
 /// 644–649, 65), JCB 3528–3589, Diners Club International 300–305, 3095, 36, 38–39. Maestro is
 /// taken as the broad 50 and 56–69 the brief gives, at 13–19 digits (Maestro also issues 12;
