@@ -53,7 +53,8 @@ const fn r(lo: u32, hi: u32, digits: u32, lengths: u32) -> Range {
 /// Issuer identification number ranges in use, with the lengths issued.
 ///
 /// Source: Wikipedia, "Payment card number", table "Issuer identification number (IIN)"
-/// (the 2024–2025 revisions, https://en.wikipedia.org/wiki/Payment_card_number#Issuer_identification_number_(IIN);
+/// (the 2024–2025 revisions,
+/// <https://en.wikipedia.org/wiki/Payment_card_number#Issuer_identification_number_(IIN)>;
 /// written from that table, not re-fetched when this file was written — check it when
 /// networks change), which compiles the networks' own publications: Mastercard's 2-series
 /// (2221–2720, in issue since 2017), Discover Global Network's IIN ranges (6011, 622126–622925,
