@@ -11,9 +11,40 @@
 
 use regex::Regex;
 
-use super::text::{ID_LABELS, digits, glued_after, glued_before, keyword_before, labelled};
+use super::text::{digits, glued_after, glued_before, keyword_before, labelled};
 
 pub(crate) const PATTERN: &str = r"(?-u:\b)(?:\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}|\d{9})(?-u:\b)";
+
+/// [`ID_LABELS`](super::text::ID_LABELS) except `id`: an SSN is often given as a (tax) ID.
+const NOT_SSN_LABELS: &[&str] = &[
+    "order",
+    "orders",
+    "invoice",
+    "inv",
+    "ref",
+    "reference",
+    "ticket",
+    "tracking",
+    "account",
+    "acct",
+    "po",
+    "sku",
+    "serial",
+    "case",
+    "claim",
+    "policy",
+    "receipt",
+    "transaction",
+    "txn",
+    "confirmation",
+    "booking",
+    "item",
+    "part",
+    "model",
+    "batch",
+    "lot",
+    "ord",
+];
 
 const KEYWORDS: &[&str] = &[
     "ssn",
@@ -45,7 +76,8 @@ pub(crate) fn find(re: &Regex, text: &str, out: &mut Vec<(usize, usize)>) {
         if !left_ok || glued_after(text, m.end(), true) {
             continue;
         }
-        if labelled(text, m.start(), ID_LABELS) {
+        // `Order no. 123-45-6789` is an order; `Tax ID 123-45-6789` may well be an SSN.
+        if labelled(text, m.start(), NOT_SSN_LABELS) {
             continue;
         }
         let bare = m.len() == 9;
@@ -93,6 +125,23 @@ mod tests {
             assert!(spans(s).is_empty(), "{s}");
         }
         assert_eq!(spans("899-01-0001"), ["899-01-0001"]);
+    }
+
+    #[test]
+    fn identifier_labels_other_than_id_rule_out_an_ssn() {
+        assert!(spans("Order no. 123-45-6789").is_empty());
+        assert!(spans("ticket #: 123-45-6789").is_empty());
+        assert_eq!(spans("Tax ID 123-45-6789"), ["123-45-6789"]);
+    }
+
+    #[test]
+    fn not_ssn_labels_are_id_labels_without_id() {
+        let mut ours: Vec<_> = NOT_SSN_LABELS.to_vec();
+        ours.push("id");
+        ours.sort_unstable();
+        let mut all = crate::redact::text::ID_LABELS.to_vec();
+        all.sort_unstable();
+        assert_eq!(ours, all);
     }
 
     #[test]
