@@ -4,8 +4,8 @@ recall and precision per type, and time per 1,000 strings.
 
 Installs nothing. Needs:
 
-    pip install presidio-analyzer          # pulls spacy and phonenumbers
-    cargo build --release -p ballast-capture --example redact_spans
+    pip install presidio-analyzer          # pulls spacy, phonenumbers, tldextract
+    cargo (the script runs `cargo run --release -p ballast-capture --example redact_spans`)
 
 Presidio's default NLP engine wants spaCy's `en_core_web_lg`, which is not on PyPI (spaCy models
 are downloaded from GitHub releases by `spacy download`); where it is not installed this script
@@ -101,15 +101,18 @@ def _dist_version(name: str) -> str:
     return version(name)
 
 
-def run_ballast(corpus: Path, lines: list) -> tuple[list, float]:
-    exe = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "examples" / "redact_spans"
-    if not exe.exists():
-        sys.exit(f"{exe} not found: cargo build --release -p ballast-capture --example redact_spans")
+def run_ballast(lines: list) -> tuple[list, float]:
+    """Spans from `cargo run --release -p ballast-capture --example redact_spans` (built if
+    needed; CARGO_TARGET_DIR is honoured) and its own timing of the scan alone."""
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
         for line in lines:
             f.write(json.dumps(line, ensure_ascii=False) + "\n")
-    p = subprocess.run([str(exe), f.name], capture_output=True, text=True, check=True)
+    cmd = ["cargo", "run", "--release", "--quiet", "-p", "ballast-capture", "--example",
+           "redact_spans", "--", f.name]
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     os.unlink(f.name)
+    if p.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{p.stderr}")
     spans = [json.loads(l)["spans"] for l in p.stdout.splitlines()]
     timing = json.loads(p.stderr.strip().splitlines()[-1])
     return spans, timing["seconds"]
@@ -179,7 +182,7 @@ def main() -> None:
     lines = [json.loads(l) for l in Path(args.corpus).read_text(encoding="utf-8").splitlines()]
     if args.limit:
         lines = lines[:args.limit]
-    b_spans, b_secs = run_ballast(Path(args.corpus), lines)
+    b_spans, b_secs = run_ballast(lines)
     p_spans, p_secs, p_note = run_presidio(lines)
     b, p = score(lines, b_spans), score(lines, p_spans)
     counts = {k: b[k]["labels"] for k in KINDS}
