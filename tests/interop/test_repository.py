@@ -79,6 +79,7 @@ class Server:
 
     def __init__(self, repo: Path, *args: str, wait_ready: bool = True):
         self.http_port, self.grpc_port = _free_ports(2)
+        self.data_dir = repo.parent / f"data-{self.http_port}"
         self.log_path = repo.parent / f"server-{self.http_port}.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
@@ -87,6 +88,8 @@ class Server:
                 "--model-repository", str(repo),
                 "--http-port", str(self.http_port),
                 "--grpc-port", str(self.grpc_port),
+                # Each server its own data directory (prediction logs lock theirs).
+                "--data-dir", str(self.data_dir),
                 *args,
             ],
             stdout=self._log,

@@ -455,6 +455,7 @@ impl GrpcInferenceService for Inference {
                 timeout: d.timeout,
                 priority: d.priority,
                 render: (),
+                parameters: d.parameters,
             })
         };
         let call = Call {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::logconfig::{LogConfig, RawLog};
 use crate::signature::TensorSpec;
 use crate::tensor::DataType;
 
@@ -143,6 +144,8 @@ pub struct ModelConfig {
     pub warmup: bool,
     pub inputs: Vec<TensorOverride>,
     pub outputs: Vec<TensorOverride>,
+    /// The `[log]` table: prediction logging and redaction.
+    pub log: LogConfig,
 }
 
 impl Default for ModelConfig {
@@ -165,6 +168,7 @@ impl Default for ModelConfig {
             warmup: true,
             inputs: Vec::new(),
             outputs: Vec::new(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -202,6 +206,7 @@ struct RawConfig {
     inputs: Vec<RawTensor>,
     #[serde(default, rename = "output")]
     outputs: Vec<RawTensor>,
+    log: Option<RawLog>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -301,6 +306,9 @@ impl ModelConfig {
         }
         cfg.allow_non_finite = raw.allow_non_finite;
         cfg.warmup = raw.warmup.unwrap_or(cfg.warmup);
+        if let Some(log) = raw.log {
+            cfg.log = log.resolve(&mut problems);
+        }
         for (kind, list, out) in [
             ("input", raw.inputs, &mut cfg.inputs),
             ("output", raw.outputs, &mut cfg.outputs),

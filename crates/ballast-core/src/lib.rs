@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod error;
+pub mod logconfig;
 pub mod pbtxt;
 pub mod signature;
 pub mod tensor;
@@ -15,6 +16,7 @@ pub mod validate;
 
 pub use config::{EngineChoice, ModelConfig, ModelFormat, TensorOverride};
 pub use error::{Error, ErrorCode};
+pub use logconfig::{FieldAction, LogConfig, LogDurability, RedactConfig};
 pub use signature::{ModelSignature, TensorSpec};
 pub use tensor::{DataType, Tensor, TensorData};
 pub use traffic::{RolloutPlan, TrafficPolicy};

@@ -8,6 +8,8 @@
 //!   → decode (the front end's future) → merge id / timeout / priority from the body
 //!   → validate, queue, batch, infer → account (per-arm stats, metrics, failure log)
 //!   → observe (the version's observers, through the tap: `observe.rs`)
+//!   → log (the prediction log, `capture.rs`: reserved before admission, and for a durable
+//!     model the answer waits for the fsync of its record)
 //! ```
 //!
 //! Everything after routing reads the context; later parts (monitoring, prediction logs,
@@ -19,6 +21,9 @@ use std::time::Duration;
 
 use ballast_core::{Error, ErrorCode, Tensor};
 
+use ballast_capture::record::Status;
+
+use crate::capture;
 use crate::context::{Priority, RequestContext, RequestId, RouteTaken};
 use crate::observe::{Finished, Observed};
 use crate::overload::FrontDoor;
@@ -34,6 +39,9 @@ pub struct Decoded<T> {
     pub priority: Option<Priority>,
     /// Whatever the front end needs to render the answer (its output format).
     pub render: T,
+    /// Request parameters other than `id`, `timeout` and `priority`, as a JSON object, for
+    /// the prediction log (redacted there); `None` when there were none.
+    pub parameters: Option<String>,
 }
 
 /// Which model a request names, as the front end found it.
@@ -112,11 +120,23 @@ where
     // Observers of this version (monitor, logs): decided when it started, so nothing is
     // looked up here; `None` costs one branch.
     let observed = (!routed.version.observed.is_empty()).then(|| routed.version.observed.clone());
+    // The prediction log: sampled, and for a durable model a place reserved in its queue,
+    // before any work (a full log refuses here).
+    let logging = match routed.version.logged.as_ref().map(|l| l.begin(call.model)) {
+        None | Some(Ok(None)) => None,
+        Some(Ok(Some(l))) => Some(l),
+        Some(Err(e)) => {
+            routed.version.refused_for_log(ctx.protocol);
+            observe(observed.as_ref(), ctx, None, Some(e.code), Vec::new(), &[]);
+            return Err(e);
+        }
+    };
     let left = ctx.remaining(tokio::time::Instant::now());
     let admission = match routed.admit(ctx.protocol, ctx.priority, call.rows, left) {
         Ok(a) => a,
         Err(e) => {
             observe(observed.as_ref(), ctx, None, Some(e.code), Vec::new(), &[]);
+            log_failed(logging, ctx, Status::Refused, &e, Vec::new(), None);
             return Err(e);
         }
     };
@@ -124,6 +144,7 @@ where
         Ok(d) => d,
         Err(e) => {
             observe(observed.as_ref(), ctx, None, Some(e.code), Vec::new(), &[]);
+            log_failed(logging, ctx, Status::Error, &e, Vec::new(), None);
             return Err(routed.reject_admitted(admission, e));
         }
     };
@@ -133,6 +154,10 @@ where
     let inputs = match &observed {
         Some(o) if o.wants_tensors() => request.inputs.clone(),
         _ => Vec::new(),
+    };
+    let logged_inputs = match &logging {
+        Some(_) => request.inputs.clone(),
+        None => Vec::new(),
     };
     let result = routed.infer(admission, request, ctx, repo.tasks()).await;
     match &result {
@@ -146,10 +171,70 @@ where
         ),
         Err(e) => observe(observed.as_ref(), ctx, None, Some(e.code), inputs, &[]),
     }
+    let response = match result {
+        Ok(r) => r,
+        Err(e) => {
+            log_failed(
+                logging,
+                ctx,
+                Status::Error,
+                &e,
+                logged_inputs,
+                decoded.parameters,
+            );
+            return Err(e);
+        }
+    };
+    if let Some(logging) = logging {
+        let record = capture::record(
+            ctx,
+            capture::Outcome {
+                model: &response.model,
+                version: &response.version,
+                status: Status::Ok,
+                code: None,
+                timing: Some(response.timing),
+                inputs: logged_inputs,
+                outputs: response.outputs.clone(),
+                parameters: decoded.parameters,
+            },
+        );
+        // Durable: the answer waits for the fsync that covers its record; an error here means
+        // the prediction is not acknowledged.
+        logging.finish(record).await?;
+    }
     Ok(Served {
-        response: result?,
+        response,
         render: decoded.render,
     })
+}
+
+/// Logs a request that failed or was refused after its logging began (not waited for).
+fn log_failed(
+    logging: Option<capture::Logging>,
+    ctx: &RequestContext,
+    status: Status,
+    e: &Error,
+    inputs: Vec<Tensor>,
+    parameters: Option<String>,
+) {
+    let (Some(logging), Some(route)) = (logging, &ctx.route) else {
+        return;
+    };
+    let record = capture::record(
+        ctx,
+        capture::Outcome {
+            model: &route.model,
+            version: &route.version,
+            status,
+            code: Some(e.code),
+            timing: None,
+            inputs,
+            outputs: Vec::new(),
+            parameters,
+        },
+    );
+    logging.failed(record);
 }
 
 /// Hands the finished request to the version's observers (when it has any).

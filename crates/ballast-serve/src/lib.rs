@@ -8,12 +8,15 @@
 //! - [`entry`]: the one request path every front end calls (front door → route → admit →
 //!   decode → deadline → infer).
 //! - [`overload`]: the front door, which sheds when the event loop itself lags.
-//! - [`observe`]: the observation tap — finished requests handed to observers (monitor,
-//!   prediction logs) through bounded channels, never waited for.
+//! - [`observe`]: the observation tap — finished requests handed to observers (monitor)
+//!   through bounded channels, never waited for.
+//! - [`capture`]: the prediction log's side of the request path — not lossy: a place is
+//!   reserved before admission and a durable model's answer waits for its record's fsync.
 //! - [`metrics`]: every metric name, help text and bucket layout, in one place.
 //!
 //! Wire formats live in `ballast-api`; this crate never parses bytes off a socket.
 
+pub mod capture;
 pub mod context;
 pub mod entry;
 pub mod metrics;

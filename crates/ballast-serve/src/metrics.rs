@@ -224,10 +224,13 @@ pub enum Rejection {
     DeadlineExpired,
     Cancelled,
     Draining,
+    /// The prediction log's queue was full (or the log stopped): refused before any work,
+    /// so that nothing is answered and then lost.
+    PredictionLogFull,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 7] = [
+    pub const ALL: [Rejection; 8] = [
         Rejection::ConcurrencyLimit,
         Rejection::QueueFull,
         Rejection::QueueBudget,
@@ -235,6 +238,7 @@ impl Rejection {
         Rejection::DeadlineExpired,
         Rejection::Cancelled,
         Rejection::Draining,
+        Rejection::PredictionLogFull,
     ];
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -245,6 +249,7 @@ impl Rejection {
             Rejection::DeadlineExpired => "deadline_expired",
             Rejection::Cancelled => "cancelled",
             Rejection::Draining => "draining",
+            Rejection::PredictionLogFull => "prediction_log_full",
         }
     }
 }

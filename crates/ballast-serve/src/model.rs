@@ -34,6 +34,8 @@ pub struct ModelVersion {
     metrics: ModelMetrics,
     /// What observers want of this version's requests (set once, when it starts).
     pub(crate) observed: crate::observe::Observed,
+    /// How its predictions are logged (set once, when it starts); `None`: not logged.
+    pub(crate) logged: Option<Arc<crate::capture::VersionLog>>,
 }
 
 /// A request admitted by the model's scheduler; it holds its slot (and its reserved rows in
@@ -83,6 +85,7 @@ impl ModelVersion {
             draining,
             metrics,
             observed: crate::observe::Observed::default(),
+            logged: None,
         })
     }
 
@@ -141,6 +144,17 @@ impl ModelVersion {
                 Err(e)
             }
         }
+    }
+
+    /// Counts a request refused because the prediction log could not take its record.
+    pub(crate) fn refused_for_log(&self, protocol: Protocol) {
+        self.metrics.rejected(Rejection::PredictionLogFull);
+        self.metrics.outcome(protocol, Some(ErrorCode::Unavailable));
+    }
+
+    /// Whether this version's predictions are logged.
+    pub fn is_logged(&self) -> bool {
+        self.logged.is_some()
     }
 
     /// Records the outcome of an admitted request that failed before reaching [`Self::infer`]

@@ -32,6 +32,8 @@ pub struct RepositoryOptions {
     pub strict: bool,
     /// Observers of finished requests (the monitor); attach them before loading.
     pub tap: crate::observe::Tap,
+    /// The prediction log, when predictions are logged.
+    pub logs: Option<crate::capture::PredictionLogs>,
 }
 
 impl Default for RepositoryOptions {
@@ -41,6 +43,7 @@ impl Default for RepositoryOptions {
             onnxruntime_library: None,
             strict: false,
             tap: crate::observe::Tap::new(),
+            logs: None,
         }
     }
 }
@@ -126,6 +129,7 @@ pub struct ModelRepository {
     /// The directory it was loaded from and its model-control mode (repository mode only).
     source: std::sync::OnceLock<Arc<crate::watch::Source>>,
     tap: crate::observe::Tap,
+    logs: Option<crate::capture::PredictionLogs>,
 }
 
 impl ModelRepository {
@@ -203,7 +207,19 @@ impl ModelRepository {
             tasks: TaskTracker::new(),
             failures: Mutex::new(BTreeMap::new()),
             source: std::sync::OnceLock::new(),
+            logs: None,
         }
+    }
+
+    /// Logs the predictions of versions started from now on (per their `[log]` config).
+    pub fn with_logs(mut self, logs: Option<crate::capture::PredictionLogs>) -> Self {
+        self.logs = logs;
+        self
+    }
+
+    /// The prediction log, when there is one.
+    pub fn logs(&self) -> Option<&crate::capture::PredictionLogs> {
+        self.logs.as_ref()
     }
 
     /// Attaches the directory this repository serves, for reloads and load/unload requests.
@@ -226,7 +242,7 @@ impl ModelRepository {
         specs: Vec<ModelSpec>,
         options: &RepositoryOptions,
     ) -> Result<Self, Error> {
-        let repo = Self::observed(options.tap.clone());
+        let repo = Self::observed(options.tap.clone()).with_logs(options.logs.clone());
         let mut models: BTreeMap<String, BTreeMap<u64, Arc<ModelVersion>>> = BTreeMap::new();
         for spec in specs {
             let warm = options.warmup && spec.config.warmup;
@@ -288,7 +304,10 @@ impl ModelRepository {
                 }
             }
         }
-        // Warm-up is not traffic: metrics, statistics and observers start from here.
+        // Warm-up is not traffic: metrics, statistics, observers and logs start from here.
+        if let Some(logs) = &self.logs {
+            mv.logged = logs.for_version(&spec.name, &mv.config.log, &mv.signature)?;
+        }
         mv.observed = self.tap.version_started(
             &spec.name,
             &mv.version_label,

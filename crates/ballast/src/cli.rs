@@ -42,6 +42,55 @@ pub enum Command {
     Profile(ProfileArgs),
     /// The alerts of a running server: firing, pending and recently resolved.
     Alerts(AlertsArgs),
+    /// Prediction logs: query what was served.
+    Logs(LogsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    #[command(subcommand)]
+    pub command: LogsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LogsCommand {
+    /// Records of one model, oldest first: a table, or one JSON object per line (--json).
+    Query(LogsQueryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LogsQueryArgs {
+    /// The server's data directory (its logs are in DIR/logs) [default: ./ballast-data].
+    #[arg(long, env = "BALLAST_DATA_DIR", default_value = "ballast-data")]
+    pub data_dir: PathBuf,
+    /// Where the segments are when not in DIR/logs: a directory or s3://, gs://, az:// URL.
+    #[arg(long)]
+    pub location: Option<String>,
+    /// The model.
+    #[arg(long)]
+    pub model: String,
+    /// Only this version.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// From this time: RFC 3339 (2026-12-06T04:00:00Z) or a duration before now (15m, 2h).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Up to this time (same forms as --from).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Only the request with this id.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// A condition 'column op value' (op: = != < <= > >= ~ contains); columns such as status,
+    /// code, total_us, or inputs.NAME / outputs.NAME (any value); repeatable, all must hold.
+    #[arg(long = "where")]
+    pub filters: Vec<String>,
+    /// At most this many records.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// One JSON object per line (id, model, version, time, status, inputs, outputs, ...).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -120,6 +169,9 @@ pub struct ServeArgs {
     /// Turn off live drift monitoring (`[monitor] enabled = false`).
     #[arg(long)]
     pub no_monitor: bool,
+    /// Turn off prediction logging for every model (`[prediction_log] enabled = false`).
+    #[arg(long)]
+    pub no_prediction_log: bool,
     /// Serve a read-only model repository: DIR/<model>/<version>/model.{onnx,json,txt}
     /// [+ DIR/<model>/config.toml]. Without it, serve from the registry in --data-dir.
     #[arg(long)]

@@ -61,6 +61,102 @@ struct Raw {
     alert: Vec<ballast_monitor::alerts::Rule>,
     /// `[alerting]`: where alert notifications go.
     alerting: ballast_monitor::alerts::AlertingConfig,
+    /// `[prediction_log]`: where and how predictions are recorded.
+    prediction_log: PredictionLogRaw,
+}
+
+/// The `[prediction_log]` table.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct PredictionLogRaw {
+    enabled: bool,
+    /// Where segments go: a directory or an `s3://`, `gs://`, `az://` URL; default
+    /// `<data_dir>/logs`. The write-ahead log is always under `<data_dir>/logs/wal`.
+    location: Option<String>,
+    /// A WAL file becomes Parquet segments after this many seconds ...
+    roll_secs: f64,
+    /// ... or this many MiB.
+    roll_mib: u64,
+    /// Queued records at most; a durable model's requests are refused past it.
+    max_pending_records: usize,
+    /// Segments whose hour ended longer ago than this are deleted (0 keeps them for ever).
+    retention_days: f64,
+    /// Oldest hours are deleted while the segments take more than this (unset: no bound).
+    max_total_gib: Option<f64>,
+    /// A finished hour's segments under this size are merged into one (0: no compaction).
+    compact_below_mib: u64,
+    /// The key of `hash` redaction (HMAC-SHA256); default: `<data_dir>/logs/hash.key`, made
+    /// once with 32 random bytes.
+    hash_key_file: Option<PathBuf>,
+}
+
+impl Default for PredictionLogRaw {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            location: None,
+            roll_secs: ballast_capture::log::DEFAULT_ROLL_INTERVAL.as_secs_f64(),
+            roll_mib: ballast_capture::log::DEFAULT_ROLL_BYTES >> 20,
+            max_pending_records: ballast_capture::log::DEFAULT_MAX_PENDING_RECORDS,
+            retention_days: ballast_capture::retention::DEFAULT_MAX_AGE.as_secs_f64() / 86_400.0,
+            max_total_gib: None,
+            compact_below_mib: ballast_capture::retention::DEFAULT_COMPACT_BELOW >> 20,
+            hash_key_file: None,
+        }
+    }
+}
+
+impl PredictionLogRaw {
+    fn check(&self, problems: &mut Vec<String>) {
+        if !(self.roll_secs.is_finite() && (0.1..=86_400.0).contains(&self.roll_secs)) {
+            problems.push(format!(
+                "  prediction_log.roll_secs: must be within 0.1..=86400, got {}",
+                self.roll_secs
+            ));
+        }
+        if !(1..=4096).contains(&self.roll_mib) {
+            problems.push(format!(
+                "  prediction_log.roll_mib: must be within 1..=4096, got {}",
+                self.roll_mib
+            ));
+        }
+        if !(1..=10_000_000).contains(&self.max_pending_records) {
+            problems.push(format!(
+                "  prediction_log.max_pending_records: must be within 1..=10000000, got {}",
+                self.max_pending_records
+            ));
+        }
+        if !(self.retention_days.is_finite() && (0.0..=36_500.0).contains(&self.retention_days)) {
+            problems.push(format!(
+                "  prediction_log.retention_days: must be within 0..=36500 (0 keeps segments for ever), got {}",
+                self.retention_days
+            ));
+        }
+        if let Some(g) = self.max_total_gib
+            && !(g.is_finite() && g > 0.0)
+        {
+            problems.push(format!(
+                "  prediction_log.max_total_gib: must be a positive number of GiB, got {g}"
+            ));
+        }
+        if let Some(k) = &self.hash_key_file
+            && !k.is_file()
+        {
+            problems.push(format!(
+                "  prediction_log.hash_key_file: {} is not a file",
+                k.display()
+            ));
+        }
+    }
+}
+
+/// Where and how the server records predictions (`None` in [`ServeSettings`] when off).
+#[derive(Debug, Clone)]
+pub struct PredictionLogSettings {
+    /// Segments: a directory or an object-store URL.
+    pub location: String,
+    pub options: ballast_capture::LogOptions,
+    pub hash_key_file: Option<PathBuf>,
 }
 
 /// The `[monitor]` table.
@@ -149,6 +245,7 @@ impl Default for Raw {
             monitor: MonitorRaw::default(),
             alert: Vec::new(),
             alerting: ballast_monitor::alerts::AlertingConfig::default(),
+            prediction_log: PredictionLogRaw::default(),
         }
     }
 }
@@ -198,9 +295,11 @@ struct Flags<'a> {
     trusted_keys: &'a Vec<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     monitor: Option<MonitorFlags>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prediction_log: Option<MonitorFlags>,
 }
 
-/// `--no-monitor`, as a layer over `[monitor]`.
+/// `--no-monitor` (or `--no-prediction-log`), as a layer over its table.
 #[derive(Serialize)]
 struct MonitorFlags {
     enabled: bool,
@@ -257,6 +356,8 @@ pub struct ServeSettings {
     pub monitor: Option<ballast_monitor::WindowOptions>,
     pub alert_rules: Vec<ballast_monitor::alerts::Rule>,
     pub alerting: ballast_monitor::alerts::AlertingConfig,
+    /// `None` when prediction logging is off.
+    pub prediction_log: Option<PredictionLogSettings>,
 }
 
 impl ServeSettings {
@@ -293,6 +394,9 @@ impl ServeSettings {
                 require_signature: &args.require_signature,
                 trusted_keys: &args.trusted_keys,
                 monitor: args.no_monitor.then_some(MonitorFlags { enabled: false }),
+                prediction_log: args
+                    .no_prediction_log
+                    .then_some(MonitorFlags { enabled: false }),
             }));
         let raw: Raw = figment.extract().map_err(|e| {
             e.into_iter()
@@ -360,6 +464,7 @@ impl ServeSettings {
             ));
         }
         raw.monitor.check(&mut problems);
+        raw.prediction_log.check(&mut problems);
         ballast_monitor::alerts::check(&raw.alert, &raw.alerting, &mut problems);
         if !raw.alert.is_empty() && !raw.monitor.enabled {
             problems.push(
@@ -412,7 +517,6 @@ impl ServeSettings {
                 repository_poll: Duration::from_secs_f64(
                     raw.repository_poll_secs.clamp(0.1, 3600.0),
                 ),
-                data_dir: raw.data_dir,
                 artifacts: raw.artifacts,
                 admin_addr: SocketAddr::new(host, raw.admin_port),
                 admin_token: raw.admin_token,
@@ -437,6 +541,33 @@ impl ServeSettings {
                 }),
                 alert_rules: raw.alert,
                 alerting: raw.alerting,
+                prediction_log: raw.prediction_log.enabled.then(|| {
+                    let logs = raw.data_dir.join("logs");
+                    let mut options = ballast_capture::LogOptions::new(&logs);
+                    options.roll_interval = Duration::from_secs_f64(raw.prediction_log.roll_secs);
+                    options.roll_bytes = raw.prediction_log.roll_mib << 20;
+                    options.max_pending_records = raw.prediction_log.max_pending_records;
+                    let days = raw.prediction_log.retention_days;
+                    options.retention = ballast_capture::retention::Retention {
+                        max_age: (days > 0.0).then(|| Duration::from_secs_f64(days * 86_400.0)),
+                        max_bytes: raw
+                            .prediction_log
+                            .max_total_gib
+                            .map(|g| (g * (1u64 << 30) as f64) as u64),
+                        compact_below: raw.prediction_log.compact_below_mib << 20,
+                        ..ballast_capture::retention::Retention::default()
+                    };
+                    PredictionLogSettings {
+                        location: raw
+                            .prediction_log
+                            .location
+                            .clone()
+                            .unwrap_or_else(|| logs.display().to_string()),
+                        options,
+                        hash_key_file: raw.prediction_log.hash_key_file.clone(),
+                    }
+                }),
+                data_dir: raw.data_dir,
             }),
             _ => Err(problems.join("\n")),
         }

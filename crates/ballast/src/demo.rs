@@ -1,7 +1,8 @@
 //! `ballast demo`: serves the example models bundled into the binary and drives realistic
 //! traffic at them — real fraud-like transactions over HTTP, then gRPC, then a spike well past
 //! capacity, then an automated rollout of fraud v2 with its gate decisions and an instant
-//! rollback — printing live throughput, latency percentiles, rejections and the event log.
+//! rollback, live drift, and where every prediction went (the prediction log) — printing live
+//! throughput, latency percentiles, rejections and the event log.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -393,7 +394,9 @@ pub async fn run(args: DemoArgs, cores: Option<Cores>) -> anyhow::Result<()> {
                 .run(monitor.clone(), async move { stop.cancelled().await }),
         )
     };
-    let repo = Arc::new(ModelRepository::observed(tap));
+    // The prediction log, as `ballast serve` keeps it: every version logs (durably) from its start.
+    let logs = crate::demo_logs::open(dir.path())?;
+    let repo = Arc::new(ModelRepository::observed(tap).with_logs(Some(logs.clone())));
     let deployer = Arc::new(Deployer::new(
         registry.clone(),
         repo.clone(),
@@ -716,6 +719,8 @@ pub async fn run(args: DemoArgs, cores: Option<Cores>) -> anyhow::Result<()> {
          (with [alerting] in the config, each goes to Alertmanager and to signed webhooks)"
     );
 
+    crate::demo_logs::phase(&logs, dir.path()).await?;
+
     if args.no_serve {
         shutdown.cancel();
     } else {
@@ -725,5 +730,9 @@ pub async fn run(args: DemoArgs, cores: Option<Cores>) -> anyhow::Result<()> {
     serving.await.context("server task")??;
     deploying.await.context("deployer task")?;
     evaluating.await.context("alert task")?;
+    let log = logs.log.clone();
+    tokio::task::spawn_blocking(move || log.close())
+        .await
+        .context("closing the prediction log")?;
     Ok(())
 }

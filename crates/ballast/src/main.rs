@@ -5,7 +5,9 @@ mod bench;
 mod cli;
 mod config;
 mod demo;
+mod demo_logs;
 mod logging;
+mod logs_cli;
 mod registry_cli;
 mod serve;
 
@@ -169,6 +171,7 @@ fn main() -> ExitCode {
             }
             Command::Profile(a) => profile(a).map_err(report),
             Command::Alerts(a) => alerts(a).await.map_err(report),
+            Command::Logs(a) => logs_cli::run(a).await.map_err(report),
             // Exit 2 when changes are pending (as `terraform plan -detailed-exitcode`), so CI can
             // gate on drift; 1 stays for errors.
             Command::Diff(a) => {

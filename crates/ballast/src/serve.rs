@@ -65,12 +65,23 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
         handle.set_monitor(monitor);
     }
 
+    // The prediction log opens (and recovers what an earlier process left) before any model
+    // loads: every version started from here on logs per its `[log]` config.
+    let logs = match open_prediction_log(&settings) {
+        Ok(l) => l,
+        Err(e) => {
+            shutdown.cancel();
+            let _ = serving.await;
+            return Err(e);
+        }
+    };
     let repo = match &settings.model_repository {
         Some(dir) => {
             let options = RepositoryOptions {
                 onnxruntime_library: settings.onnxruntime_library.clone(),
                 strict: settings.strict,
                 tap: tap.clone(),
+                logs: logs.clone(),
                 ..RepositoryOptions::default()
             };
             let loading = ModelRepository::load(dir, &options);
@@ -106,7 +117,9 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
                 }
             }
         }
-        None => match start_registry(&settings, tap, shutdown.clone(), &background).await {
+        None => match start_registry(&settings, tap, logs.clone(), shutdown.clone(), &background)
+            .await
+        {
             Ok(repo) => repo,
             Err(e) => {
                 shutdown.cancel();
@@ -134,8 +147,49 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
             "background tasks (deployer, admin API) still running after the grace period"
         );
     }
+    // Last: every request has been answered, so every record is queued. Write and fsync
+    // them, roll the WAL into segments, join the log's threads.
+    if let Some(l) = logs {
+        let log = l.log.clone();
+        let closed = tokio::task::spawn_blocking(move || log.close()).await;
+        if closed.is_err() {
+            tracing::error!(
+                "the prediction log did not close cleanly; its WAL is recovered at the next start"
+            );
+        }
+        tracing::info!(location = %l.log.sink().location(), "prediction log flushed and closed");
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Opens the prediction log when it is on: WAL under `<data-dir>/logs/wal`, segments in the
+/// configured location, the `hash` key read or made once.
+fn open_prediction_log(
+    settings: &ServeSettings,
+) -> anyhow::Result<Option<ballast_serve::capture::PredictionLogs>> {
+    let Some(p) = &settings.prediction_log else {
+        return Ok(None);
+    };
+    let sink = ballast_capture::sink::open(&p.location)
+        .with_context(|| format!("cannot open the prediction log's location {}", p.location))?;
+    let key_path = p
+        .hash_key_file
+        .clone()
+        .unwrap_or_else(|| p.options.dir.join("hash.key"));
+    let key = ballast_capture::policy::load_or_create_key(&key_path)
+        .context("cannot read or make the prediction log's hash key")?;
+    let log = ballast_capture::PredictionLog::open(p.options.clone(), sink).with_context(|| {
+        format!(
+            "cannot open the prediction log in {}",
+            p.options.dir.display()
+        )
+    })?;
+    tracing::info!(wal = %p.options.dir.join("wal").display(), segments = %p.location, "prediction log open");
+    Ok(Some(ballast_serve::capture::PredictionLogs {
+        log: Arc::new(log),
+        hash_key: Arc::from(key),
+    }))
 }
 
 /// SIGHUP rescans the repository in every mode (the process keeps running); poll mode also
@@ -191,6 +245,7 @@ fn watch_repository(
 async fn start_registry(
     settings: &ServeSettings,
     tap: ballast_serve::observe::Tap,
+    logs: Option<ballast_serve::capture::PredictionLogs>,
     shutdown: CancellationToken,
     background: &TaskTracker,
 ) -> anyhow::Result<Arc<ModelRepository>> {
@@ -211,7 +266,7 @@ async fn start_registry(
             settings.data_dir.display()
         )
     })?;
-    let repo = Arc::new(ModelRepository::observed(tap));
+    let repo = Arc::new(ModelRepository::observed(tap).with_logs(logs));
     let deployer = Arc::new(Deployer::new(
         Arc::new(registry),
         repo.clone(),

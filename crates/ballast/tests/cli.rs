@@ -24,6 +24,17 @@ fn refused_config(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A fresh data directory for one server (its registry and prediction logs), under cargo's
+/// scratch directory for integration tests.
+fn scratch_dir() -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cli-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 #[test]
 fn bad_configuration_lists_every_problem_and_exits_64() {
     let err = refused_config(&[
@@ -86,6 +97,7 @@ fn environment_and_config_file_feed_settings_and_flags_win() {
 #[test]
 fn serve_becomes_ready_then_drains_on_sigterm_and_exits_0() {
     let mut child = Command::new(BIN)
+        .env("BALLAST_DATA_DIR", scratch_dir())
         .args([
             "serve",
             "--http-port",
@@ -152,7 +164,17 @@ fn demo_serves_and_drives_traffic_then_exits() {
         "demo failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for fragment in ["Phase 1", "Phase 2", "Phase 3", "curl", "ok/s"] {
+    for fragment in [
+        "Phase 1",
+        "Phase 2",
+        "Phase 3",
+        "Phase 6: where the predictions went",
+        "records on record",
+        "ballast logs query --data-dir",
+        "read_parquet(",
+        "curl",
+        "ok/s",
+    ] {
         assert!(
             stdout.contains(fragment),
             "demo output lacks {fragment:?}:\n{stdout}"
@@ -205,6 +227,7 @@ fn serve_until_ready(
     std::io::Lines<BufReader<std::process::ChildStderr>>,
 ) {
     let mut child = Command::new(BIN)
+        .env("BALLAST_DATA_DIR", scratch_dir())
         .args([
             "serve",
             "--http-port",
@@ -321,6 +344,7 @@ fn a_model_that_fails_to_load_is_not_ready_and_the_rest_serve() {
 fn strict_exits_when_a_model_fails_to_load() {
     let repo = repository_with_broken_models();
     let out = Command::new(BIN)
+        .env("BALLAST_DATA_DIR", scratch_dir())
         .args([
             "serve",
             "--http-port",

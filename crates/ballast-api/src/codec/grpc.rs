@@ -23,6 +23,8 @@ pub struct DecodedRequest {
     pub request: InferRequest,
     pub timeout: Option<Duration>,
     pub priority: Option<Priority>,
+    /// The request's other parameters as a JSON object, for the prediction log.
+    pub parameters: Option<String>,
 }
 
 fn contents_fields(c: &InferTensorContents) -> Vec<&'static str> {
@@ -152,6 +154,7 @@ pub fn decode_request(req: ModelInferRequest) -> Result<DecodedRequest, Error> {
             }
         })
         .transpose()?;
+    let parameters = other_parameters(&req.parameters);
     let raw = req.raw_input_contents;
     if !raw.is_empty() && raw.len() != req.inputs.len() {
         return Err(Error::invalid(format!(
@@ -205,7 +208,36 @@ pub fn decode_request(req: ModelInferRequest) -> Result<DecodedRequest, Error> {
         },
         timeout,
         priority,
+        parameters,
     })
+}
+
+/// The caller's own request parameters (all but `timeout` and `priority`) as a JSON object,
+/// `None` when there are none.
+fn other_parameters(params: &HashMap<String, InferParameter>) -> Option<String> {
+    use infer_parameter::ParameterChoice as P;
+    let mut rest: Vec<(&String, serde_json::Value)> = params
+        .iter()
+        .filter(|(k, _)| k.as_str() != TIMEOUT_PARAMETER && k.as_str() != PRIORITY_PARAMETER)
+        .map(|(k, p)| {
+            let v = match &p.parameter_choice {
+                Some(P::BoolParam(b)) => serde_json::Value::from(*b),
+                Some(P::Int64Param(i)) => serde_json::Value::from(*i),
+                Some(P::Uint64Param(u)) => serde_json::Value::from(*u),
+                Some(P::DoubleParam(d)) => serde_json::Value::from(*d),
+                Some(P::StringParam(s)) => serde_json::Value::from(s.as_str()),
+                None => serde_json::Value::Null,
+            };
+            (k, v)
+        })
+        .collect();
+    if rest.is_empty() {
+        return None;
+    }
+    rest.sort_by(|a, b| a.0.cmp(b.0));
+    let map: serde_json::Map<String, serde_json::Value> =
+        rest.into_iter().map(|(k, v)| (k.clone(), v)).collect();
+    Some(serde_json::Value::Object(map).to_string())
 }
 
 pub fn encode_response(resp: InferResponse) -> ModelInferResponse {

@@ -30,6 +30,8 @@ pub struct DecodedRequest {
     /// From the `priority` parameter.
     pub priority: Option<Priority>,
     pub format: OutputFormat,
+    /// The request's other parameters as a JSON object, for the prediction log.
+    pub parameters: Option<String>,
 }
 
 /// How each output is rendered.
@@ -420,6 +422,7 @@ pub fn decode_request(body: &[u8], header_len: Option<usize>) -> Result<DecodedR
     let priority = priority_param(&parsed.parameters)?;
     let default_binary =
         bool_param(&parsed.parameters, "binary_data_output", "parameters")?.unwrap_or(false);
+    let parameters = other_parameters(&parsed.parameters);
 
     let mut inputs = Vec::with_capacity(parsed.inputs.len());
     for (idx, input) in parsed.inputs.into_iter().enumerate() {
@@ -521,7 +524,24 @@ pub fn decode_request(body: &[u8], header_len: Option<usize>) -> Result<DecodedR
             default_binary,
             per_output,
         },
+        parameters,
     })
+}
+
+/// Parameters that steer the protocol itself; the rest are the caller's and go to the
+/// prediction log.
+pub const PROTOCOL_PARAMETERS: [&str; 3] =
+    [TIMEOUT_PARAMETER, PRIORITY_PARAMETER, "binary_data_output"];
+
+/// The caller's own request parameters as a JSON object, `None` when there are none.
+fn other_parameters(params: &Option<Map<String, Value>>) -> Option<String> {
+    let params = params.as_ref()?;
+    let rest: Map<String, Value> = params
+        .iter()
+        .filter(|(k, _)| !PROTOCOL_PARAMETERS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    (!rest.is_empty()).then(|| Value::Object(rest).to_string())
 }
 
 #[derive(Serialize)]

@@ -142,6 +142,7 @@ async fn decode(
         timeout: decoded.timeout,
         priority: decoded.priority,
         render: decoded.format,
+        parameters: decoded.parameters,
     })
 }
 

@@ -143,6 +143,7 @@ fn decode(bytes: &[u8], specs: &[TensorSpec]) -> Result<Decoded<()>, Error> {
         timeout: None,
         priority: None,
         render: (),
+        parameters: None,
     })
 }
 
