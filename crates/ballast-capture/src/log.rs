@@ -81,7 +81,7 @@ const MAX_BATCH: usize = 8192;
 /// A failed segment conversion is tried again after this (the WAL file stays until it works).
 const SEGMENT_RETRY: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LogOptions {
     /// `<data-dir>/logs`: the WAL lives in `wal/` under it.
     pub dir: PathBuf,
@@ -92,6 +92,27 @@ pub struct LogOptions {
     pub sync_interval: Duration,
     /// Age and size bounds on segments, and compaction of small ones.
     pub retention: crate::retention::Retention,
+    /// Fault injection for tests: called before each WAL fsync; an error returned is
+    /// treated exactly as a failed fsync.
+    #[doc(hidden)]
+    pub sync_fault: Option<SyncFault>,
+}
+
+/// See [`LogOptions::sync_fault`].
+pub type SyncFault = Arc<dyn Fn() -> Option<std::io::Error> + Send + Sync>;
+
+impl std::fmt::Debug for LogOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogOptions")
+            .field("dir", &self.dir)
+            .field("max_pending_records", &self.max_pending_records)
+            .field("max_pending_bytes", &self.max_pending_bytes)
+            .field("roll_bytes", &self.roll_bytes)
+            .field("roll_interval", &self.roll_interval)
+            .field("sync_interval", &self.sync_interval)
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LogOptions {
@@ -104,6 +125,7 @@ impl LogOptions {
             roll_interval: DEFAULT_ROLL_INTERVAL,
             sync_interval: DEFAULT_SYNC_INTERVAL,
             retention: crate::retention::Retention::default(),
+            sync_fault: None,
         }
     }
 }
@@ -539,6 +561,9 @@ impl Writer {
         let due = self.last_sync.elapsed() >= self.shared.options.sync_interval;
         if w.unsynced() && (force || !self.acks.is_empty() || due) {
             let start = Instant::now();
+            if let Some(e) = self.shared.options.sync_fault.as_ref().and_then(|f| f()) {
+                return Err(format!("fsync of {}: {e}", w.path().display()));
+            }
             w.sync().map_err(|e| e.to_string())?;
             m::synced(start.elapsed());
             self.last_sync = Instant::now();
@@ -579,6 +604,12 @@ impl Writer {
 
     fn seal_last(&mut self) -> Option<u64> {
         let mut w = self.wal.take()?;
+        if self.shared.stopped().is_some() {
+            // After a failed write or fsync the file is left as it is, not fsynced again (a
+            // second fsync can report success over pages the kernel dropped); the next start
+            // recovers whatever of it is readable.
+            return None;
+        }
         if let Err(e) = w.sync() {
             self.stop(e.to_string());
             return None;

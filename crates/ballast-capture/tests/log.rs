@@ -249,3 +249,38 @@ async fn retention_expires_old_hours_and_compaction_keeps_every_record_once() {
     assert_eq!(done.evicted, 2, "{done:?}");
     assert!(ids(&sink, dir.path(), "m").await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_fsync_stops_the_log_for_good_and_is_never_retried() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let sink: Arc<dyn PredictionSink> = Arc::new(LocalSink::new(dir.path().join("logs")).unwrap());
+    let syncs = Arc::new(AtomicUsize::new(0));
+    let mut options = LogOptions::new(dir.path().join("logs"));
+    let counter = syncs.clone();
+    // The third fsync fails, as a disk error would report it.
+    options.sync_fault = Some(Arc::new(move || {
+        (counter.fetch_add(1, Ordering::SeqCst) == 2)
+            .then(|| std::io::Error::other("EIO (injected)"))
+    }));
+    let log = PredictionLog::open(options, sink.clone()).unwrap();
+    for i in 0..2 {
+        let r = log.reserve().unwrap();
+        log.commit(r, record(i, "m"), None).await.unwrap();
+    }
+    let r = log.reserve().unwrap();
+    let e = log.commit(r, record(2, "m"), None).await.unwrap_err();
+    assert!(e.to_string().contains("EIO (injected)"), "{e}");
+    // Stopped: no reservation, nothing acknowledged, no further fsync attempted.
+    assert!(matches!(log.reserve(), Err(Refusal::Stopped(why)) if why.contains("EIO")));
+    assert!(!log.offer(record(3, "m"), None));
+    assert_eq!(
+        syncs.load(Ordering::SeqCst),
+        3,
+        "the failed fsync was retried"
+    );
+    assert!(log.stopped().is_some());
+    // What was acknowledged before the failure is on disk.
+    let logged = ids(sink.as_ref(), dir.path(), "m").await;
+    assert!(logged.contains(&"req-0".to_string()) && logged.contains(&"req-1".to_string()));
+}
