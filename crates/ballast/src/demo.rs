@@ -231,7 +231,7 @@ async fn drift_phase(
     let max_psi = |w: &ballast_monitor::online::WindowReport| {
         w.features
             .iter()
-            .map(|f| (f.drift.psi, f.name.clone()))
+            .map(|f| (f.drift.as_ref().map_or(0.0, |d| d.psi), f.name.clone()))
             .fold(
                 (0.0f64, String::new()),
                 |a, b| if b.0 > a.0 { b } else { a },
@@ -297,12 +297,13 @@ async fn drift_phase(
         println!(
             "      newest window of fraud v{version}: drifted {:?}{}",
             w.drifted,
-            f.map(|f| format!(
-                "; amount_log PSI {:.2}, Jensen-Shannon {:.2}, {:.0}% outside the reference's range",
-                f.drift.psi,
-                f.drift.jensen_shannon,
-                f.out_of_range_share * 100.0
-            ))
+            f.and_then(|f| Some((f, f.drift.as_ref()?)))
+                .map(|(f, d)| format!(
+                    "; amount_log PSI {:.2}, Jensen-Shannon {:.2}, {:.0}% outside the reference's range",
+                    d.psi,
+                    d.jensen_shannon,
+                    f.out_of_range_share * 100.0
+                ))
             .unwrap_or_default()
         );
     }

@@ -779,6 +779,11 @@ fn the_monitor_flags_a_shifted_feature_by_name_and_not_same_distribution_traffic
     let r = monitor_report(&base, "/v2/models/fraud/versions/1/monitor");
     let v = &r["versions"][0];
     assert_eq!(v["monitored"], true, "{v}");
+    // The minimum a window needs is stated, overall and per version and window.
+    assert_eq!(r["thresholds"]["min_rows"], 100, "{r}");
+    assert_eq!(v["min_rows"], 100, "{v}");
+    assert_eq!(v["row_windows"][0]["min_rows"], 100, "{v}");
+    assert_eq!(v["row_windows"][0]["insufficient_data"], false, "{v}");
     assert_eq!(
         v["features"].as_array().unwrap().len(),
         12,
