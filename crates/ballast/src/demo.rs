@@ -356,19 +356,17 @@ pub async fn run(args: DemoArgs, cores: Option<Cores>) -> anyhow::Result<()> {
     let handle = server.handle(shutdown.clone())?;
     let serving = tokio::spawn(server.run(shutdown.clone()));
     // The bundled repository goes through the registry, as a team's models would: imported
-    // with a model card, served by the deployer, fraud v1 in production.
+    // with a model card, served by the deployer, fraud v1 in production (a model's first
+    // version becomes production).
     let registry = Arc::new(
         Registry::open(RegistryOptions::new(dir.path().join("registry")))
             .await
             .context("opening the demo registry")?,
     );
     registry
-        .import(&dir.path().join("models"), &demo_card(), "demo")
+        .import(&dir.path().join("models"), &demo_card(), "demo", false)
         .await
         .context("importing the bundled models")?;
-    registry
-        .promote("fraud", 1, PRODUCTION, "demo", "demo starts on v1")
-        .await?;
     // Drift monitoring, as `ballast serve` runs it: the monitor on the observation tap before
     // any version loads, and an alert rule on its windows (evaluated every second).
     let monitor = Arc::new(ballast_monitor::Monitor::new(
@@ -674,6 +672,7 @@ pub async fn run(args: DemoArgs, cores: Option<Cores>) -> anyhow::Result<()> {
                 card: demo_card(),
                 actor: "demo".into(),
                 config_toml: None,
+                no_promote: false,
             },
         )
         .await?;
