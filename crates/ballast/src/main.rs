@@ -6,6 +6,8 @@ mod cli;
 mod config;
 mod demo;
 mod logging;
+#[cfg(test)]
+mod readme_check;
 mod registry_cli;
 mod serve;
 
