@@ -195,16 +195,16 @@ fn check(markdown: &str) -> Result<usize, Vec<String>> {
             for (i, cmd) in pipeline.iter().enumerate() {
                 if let Some(argv) = ballast_argv(cmd) {
                     checked += 1;
-                    if let Err(e) = Cli::try_parse_from(&argv) {
-                        if !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                            let why = e.to_string();
-                            let why = why
-                                .lines()
-                                .next()
-                                .unwrap_or("")
-                                .trim_start_matches("error: ");
-                            problems.push(format!("line {line}: `{}`: {why}", argv.join(" ")));
-                        }
+                    if let Err(e) = Cli::try_parse_from(&argv)
+                        && !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+                    {
+                        let why = e.to_string();
+                        let why = why
+                            .lines()
+                            .next()
+                            .unwrap_or("")
+                            .trim_start_matches("error: ");
+                        problems.push(format!("line {line}: `{}`: {why}", argv.join(" ")));
                     }
                 } else if i > 0 && runs_ballast {
                     let into = command_words(cmd).first().map_or("", String::as_str);
