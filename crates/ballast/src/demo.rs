@@ -693,13 +693,23 @@ pub async fn run(args: DemoArgs, cores: Option<Cores>) -> anyhow::Result<()> {
         }
     );
 
-    let (from, to) = registry
-        .rollback("fraud", PRODUCTION, "demo", "demo: instant rollback")
-        .await?;
-    deployer.notify();
+    // Production has a previous version to return to only when 4a promoted v2 (v1 became
+    // production as the model's first version, so it has no earlier one).
+    if promoted {
+        let (from, to) = registry
+            .rollback("fraud", PRODUCTION, "demo", "demo: instant rollback")
+            .await?;
+        deployer.notify();
+        println!(
+            "  ballast model rollback fraud: production {from} → {to} (the previous version stays loaded, so this is a pointer swap)"
+        );
+    } else {
+        println!(
+            "  (no instant rollback: production never left v1, so it has no earlier version to return to)"
+        );
+    }
     println!(
-        "  ballast model rollback fraud: production {from} → {to} (the previous version stays loaded, so this is a pointer swap)\n  \
-         every decision above is in the event log: ballast events --model fraud (this demo's registry lives in a temp dir)"
+        "  every decision above is in the event log: ballast events --model fraud (this demo's registry lives in a temp dir)"
     );
 
     drift_phase(
