@@ -6,6 +6,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use ballast_proto::inference::{
     InferTensorContents, ModelInferRequest, model_infer_request::InferInputTensor,
@@ -184,6 +185,59 @@ async fn http_bad_inputs_get_4xx_naming_the_field() {
     assert!(
         metrics.contains(r#"model="fraud",version="2",protocol="http",outcome="invalid_argument""#)
     );
+    server.stop().await;
+}
+
+/// A body sent chunked (no Content-Length) is refused once it passes the limit; its size is
+/// never known, so the message names the limit and the setting instead ("request body of more
+/// bytes" before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_body_over_the_limit_gets_413_naming_the_limit_and_the_setting() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = start_repo(&examples_dir().join("models")).await;
+    let mut conn = tokio::net::TcpStream::connect(server.handle.http_addr)
+        .await
+        .unwrap();
+    let mut request = b"POST /v2/models/fraud/infer HTTP/1.1\r\nhost: localhost\r\n\
+content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+        .to_vec();
+    // 300 KiB in 16 KiB chunks, over the test server's 256 KiB.
+    let chunk = vec![b' '; 16 * 1024];
+    for _ in 0..(300 / 16 + 1) {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(&chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    // The server may answer and close before it has read everything: a failed write is fine.
+    let _ = conn.write_all(&request).await;
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => response.extend_from_slice(&buf[..n]),
+            }
+            if response.ends_with(b"}") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer within 10 s");
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    for fragment in [
+        "chunked request body",
+        "exceeds the limit of 262144 bytes",
+        "max_request_bytes",
+        "--max-request-bytes",
+    ] {
+        assert!(text.contains(fragment), "lacks {fragment:?}: {text}");
+    }
+    assert!(!text.contains("more bytes"), "{text}");
     server.stop().await;
 }
 

@@ -427,6 +427,31 @@ pub fn element_count(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
 }
 
+/// A number as error messages print it: plainly at everyday magnitudes, in scientific notation
+/// beyond (`1e300`, not its 301 digits; `2.5e-12`, not a row of zeros).
+pub fn fmt_number(x: f64) -> String {
+    let a = x.abs();
+    if x.is_finite() && a != 0.0 && !(1e-5..1e16).contains(&a) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
+/// Why `x` cannot be narrowed to `datatype` (FP32 or FP16) without turning into infinity, as
+/// `3.4e39 is outside FP32's range (±3.4028235e38)`; `None` when it can (non-finite values
+/// are the validation's to judge). Other datatypes always answer `None`.
+pub fn float_range_error(x: f64, datatype: DataType) -> Option<String> {
+    // The bound printed as its own type prints it (3.4028235e38, not f64's 3.4028234663852886e38).
+    let (max, shown) = match datatype {
+        DataType::F32 => (f64::from(f32::MAX), format!("{:e}", f32::MAX)),
+        DataType::F16 => (f64::from(f16::MAX), f16::MAX.to_string()),
+        _ => return None,
+    };
+    (x.is_finite() && x.abs() > max)
+        .then(|| format!("{} is outside {datatype}'s range (±{shown})", fmt_number(x)))
+}
+
 /// `[2,3]` style rendering used in error messages.
 pub fn fmt_shape<T: fmt::Display>(shape: &[T]) -> String {
     let parts: Vec<String> = shape.iter().map(ToString::to_string).collect();
@@ -437,6 +462,27 @@ pub fn fmt_shape<T: fmt::Display>(shape: &[T]) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_float_beyond_fp32_is_named_in_scientific_notation_with_the_range() {
+        assert_eq!(
+            float_range_error(3.4e39, DataType::F32).as_deref(),
+            Some("3.4e39 is outside FP32's range (±3.4028235e38)")
+        );
+        let huge = float_range_error(-1e300, DataType::F32).unwrap_or_default();
+        assert_eq!(huge, "-1e300 is outside FP32's range (±3.4028235e38)");
+        assert!(huge.len() < 60, "{huge}");
+        assert_eq!(
+            float_range_error(70000.0, DataType::F16).as_deref(),
+            Some("70000 is outside FP16's range (±65504)")
+        );
+        for fine in [f64::from(f32::MAX), -1.5, 0.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(float_range_error(fine, DataType::F32), None, "{fine}");
+        }
+        assert_eq!(float_range_error(1e300, DataType::F64), None);
+        assert_eq!(fmt_number(0.25), "0.25");
+        assert_eq!(fmt_number(2.5e-12), "2.5e-12");
+    }
 
     #[test]
     fn unknown_datatype_names_the_value_and_the_choices() {

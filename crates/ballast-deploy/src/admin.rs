@@ -176,6 +176,9 @@ struct PushQuery {
     trained_on: Option<String>,
     /// `k=v,k=v`
     metrics: Option<String>,
+    /// Leave `production` unset even for the model's first version.
+    #[serde(default)]
+    no_promote: bool,
 }
 
 /// Streams one model file (the request body) to a staging file, then pushes it.
@@ -241,6 +244,7 @@ async fn push(
                 },
                 actor: actor(&headers),
                 config_toml: None,
+                no_promote: q.no_promote,
             },
         )
         .await?;

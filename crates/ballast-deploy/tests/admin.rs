@@ -55,10 +55,16 @@ async fn admin_api_drives_the_registry_and_the_server_follows() {
     assert_eq!(r.status(), 201);
     let v1: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v1["version"], 1);
+    assert_eq!(
+        v1["promoted"], true,
+        "the model's first version becomes production"
+    );
     let r = upload(xgb_model(FEATURES, 5, 1, 0)).send().await.unwrap();
     assert_eq!(r.status(), 200, "the same upload is the same version");
     let r = upload(xgb_model(FEATURES, 5, 2, 0)).send().await.unwrap();
     assert_eq!(r.status(), 201);
+    let v2: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v2["promoted"], false, "later versions wait for a promote");
     assert_eq!(stack.registry.artifacts.blob_count().await.unwrap(), 2);
 
     // Missing card fields are named.
@@ -148,8 +154,12 @@ async fn admin_api_drives_the_registry_and_the_server_follows() {
         .unwrap();
     let events: serde_json::Value = r.json().await.unwrap();
     let events = events["events"].as_array().unwrap();
-    assert_eq!(events.len(), 2);
-    assert_eq!(events[0]["details"]["actor"], "admin-api");
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(
+        events[0]["details"]["actor"], "ci-bot",
+        "the first push's promotion"
+    );
+    assert_eq!(events[1]["details"]["actor"], "admin-api");
 
     // Decisions reach the metrics, whoever made them.
     let metrics_url = format!("{}/metrics", stack.http);

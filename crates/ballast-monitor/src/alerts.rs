@@ -6,15 +6,18 @@
 //! A rule reads the newest closed window (time or rows, whichever ended last) of every
 //! monitored version it matches, once a second ([`Alerts::run`]). Its condition must hold for
 //! its `for` duration before the alert fires; one evaluation without it and a firing alert
-//! resolves (pending ones simply end). An alert is one instance per matching feature (or per
-//! version for version-wide signals), so a second drifted feature is a second alert rather than
-//! a repeat of the first; repeats of a firing alert are not sent again, except to Alertmanager,
-//! which forgets alerts that are not re-sent (every `resend`).
+//! resolves (pending ones simply end). A window with insufficient data (fewer than `min_rows`
+//! rows, or values of the feature: an empty window after traffic stops) decides nothing: the
+//! alert keeps its state, pending or firing, until a window with enough data says otherwise.
+//! An alert is one instance per matching feature (or per version for version-wide signals), so
+//! a second drifted feature is a second alert rather than a repeat of the first; repeats of a
+//! firing alert are not sent again, except to Alertmanager, which forgets alerts that are not
+//! re-sent (every `resend`).
 //!
 //! Not yet: SLO signals (error rate, p99 latency, refusal rate) and delayed-label metrics as rule
 //! inputs; they join as new [`Signal`]s reading the same evaluation pass.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -291,20 +294,20 @@ fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-/// A value of a feature report for a rule.
+/// A value of a feature report for a rule; `None` when the window cannot decide (too few
+/// values: insufficient data).
 fn feature_value(rule: &Rule, f: &FeatureReport) -> Option<f64> {
-    if f.drifted.is_none() && rule.signal == Signal::FeatureDrift {
-        // Too few values to judge: no evidence either way.
-        return None;
-    }
     match rule.signal {
-        Signal::FeatureDrift => match rule.statistic? {
-            Statistic::Psi => Some(f.drift.psi),
-            Statistic::JensenShannon => Some(f.drift.jensen_shannon),
-            Statistic::Chi2PValue => Some(f.drift.chi2.p_value),
-            Statistic::Ks => f.drift.ks.map(|k| k.statistic),
-            Statistic::Wasserstein => f.drift.wasserstein,
-        },
+        Signal::FeatureDrift => {
+            let d = f.drift.as_ref()?;
+            match rule.statistic? {
+                Statistic::Psi => Some(d.psi),
+                Statistic::JensenShannon => Some(d.jensen_shannon),
+                Statistic::Chi2PValue => Some(d.chi2.p_value),
+                Statistic::Ks => d.ks.map(|k| k.statistic),
+                Statistic::Wasserstein => d.wasserstein,
+            }
+        }
         Signal::Quality => {
             let seen = f.count + f.missing + f.mistyped;
             if seen == 0 {
@@ -380,6 +383,10 @@ impl Alerts {
     ) -> Vec<(Notification, bool)> {
         // What holds now: key -> (value, feature).
         let mut seen: BTreeMap<Key, (f64, Option<String>, usize)> = BTreeMap::new();
+        // What the windows cannot decide (insufficient data): those alerts keep their state.
+        let mut undecided: BTreeSet<Key> = BTreeSet::new();
+        // (rule, model, version) whose whole window is insufficient data.
+        let mut undecided_windows: BTreeSet<(String, String, String)> = BTreeSet::new();
         for (ri, (rule, _)) in self.rules.iter().enumerate() {
             for (model, version, w) in windows {
                 if rule.model.as_ref().is_some_and(|m| m != model)
@@ -387,44 +394,51 @@ impl Alerts {
                 {
                     continue;
                 }
-                let mut consider = |feature: Option<&str>, value: f64| {
-                    if rule.op.holds(value, rule.threshold) {
-                        seen.insert(
-                            (
-                                rule.name.clone(),
-                                model.clone(),
-                                version.clone(),
-                                feature.unwrap_or("").to_string(),
-                            ),
-                            (value, feature.map(str::to_string), ri),
-                        );
+                if w.insufficient_data {
+                    undecided_windows.insert((rule.name.clone(), model.clone(), version.clone()));
+                    continue;
+                }
+                let key = |feature: Option<&str>| {
+                    (
+                        rule.name.clone(),
+                        model.clone(),
+                        version.clone(),
+                        feature.unwrap_or("").to_string(),
+                    )
+                };
+                let mut consider = |feature: Option<&str>, value: Option<f64>| match value {
+                    Some(value) if rule.op.holds(value, rule.threshold) => {
+                        seen.insert(key(feature), (value, feature.map(str::to_string), ri));
+                    }
+                    Some(_) => {}
+                    None => {
+                        undecided.insert(key(feature));
                     }
                 };
                 match rule.signal {
-                    Signal::DriftedShare => {
-                        if let Some(share) = w.drifted_share {
-                            consider(None, share);
-                        }
-                    }
+                    Signal::DriftedShare => consider(None, w.drifted_share),
                     Signal::FeatureDrift | Signal::Quality => {
                         for f in &w.features {
                             if rule.feature.as_ref().is_some_and(|n| *n != f.name) {
                                 continue;
                             }
-                            if let Some(v) = feature_value(rule, f) {
-                                consider(Some(&f.name), v);
-                            }
+                            consider(Some(&f.name), feature_value(rule, f));
                         }
                     }
                 }
             }
         }
+        let is_undecided = |key: &Key| {
+            undecided.contains(key)
+                || undecided_windows.contains(&(key.0.clone(), key.1.clone(), key.2.clone()))
+        };
 
         let mut out = Vec::new();
         let mut instances = self.instances.lock();
-        // Conditions no longer met: pending ends, firing resolves.
+        // Conditions no longer met: pending ends, firing resolves. Undecided: as they were.
         instances.retain(|key, inst| {
-            if seen.contains_key(key) {
+            if seen.contains_key(key) || (inst.alert.state != State::Resolved && is_undecided(key))
+            {
                 return true;
             }
             match inst.alert.state {
@@ -743,6 +757,8 @@ mod tests {
             requests: 10,
             rows: 400,
             schema_violations: 0,
+            insufficient_data: false,
+            min_rows: 100,
             drifted_share: Some(share),
             drifted: vec![],
             features: vec![],
@@ -808,6 +824,45 @@ mod tests {
         assert!(alerts.evaluate(at(2000), &drifted).is_empty());
         assert!(alerts.evaluate(at(2001), &calm).is_empty());
         assert!(alerts.list().is_empty());
+    }
+
+    /// A window under `min_rows`, as the monitor reports it when traffic stops.
+    fn empty_window() -> WindowReport {
+        WindowReport {
+            rows: 0,
+            requests: 0,
+            insufficient_data: true,
+            drifted_share: None,
+            ..window(0.0)
+        }
+    }
+
+    #[test]
+    fn insufficient_data_neither_resolves_a_firing_alert_nor_fires_a_pending_one() {
+        let alerts = Alerts::new(vec![rule("10s")], &AlertingConfig::default());
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let fraud = |w: WindowReport| vec![("fraud".to_string(), "1".to_string(), w)];
+        // Pending, then windows without enough data: still pending, never fired, past `for`.
+        assert!(alerts.evaluate(at(0), &fraud(window(0.5))).is_empty());
+        assert!(alerts.evaluate(at(30), &fraud(empty_window())).is_empty());
+        assert_eq!(alerts.list()[0].state, State::Pending);
+        // The next window with enough data decides: the condition held since 0 s, so it fires.
+        let fired = alerts.evaluate(at(31), &fraud(window(0.5)));
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].0.alert.state, State::Firing);
+        // Traffic stops: empty windows for minutes resolve nothing and send nothing.
+        for s in 32..200 {
+            assert!(alerts.evaluate(at(s), &fraud(empty_window())).is_empty());
+        }
+        assert_eq!(alerts.list()[0].state, State::Firing);
+        // A window with enough data and no drift resolves it.
+        let resolved = alerts.evaluate(at(200), &fraud(window(0.0)));
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(resolved[0].0.alert.state, State::Resolved);
+        // And a resolved alert does not come back on insufficient data.
+        assert!(alerts.evaluate(at(201), &fraud(empty_window())).is_empty());
+        assert_eq!(alerts.list()[0].state, State::Resolved);
     }
 
     #[test]

@@ -36,11 +36,11 @@ pub const SCHEMA_VIOLATIONS_TOTAL: &str = "ballast_schema_violations_total";
 pub fn describe() {
     metrics::describe_gauge!(
         FEATURE_DRIFT,
-        "Drift of a feature in the last closed time window against the reference, by statistic (psi, jensen_shannon, ks, wasserstein, chi2_p_value)."
+        "Drift of a feature in the last judged time window against the reference, by statistic (psi, jensen_shannon, ks, wasserstein, chi2_p_value); windows under min_rows (insufficient data) leave it unchanged."
     );
     metrics::describe_gauge!(
         FEATURE_DRIFTED,
-        "1 when the feature drifted in the last closed time window (chi-square p < alpha and Jensen-Shannon distance >= the floor), 0 when not, absent when too few rows."
+        "1 when the feature drifted in the last judged time window (chi-square p < alpha and Jensen-Shannon distance >= the floor), 0 when not; a window under min_rows (insufficient data) leaves it unchanged."
     );
     metrics::describe_gauge!(
         DRIFTED_SHARE,
@@ -131,6 +131,9 @@ pub struct VersionReport {
     pub features: Vec<String>,
     pub window_seconds: f64,
     pub window_rows: u64,
+    /// Rows a window needs (and present values a feature needs) to be judged; below it a
+    /// window is `insufficient_data`.
+    pub min_rows: u64,
     /// The time window in progress (not judged until it closes; figures so far).
     pub current: WindowReport,
     /// Closed time windows, newest first.
@@ -311,6 +314,7 @@ impl Monitor {
             features: v.features.iter().map(|f| f.name.clone()).collect(),
             window_seconds: self.options.window.as_secs_f64(),
             window_rows: self.options.rows,
+            min_rows: self.options.min_rows,
             current: online::judge(
                 "time",
                 (state.time.start, now),
@@ -376,16 +380,15 @@ fn publish(v: &Versioned, r: &WindowReport) {
         let gauge = |stat: &'static str, value: f64| {
             metrics::gauge!(FEATURE_DRIFT, "model" => m.clone(), "version" => ver.clone(), "feature" => f.name.clone(), "statistic" => stat).set(value);
         };
-        if f.count == 0 {
-            continue;
-        }
-        gauge("psi", f.drift.psi);
-        gauge("jensen_shannon", f.drift.jensen_shannon);
-        gauge("chi2_p_value", f.drift.chi2.p_value);
-        if let Some(ks) = f.drift.ks {
+        // Insufficient data: the gauges keep the last judged window's values.
+        let Some(d) = &f.drift else { continue };
+        gauge("psi", d.psi);
+        gauge("jensen_shannon", d.jensen_shannon);
+        gauge("chi2_p_value", d.chi2.p_value);
+        if let Some(ks) = d.ks {
             gauge("ks", ks.statistic);
         }
-        if let Some(w) = f.drift.wasserstein {
+        if let Some(w) = d.wasserstein {
             gauge("wasserstein", w);
         }
         if let Some(d) = f.drifted {
@@ -493,8 +496,118 @@ impl Observer for Monitor {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use ballast_core::{DataType, ModelSignature, TensorSpec};
+    use crate::alerts::{AlertingConfig, Alerts, Op, Rule, Signal, State, Statistic};
+    use ballast_core::{DataType, ModelSignature, Tensor, TensorData, TensorSpec};
+    use ballast_serve::context::{Priority, Protocol, RequestContext};
     use ballast_serve::observe::Tap;
+
+    fn observation(rows: usize, shift: f32, at: SystemTime) -> Observation {
+        // Values 0..17 like the reference below, one feature.
+        let data: Vec<f32> = (0..rows).map(|i| (i % 17) as f32 + shift).collect();
+        let ctx = RequestContext::new(Protocol::Http);
+        Observation {
+            id: ctx.id.clone(),
+            trace: None,
+            finished: at,
+            elapsed: Duration::from_micros(50),
+            protocol: Protocol::Http,
+            priority: Priority::Default,
+            model: Arc::from("m"),
+            version: Arc::from("1"),
+            arm: None,
+            timing: None,
+            error: None,
+            inputs: Arc::from(vec![
+                Tensor::new("x", vec![rows, 1], TensorData::F32(data)).unwrap(),
+            ]),
+            outputs: Arc::from(Vec::new()),
+        }
+    }
+
+    /// The report of a new user: a 10 s window and a PSI rule; the alert fired, then the next
+    /// window — no requests at all — resolved it. Empty windows now decide nothing.
+    #[test]
+    fn a_firing_alert_stays_firing_when_traffic_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut csv = String::from("a\n");
+        for i in 0..1700 {
+            csv += &format!("{}\n", i % 17);
+        }
+        let reference = dir.path().join("reference.csv");
+        std::fs::write(&reference, csv).unwrap();
+        let profile = profile_csv(&reference, &ProfileOptions::default()).unwrap();
+        let sig = ModelSignature {
+            inputs: vec![TensorSpec::new("x", DataType::F32, vec![-1, 1])],
+            outputs: vec![],
+        };
+        let features = online::features(&profile, &sig).unwrap();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let clock = Arc::new(Mutex::new(t0));
+        let now = {
+            let clock = clock.clone();
+            move || *clock.lock()
+        };
+        let monitor = Monitor::with_clock(
+            WindowOptions {
+                window: Duration::from_secs(10),
+                rows: 1_000_000,
+                ..WindowOptions::default()
+            },
+            Box::new(now.clone()),
+        );
+        monitor.watch("m", "1", 0, &reference, features, profile.rows);
+        let rule = Rule {
+            name: "psi".into(),
+            signal: Signal::FeatureDrift,
+            model: None,
+            version: None,
+            feature: None,
+            statistic: Some(Statistic::Psi),
+            issue: None,
+            op: Op::Gt,
+            threshold: 0.5,
+            for_: "0s".into(),
+            severity: "critical".into(),
+            labels: BTreeMap::new(),
+        };
+        let alerts = Alerts::new(vec![rule], &AlertingConfig::default());
+        let advance = |secs: u64| *clock.lock() += Duration::from_secs(secs);
+        let evaluate = || alerts.evaluate(now(), &monitor.latest_windows());
+
+        // A drifted window (every value shifted past the reference's range) fires the alert.
+        monitor.observe(&[observation(500, 30.0, now())]);
+        advance(10);
+        let fired = evaluate();
+        assert_eq!(fired.len(), 1, "{:?}", alerts.list());
+        assert_eq!(fired[0].0.alert.state, State::Firing);
+
+        // Traffic stops: the next windows are empty. They report no statistics and resolve
+        // nothing, for as long as they last.
+        advance(16);
+        let report = monitor.version_report("m", "1").unwrap();
+        assert_eq!(report.min_rows, 100);
+        let newest = &report.windows[0];
+        assert_eq!(newest.rows, 0);
+        assert!(newest.insufficient_data, "{newest:?}");
+        assert!(newest.features[0].drift.is_none(), "{newest:?}");
+        for _ in 0..30 {
+            assert!(evaluate().is_empty(), "{:?}", alerts.list());
+            advance(1);
+        }
+        assert_eq!(alerts.list()[0].state, State::Firing);
+        // A window of a few requests is no evidence either.
+        monitor.observe(&[observation(20, 0.0, now())]);
+        advance(10);
+        assert!(evaluate().is_empty());
+        assert_eq!(alerts.list()[0].state, State::Firing);
+
+        // Enough rows like the reference: resolved.
+        monitor.observe(&[observation(500, 0.0, now())]);
+        advance(10);
+        let resolved = evaluate();
+        assert_eq!(resolved.len(), 1, "{:?}", alerts.list());
+        assert_eq!(resolved[0].0.alert.state, State::Resolved);
+    }
 
     #[test]
     fn a_stopped_version_is_forgotten_and_a_reload_under_its_number_is_not() {

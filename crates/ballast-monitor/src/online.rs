@@ -7,6 +7,11 @@
 //! continuously looks at the same rows many times over). [`Counts`] are plain sums, mergeable
 //! across windows and replicas.
 //!
+//! Insufficient data: a window with fewer than `min_rows` rows, and within a window a feature
+//! with fewer than `min_rows` present values, is reported as `insufficient_data` — counts and
+//! quality counters, but no statistics and no verdict. Alert rules neither fire nor resolve on
+//! it (an empty window after traffic stops says nothing about drift).
+//!
 //! Verdict (per feature, per closed window): drifted when the window has at least `min_rows`
 //! rows with the feature present, the chi-square test of the 2×k table (reference counts vs
 //! window counts, `stats::chi_square`) gives p < `alpha`, and the Jensen–Shannon distance is at
@@ -34,7 +39,8 @@ pub struct WindowOptions {
     pub window: Duration,
     /// Rows per row window.
     pub rows: u64,
-    /// A feature is judged only with at least this many present values in the window.
+    /// A window with fewer rows, or a feature with fewer present values in it, is insufficient
+    /// data: no statistics, no verdict, and alert rules neither fire nor resolve on it.
     pub min_rows: u64,
     /// Chi-square p-value below which a feature may be flagged.
     pub alpha: f64,
@@ -484,6 +490,10 @@ pub struct WindowReport {
     pub requests: u64,
     pub rows: u64,
     pub schema_violations: u64,
+    /// Fewer than `min_rows` rows: no statistics and no verdict in this window.
+    pub insufficient_data: bool,
+    /// The rows (and present values per feature) a window needs to be judged.
+    pub min_rows: u64,
     /// Share of judged features that drifted (`None` when none could be judged).
     pub drifted_share: Option<f64>,
     pub drifted: Vec<String>,
@@ -505,8 +515,12 @@ pub struct FeatureReport {
     pub unseen: u64,
     pub unseen_share: f64,
     pub mistyped: u64,
-    pub drift: Drift,
-    /// `None` when the window had too few values to judge.
+    /// Fewer than `min_rows` present values (or an insufficient window): `drift` and
+    /// `drifted` are null.
+    pub insufficient_data: bool,
+    /// The statistics against the reference; `None` with insufficient data.
+    pub drift: Option<Drift>,
+    /// `None` with insufficient data.
     pub drifted: Option<bool>,
 }
 
@@ -537,27 +551,19 @@ pub fn judge(
 ) -> WindowReport {
     let mut drifted = Vec::new();
     let mut judged = 0usize;
+    // At least one row, whatever `min_rows` says: nothing can be judged on nothing.
+    let enough = options.min_rows.max(1);
+    let window_insufficient = counts.rows < enough;
     let reports = features
         .iter()
         .zip(&counts.features)
         .map(|(f, c)| {
-            let reference = f.kind.reference();
             let count: u64 = c.bins.iter().sum();
-            let chi2 = stats::chi_square(reference, &c.bins);
-            let js = stats::jensen_shannon(reference, &c.bins);
-            let (ks, wasserstein) = match &f.kind {
-                Kind::Numeric {
-                    edges, min, max, ..
-                } => (
-                    Some(stats::binned_ks(reference, &c.bins)),
-                    Some(stats::binned_wasserstein(
-                        reference, &c.bins, edges, *min, *max,
-                    )),
-                ),
-                Kind::Categorical { .. } => (None, None),
-            };
-            let verdict = (count >= options.min_rows && count > 0)
-                .then_some(chi2.p_value < options.alpha && js >= options.min_distance);
+            let insufficient = window_insufficient || count < enough;
+            let drift = (!insufficient).then(|| drift(f, c));
+            let verdict = drift.as_ref().map(|d| {
+                d.chi2.p_value < options.alpha && d.jensen_shannon >= options.min_distance
+            });
             if let Some(v) = verdict {
                 judged += 1;
                 if v {
@@ -573,28 +579,15 @@ pub fn judge(
                 },
                 count,
                 missing: c.missing,
-                missing_share: if seen == 0 {
-                    0.0
-                } else {
-                    c.missing as f64 / seen as f64
-                },
+                missing_share: share(c.missing, seen),
                 reference_missing_share: f.reference_missing_share,
                 out_of_range: c.out_of_range,
                 out_of_range_share: share(c.out_of_range, seen),
                 unseen: c.unseen,
                 unseen_share: share(c.unseen, seen),
                 mistyped: c.mistyped,
-                drift: Drift {
-                    psi: if count == 0 {
-                        0.0
-                    } else {
-                        stats::psi(reference, &c.bins)
-                    },
-                    jensen_shannon: if count == 0 { 0.0 } else { js },
-                    chi2,
-                    ks,
-                    wasserstein,
-                },
+                insufficient_data: insufficient,
+                drift,
                 drifted: verdict,
             }
         })
@@ -607,9 +600,34 @@ pub fn judge(
         requests: counts.requests,
         rows: counts.rows,
         schema_violations: counts.schema_violations,
+        insufficient_data: window_insufficient,
+        min_rows: options.min_rows,
         drifted_share: (judged > 0).then(|| drifted.len() as f64 / judged as f64),
         drifted,
         features: reports,
+    }
+}
+
+/// The statistics of one feature's window counts against its reference (at least one value).
+fn drift(f: &Feature, c: &FeatureCounts) -> Drift {
+    let reference = f.kind.reference();
+    let (ks, wasserstein) = match &f.kind {
+        Kind::Numeric {
+            edges, min, max, ..
+        } => (
+            Some(stats::binned_ks(reference, &c.bins)),
+            Some(stats::binned_wasserstein(
+                reference, &c.bins, edges, *min, *max,
+            )),
+        ),
+        Kind::Categorical { .. } => (None, None),
+    };
+    Drift {
+        psi: stats::psi(reference, &c.bins),
+        jensen_shannon: stats::jensen_shannon(reference, &c.bins),
+        chi2: stats::chi_square(reference, &c.bins),
+        ks,
+        wasserstein,
     }
 }
 
@@ -702,9 +720,10 @@ mod tests {
         assert_eq!(r.drifted, vec!["f3".to_string()], "{r:#?}");
         assert_eq!(r.drifted_share, Some(0.2));
         let f3 = &r.features[3];
-        assert!(f3.drift.chi2.p_value < 1e-10, "{f3:?}");
+        let d3 = f3.drift.as_ref().unwrap();
+        assert!(d3.chi2.p_value < 1e-10, "{f3:?}");
         // A 0.5 σ shift moves about 0.5 in feature units; binned W1 sees most of it.
-        let w = f3.drift.wasserstein.unwrap();
+        let w = d3.wasserstein.unwrap();
         assert!((0.3..0.6).contains(&w), "{w}");
     }
 
@@ -727,13 +746,60 @@ mod tests {
             flagged += r.drifted.len();
             for f in &r.features {
                 total += 1;
-                below += usize::from(f.drift.chi2.p_value < 0.01);
+                below += usize::from(f.drift.as_ref().unwrap().chi2.p_value < 0.01);
             }
         }
         assert_eq!(flagged, 0);
         let share = below as f64 / total as f64;
         // 2,000 draws at 1 %: the 99.9 % range of the count is about 7..35.
         assert!((0.0025..0.02).contains(&share), "{share}");
+    }
+
+    #[test]
+    fn a_window_under_min_rows_is_insufficient_data_without_statistics() {
+        let mut rng = Rng::new(13);
+        let p = profile(2, 1000, &mut rng);
+        let fs = features(&p, &signature(2)).unwrap();
+        let options = WindowOptions::default();
+        let now = SystemTime::now();
+        // Empty (traffic stopped) and short windows alike: counts, but no figures at all.
+        let empty = Counts::new(&fs);
+        let mut short = Counts::new(&fs);
+        short.add(&fs, &[batch(&mut rng, 99, 2, Some((0, 5.0)))]);
+        for counts in [&empty, &short] {
+            let r = judge("time", (now, now), true, &fs, counts, &options);
+            assert!(r.insufficient_data, "{r:#?}");
+            assert_eq!(r.min_rows, 100);
+            assert_eq!(r.drifted_share, None);
+            assert!(r.drifted.is_empty());
+            for f in &r.features {
+                assert!(f.insufficient_data && f.drift.is_none() && f.drifted.is_none());
+            }
+            let json = serde_json::to_value(&r).unwrap();
+            assert_eq!(json["insufficient_data"], true);
+            assert_eq!(json["features"][0]["drift"], serde_json::Value::Null);
+        }
+        // At the minimum the window is judged (and here, shifted by 5 σ, drifted).
+        short.add(&fs, &[batch(&mut rng, 1, 2, Some((0, 5.0)))]);
+        let r = judge("time", (now, now), true, &fs, &short, &options);
+        assert!(!r.insufficient_data);
+        assert_eq!(r.drifted, vec!["f0".to_string()]);
+        // Enough rows, but a feature mostly missing: that feature alone is insufficient.
+        let mut gappy = Counts::new(&fs);
+        let mut v = Vec::new();
+        for i in 0..200 {
+            v.push(if i < 150 { f32::NAN } else { 0.1 });
+            v.push(0.1);
+        }
+        gappy.add(
+            &fs,
+            &[Tensor::new("x", vec![200, 2], TensorData::F32(v)).unwrap()],
+        );
+        let r = judge("time", (now, now), true, &fs, &gappy, &options);
+        assert!(!r.insufficient_data);
+        assert!(r.features[0].insufficient_data && r.features[0].drift.is_none());
+        assert!(!r.features[1].insufficient_data && r.features[1].drift.is_some());
+        assert_eq!(r.features[0].missing, 150);
     }
 
     #[test]

@@ -486,6 +486,9 @@ pub async fn execute(
                             card: card.clone(),
                             actor: actor.to_string(),
                             config_toml: None,
+                            // A declared production alias is set below; otherwise the usual
+                            // rule (a model's first version becomes production) applies.
+                            no_promote: m.aliases.contains_key(crate::PRODUCTION),
                         },
                     )
                     .await?;

@@ -104,6 +104,9 @@ pub struct PushOutcome {
     pub existed: bool,
     /// Bytes written to the artifact store (0 when every file was already there).
     pub new_bytes: u64,
+    /// This push pointed `production` at the version: it is the model's first
+    /// ([`Registry::push`]).
+    pub promoted: bool,
 }
 
 /// Everything a push needs besides the files.
@@ -114,6 +117,8 @@ pub struct PushRequest {
     pub actor: String,
     /// Serving settings (`config.toml` text) to set on the model with this push.
     pub config_toml: Option<String>,
+    /// Leave `production` unset even when this is the model's first version (`--no-promote`).
+    pub no_promote: bool,
 }
 
 /// Model and alias names: what fits in a URL path segment and a metric label.
@@ -202,13 +207,18 @@ impl Registry {
     /// Stores the files under `path` (a version directory or one model file) and registers
     /// them as the model's next version; the same files pushed again return the version that
     /// holds them.
+    ///
+    /// The first version of a model becomes `production` unless `request.no_promote` (or the
+    /// signature policy would not serve it yet: sign it, then promote). Every way in (push,
+    /// import, the admin API) goes through here, so the rule is the same for all of them; later
+    /// versions reach production by a promote or a rollout.
     pub async fn push(&self, path: &Path, request: PushRequest) -> Result<PushOutcome> {
         check_name("model", &request.name)?;
         if self.options.require_model_card {
             let missing = request.card.missing_fields();
             if !missing.is_empty() {
                 return Err(RegistryError::Invalid(format!(
-                    "model card incomplete: missing {} (pass --{}; policy requires a model card)",
+                    "model card incomplete: missing {} (pass --{}, or --allow-missing-card to push without a complete card)",
                     missing.join(", "),
                     missing.join(", --")
                 )));
@@ -268,23 +278,48 @@ impl Registry {
             )
             .await?;
         }
+        let promoted = !inserted.existed
+            && !request.no_promote
+            && self.is_first_version(v).await?
+            && self.options.signatures.check(v).is_ok();
+        if promoted {
+            self.promote(
+                &v.model,
+                v.version,
+                PRODUCTION,
+                &request.actor,
+                "the model's first version",
+            )
+            .await?;
+        }
         Ok(PushOutcome {
             existed: inserted.existed,
             new_bytes: stored.new_bytes,
+            promoted,
             version: inserted.version,
         })
+    }
+
+    /// `v` is its model's only version and nothing is in production yet.
+    async fn is_first_version(&self, v: &VersionRecord) -> Result<bool> {
+        let versions = self.store.list_versions(&v.model).await?;
+        Ok(versions.len() == 1
+            && versions[0].version == v.version
+            && self.store.get_alias(&v.model, PRODUCTION).await?.is_none())
     }
 
     /// Takes in a Triton-style repository: `DIR/<model>/<version>/...` and optional
     /// `DIR/<model>/config.toml` (serving settings) and `DIR/<model>/card.json` (model card,
     /// overriding `defaults` field by field). Version directories are pushed in numeric
-    /// order; the newest becomes `production` when the model has no production alias yet.
-    /// Every card problem in the repository is reported before anything is stored.
+    /// order, each as [`Registry::push`] does: a new model's first (lowest) version becomes
+    /// `production` unless `no_promote`. Every card problem in the repository is reported
+    /// before anything is stored.
     pub async fn import(
         &self,
         dir: &Path,
         defaults: &ModelCard,
         actor: &str,
+        no_promote: bool,
     ) -> Result<Vec<PushOutcome>> {
         let mut plan = Vec::new();
         let mut problems = Vec::new();
@@ -322,7 +357,7 @@ impl Registry {
                 let missing = card.missing_fields();
                 if !missing.is_empty() {
                     problems.push(format!(
-                        "{name}: model card incomplete: missing {} (add {}/card.json or pass the flags)",
+                        "{name}: model card incomplete: missing {} (add {}/card.json or pass the flags, or --allow-missing-card to import without complete cards)",
                         missing.join(", "),
                         model_dir.display()
                     ));
@@ -366,7 +401,6 @@ impl Registry {
         }
         let mut out = Vec::new();
         for (name, card, config_toml, versions) in plan {
-            let mut newest = None;
             for (_, path) in versions {
                 let pushed = self
                     .push(
@@ -376,16 +410,11 @@ impl Registry {
                             card: card.clone(),
                             actor: actor.to_string(),
                             config_toml: config_toml.clone(),
+                            no_promote,
                         },
                     )
                     .await?;
-                newest = Some(pushed.version.version);
                 out.push(pushed);
-            }
-            if let Some(v) = newest
-                && self.store.get_alias(&name, PRODUCTION).await?.is_none()
-            {
-                self.promote(&name, v, PRODUCTION, actor, "import").await?;
             }
         }
         Ok(out)

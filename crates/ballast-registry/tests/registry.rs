@@ -27,6 +27,7 @@ fn request(name: &str) -> PushRequest {
         card: card(),
         actor: "t".into(),
         config_toml: None,
+        no_promote: false,
     }
 }
 
@@ -73,6 +74,73 @@ async fn identical_artifacts_are_stored_once() {
     assert_eq!(r.artifacts.blob_count().await.unwrap(), 3);
 }
 
+/// One rule for every way in: the first version of a model becomes production unless the
+/// push says not to; later versions wait for a promote or a rollout.
+#[tokio::test]
+async fn the_first_version_of_a_model_becomes_production_unless_told_otherwise() {
+    let data = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let r = registry(data.path()).await;
+    let production = |model: &'static str| {
+        let r = &r;
+        async move {
+            r.describe(model)
+                .await
+                .unwrap()
+                .aliases
+                .get(PRODUCTION)
+                .copied()
+        }
+    };
+    let first = r
+        .push(&model_dir(src.path(), "a", "1"), request("m"))
+        .await
+        .unwrap();
+    assert!(first.promoted);
+    assert_eq!(production("m").await, Some(first.version.version));
+    let second = r
+        .push(&model_dir(src.path(), "b", "2"), request("m"))
+        .await
+        .unwrap();
+    assert!(!second.promoted);
+    assert_eq!(production("m").await, Some(first.version.version));
+    let again = r
+        .push(&model_dir(src.path(), "a", "1"), request("m"))
+        .await
+        .unwrap();
+    assert!(again.existed && !again.promoted);
+    // Told otherwise: nothing in production, and a later version does not take it either.
+    let mut held = request("n");
+    held.no_promote = true;
+    let n1 = r
+        .push(&model_dir(src.path(), "c", "3"), held)
+        .await
+        .unwrap();
+    assert!(!n1.promoted);
+    assert_eq!(production("n").await, None);
+    let n2 = r
+        .push(&model_dir(src.path(), "d", "4"), request("n"))
+        .await
+        .unwrap();
+    assert!(!n2.promoted);
+    assert_eq!(production("n").await, None);
+    let promotions = r
+        .events(&ballast_registry::store::EventFilter {
+            model: Some("m".into()),
+            kind: Some("promoted".into()),
+            after: None,
+            limit: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(promotions.len(), 1);
+    assert!(
+        promotions[0].message.contains("first version"),
+        "{}",
+        promotions[0].message
+    );
+}
+
 #[tokio::test]
 async fn a_push_needs_a_complete_model_card_and_names_what_is_missing() {
     let data = tempfile::tempdir().unwrap();
@@ -92,6 +160,8 @@ async fn a_push_needs_a_complete_model_card_and_names_what_is_missing() {
         msg.contains("owner") && msg.contains("metric") && !msg.contains("description"),
         "{msg}"
     );
+    // The way out is named.
+    assert!(msg.contains("--allow-missing-card"), "{msg}");
     let err = r
         .push(&src.path().join("missing"), request("m"))
         .await
@@ -239,7 +309,7 @@ async fn import_takes_a_triton_repository_and_reports_every_missing_card() {
     let r = registry(data.path()).await;
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/models");
     let err = r
-        .import(&repo, &ModelCard::default(), "t")
+        .import(&repo, &ModelCard::default(), "t", false)
         .await
         .unwrap_err();
     let msg = err.to_string();
@@ -253,14 +323,15 @@ async fn import_takes_a_triton_repository_and_reports_every_missing_card() {
         r.store.list_models().await.unwrap().is_empty(),
         "nothing imported"
     );
-    let imported = r.import(&repo, &card(), "t").await.unwrap();
+    let imported = r.import(&repo, &card(), "t", false).await.unwrap();
     assert!(imported.len() >= 5, "{}", imported.len());
     let fraud = r.describe("fraud").await.unwrap();
     assert_eq!(fraud.versions.len(), 2);
-    assert_eq!(fraud.aliases.get(PRODUCTION), Some(&2));
+    // As for a push: the model's first version becomes production, the later one waits.
+    assert_eq!(fraud.aliases.get(PRODUCTION), Some(&1));
     assert!(fraud.config_toml.is_some(), "config.toml comes along");
     // Importing again registers nothing new.
-    let again = r.import(&repo, &card(), "t").await.unwrap();
+    let again = r.import(&repo, &card(), "t", false).await.unwrap();
     assert!(again.iter().all(|o| o.existed));
 }
 

@@ -122,6 +122,7 @@ async fn s3_artifact_store_dedupes_and_verifies() {
                 card: card.clone(),
                 actor: "t".into(),
                 config_toml: None,
+                no_promote: false,
             },
         )
     };

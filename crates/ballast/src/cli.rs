@@ -177,7 +177,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub model_repository: Option<PathBuf>,
     /// Exit when any model in --model-repository fails to load (Triton's --exit-on-error);
-    /// by default the others are served and the failed one reports not ready with its reason.
+    /// by default the others are served and the failed one reports not ready with its reason
+    /// [default: false].
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub strict: Option<bool>,
     /// How --model-repository changes reach a running server (Triton's modes): none (reload
@@ -188,20 +189,22 @@ pub struct ServeArgs {
     /// Seconds between rescans in poll mode [default: 5].
     #[arg(long)]
     pub repository_poll_secs: Option<f64>,
-    /// Registry data directory (metadata database, artifacts, cache); env BALLAST_DATA_DIR.
+    /// Registry data directory (metadata database, artifacts, cache); env BALLAST_DATA_DIR
+    /// [default: ballast-data].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Artifact store: a directory or s3://, gs://, az:// URL; env BALLAST_ARTIFACTS.
     #[arg(long)]
     pub artifacts: Option<String>,
-    /// Admin API port (registry mode); 0 picks a free port.
+    /// Admin API port (registry mode); 0 picks a free port [default: 8002].
     #[arg(long)]
     pub admin_port: Option<u16>,
     /// Bearer token the admin API requires; env BALLAST_ADMIN_TOKEN.
     #[arg(long)]
     pub admin_token: Option<String>,
-    /// Refuse to serve versions without a valid signature from a trusted key.
-    #[arg(long)]
+    /// Refuse to serve versions without a valid signature from a trusted key (--trusted-key)
+    /// [default: false].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub require_signature: Option<bool>,
     /// Trusted ed25519 public key (PEM); repeatable.
     #[arg(long = "trusted-key")]
@@ -217,10 +220,10 @@ pub struct ServeArgs {
     /// [default: 8001].
     #[arg(long)]
     pub grpc_port: Option<u16>,
-    /// Largest request body / gRPC message in bytes.
+    /// Largest request body / gRPC message in bytes [default: 33554432, 32 MiB].
     #[arg(long)]
     pub max_request_bytes: Option<usize>,
-    /// Seconds to let in-flight requests finish after SIGTERM.
+    /// Seconds to let in-flight requests finish after SIGTERM [default: 30].
     #[arg(long)]
     pub drain_grace_secs: Option<f64>,
     /// Open connections per listener (HTTP, gRPC); more wait in the accept backlog [default: 2048].
@@ -233,7 +236,8 @@ pub struct ServeArgs {
     /// Log lines as human text or one JSON object per line [default: text].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
-    /// Default log filter when RUST_LOG is unset (e.g. info, debug, ballast_serve=debug).
+    /// Default log filter when RUST_LOG is unset (e.g. info, debug, ballast_serve=debug)
+    /// [default: info].
     #[arg(long)]
     pub log_level: Option<String>,
     /// ONNX Runtime shared library (libonnxruntime.so.*); default: ORT_DYLIB_PATH, then an
@@ -328,8 +332,80 @@ pub struct BenchArgs {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
+
+    use super::{Cli, Command};
+
+    /// A flag that takes `true` / `false` (rather than a bare switch) must also accept being
+    /// given bare, meaning true, as `--strict` always did: `--require-signature --trusted-key
+    /// K.pub.pem` used to fail with "a value is required".
+    #[test]
+    fn every_boolean_flag_is_true_when_given_bare() {
+        fn walk(cmd: &clap::Command, path: &str, found: &mut usize, wrong: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let values: Vec<String> = arg
+                    .get_possible_values()
+                    .iter()
+                    .map(|v| v.get_name().to_string())
+                    .collect();
+                let takes_bool = arg.get_action().takes_values() && values == ["true", "false"];
+                if !takes_bool {
+                    continue;
+                }
+                *found += 1;
+                // Parsed on its own, given bare, the flag must mean true.
+                let id = arg.get_id().clone();
+                let alone = clap::Command::new("t").arg(arg.clone().required(false));
+                let long = format!("--{}", arg.get_long().unwrap_or_default());
+                let bare_ok = alone
+                    .try_get_matches_from(["t", long.as_str()])
+                    .is_ok_and(|m| m.get_one::<bool>(id.as_str()) == Some(&true));
+                if !bare_ok {
+                    wrong.push(format!("{path} --{}", arg.get_long().unwrap_or("?")));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), found, wrong);
+            }
+        }
+        let (mut found, mut wrong) = (0, Vec::new());
+        walk(&Cli::command(), "ballast", &mut found, &mut wrong);
+        assert!(found >= 2, "the walk found {found} boolean flags");
+        assert!(
+            wrong.is_empty(),
+            "boolean flags that need a value:\n{}",
+            wrong.join("\n")
+        );
+
+        let serve = |args: &[&str]| {
+            let argv = ["ballast", "serve"].iter().chain(args);
+            match Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}")) {
+                Cli {
+                    command: Command::Serve(s),
+                } => (s.strict, s.require_signature),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(
+            serve(&["--require-signature", "--trusted-key", "K.pub.pem"]),
+            (None, Some(true))
+        );
+        assert_eq!(
+            serve(&["--strict", "--require-signature"]),
+            (Some(true), Some(true))
+        );
+        assert_eq!(
+            serve(&["--strict=false", "--require-signature=false"]),
+            (Some(false), Some(false))
+        );
+        assert_eq!(
+            serve(&["--require-signature", "true", "--strict", "false"]),
+            (Some(false), Some(true))
+        );
+        assert_eq!(serve(&[]), (None, None));
+    }
 
     /// Every flag and argument of every command says what it is for in `--help`.
     #[test]

@@ -573,3 +573,52 @@ impl ServeSettings {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Raw;
+    use crate::cli::Cli;
+
+    /// `serve --help` states every setting's real default: each flag whose setting has a
+    /// default says `[default: X]`, and X is the value `Raw::default()` holds (the README's
+    /// `--admin-port` 8002 and `--data-dir` ./ballast-data were missing from the help).
+    #[test]
+    fn serve_help_states_the_real_default_of_every_setting() {
+        let defaults = serde_json::to_value(Raw::default()).unwrap();
+        let cli = Cli::command();
+        let serve = cli.find_subcommand("serve").unwrap();
+        let mut problems = Vec::new();
+        let mut checked = 0;
+        for arg in serve.get_arguments() {
+            let key = arg.get_id().as_str();
+            let want = match defaults.get(key) {
+                Some(v @ (serde_json::Value::Bool(_) | serde_json::Value::Number(_))) => v.clone(),
+                Some(serde_json::Value::String(s)) => serde_json::Value::String(s.clone()),
+                _ => continue, // no default (optional path, token) or not a scalar
+            };
+            checked += 1;
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            let Some(said) = help
+                .split_once("[default: ")
+                .map(|(_, rest)| rest.split([']', ';', ',']).next().unwrap_or("").trim())
+            else {
+                problems.push(format!("--{key}: no [default: …] in {help:?}"));
+                continue;
+            };
+            let same = match &want {
+                serde_json::Value::Number(n) => said.parse::<f64>().ok() == n.as_f64(),
+                serde_json::Value::Bool(b) => said == b.to_string(),
+                serde_json::Value::String(s) => said == s,
+                _ => false,
+            };
+            if !same {
+                problems.push(format!("--{key}: help says {said}, the default is {want}"));
+            }
+        }
+        assert!(checked >= 15, "only {checked} settings checked");
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+}

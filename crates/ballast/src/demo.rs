@@ -232,7 +232,7 @@ async fn drift_phase(
     let max_psi = |w: &ballast_monitor::online::WindowReport| {
         w.features
             .iter()
-            .map(|f| (f.drift.psi, f.name.clone()))
+            .map(|f| (f.drift.as_ref().map_or(0.0, |d| d.psi), f.name.clone()))
             .fold(
                 (0.0f64, String::new()),
                 |a, b| if b.0 > a.0 { b } else { a },
@@ -298,12 +298,13 @@ async fn drift_phase(
         println!(
             "      newest window of fraud v{version}: drifted {:?}{}",
             w.drifted,
-            f.map(|f| format!(
-                "; amount_log PSI {:.2}, Jensen-Shannon {:.2}, {:.0}% outside the reference's range",
-                f.drift.psi,
-                f.drift.jensen_shannon,
-                f.out_of_range_share * 100.0
-            ))
+            f.and_then(|f| Some((f, f.drift.as_ref()?)))
+                .map(|(f, d)| format!(
+                    "; amount_log PSI {:.2}, Jensen-Shannon {:.2}, {:.0}% outside the reference's range",
+                    d.psi,
+                    d.jensen_shannon,
+                    f.out_of_range_share * 100.0
+                ))
             .unwrap_or_default()
         );
     }
@@ -356,19 +357,17 @@ pub async fn run(args: DemoArgs, cores: Option<Cores>) -> anyhow::Result<()> {
     let handle = server.handle(shutdown.clone())?;
     let serving = tokio::spawn(server.run(shutdown.clone()));
     // The bundled repository goes through the registry, as a team's models would: imported
-    // with a model card, served by the deployer, fraud v1 in production.
+    // with a model card, served by the deployer, fraud v1 in production (a model's first
+    // version becomes production).
     let registry = Arc::new(
         Registry::open(RegistryOptions::new(dir.path().join("registry")))
             .await
             .context("opening the demo registry")?,
     );
     registry
-        .import(&dir.path().join("models"), &demo_card(), "demo")
+        .import(&dir.path().join("models"), &demo_card(), "demo", false)
         .await
         .context("importing the bundled models")?;
-    registry
-        .promote("fraud", 1, PRODUCTION, "demo", "demo starts on v1")
-        .await?;
     // Drift monitoring, as `ballast serve` runs it: the monitor on the observation tap before
     // any version loads, and an alert rule on its windows (evaluated every second).
     let monitor = Arc::new(ballast_monitor::Monitor::new(
@@ -676,6 +675,7 @@ pub async fn run(args: DemoArgs, cores: Option<Cores>) -> anyhow::Result<()> {
                 card: demo_card(),
                 actor: "demo".into(),
                 config_toml: None,
+                no_promote: false,
             },
         )
         .await?;
@@ -696,13 +696,23 @@ pub async fn run(args: DemoArgs, cores: Option<Cores>) -> anyhow::Result<()> {
         }
     );
 
-    let (from, to) = registry
-        .rollback("fraud", PRODUCTION, "demo", "demo: instant rollback")
-        .await?;
-    deployer.notify();
+    // Production has a previous version to return to only when 4a promoted v2 (v1 became
+    // production as the model's first version, so it has no earlier one).
+    if promoted {
+        let (from, to) = registry
+            .rollback("fraud", PRODUCTION, "demo", "demo: instant rollback")
+            .await?;
+        deployer.notify();
+        println!(
+            "  ballast model rollback fraud: production {from} → {to} (the previous version stays loaded, so this is a pointer swap)"
+        );
+    } else {
+        println!(
+            "  (no instant rollback: production never left v1, so it has no earlier version to return to)"
+        );
+    }
     println!(
-        "  ballast model rollback fraud: production {from} → {to} (the previous version stays loaded, so this is a pointer swap)\n  \
-         every decision above is in the event log: ballast events --model fraud (this demo's registry lives in a temp dir)"
+        "  every decision above is in the event log: ballast events --model fraud (this demo's registry lives in a temp dir)"
     );
 
     drift_phase(

@@ -8,6 +8,8 @@ mod demo;
 mod demo_logs;
 mod logging;
 mod logs_cli;
+#[cfg(test)]
+mod readme_check;
 mod registry_cli;
 mod serve;
 

@@ -10,7 +10,7 @@ use ballast_core::traffic::{Canary, Shadow};
 use ballast_core::{RolloutPlan, TrafficPolicy};
 use ballast_registry::apply::{self, Desired};
 use ballast_registry::signing::{self, SignaturePolicy};
-use ballast_registry::store::{EventFilter, ModelCard};
+use ballast_registry::store::{EventFilter, ModelCard, RolloutRecord};
 use ballast_registry::{PRODUCTION, PushRequest, Registry, RegistryOptions, VersionRef};
 use clap::{Args, Subcommand};
 
@@ -164,6 +164,9 @@ pub struct PushArgs {
     /// Skip opening the model with its engine before registering it.
     #[arg(long)]
     pub no_check: bool,
+    /// Leave production unset: by default a model's first version becomes production.
+    #[arg(long)]
+    pub no_promote: bool,
 }
 
 #[derive(Args, Debug)]
@@ -172,6 +175,9 @@ pub struct ImportArgs {
     pub dir: PathBuf,
     #[command(flatten)]
     pub card: CardArgs,
+    /// Leave production unset: by default a new model's first version becomes production.
+    #[arg(long)]
+    pub no_promote: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -241,16 +247,47 @@ pub struct ApplyArgs {
 /// `--actor` (or `BALLAST_ACTOR`), set when the registry is opened.
 static ACTOR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
-/// Who is acting, for `created_by` and the event log: `--actor` / `BALLAST_ACTOR`, else the OS
-/// user (`USER`, `LOGNAME`), else "cli".
+/// Who is acting, for `created_by` and the event log: `--actor` / `BALLAST_ACTOR`, else the
+/// account name of the process's user, else `USER` / `LOGNAME`, else "unknown".
 fn actor() -> String {
-    ACTOR
-        .get()
-        .cloned()
-        .filter(|a| !a.is_empty())
-        .or_else(|| std::env::var("USER").ok().filter(|a| !a.is_empty()))
-        .or_else(|| std::env::var("LOGNAME").ok().filter(|a| !a.is_empty()))
-        .unwrap_or_else(|| "cli".to_string())
+    let env = |k: &str| std::env::var(k).ok();
+    pick_actor(
+        ACTOR.get().map(String::as_str),
+        os_account,
+        env("USER").or_else(|| env("LOGNAME")),
+    )
+}
+
+/// The precedence of [`actor`], apart from where each answer comes from.
+fn pick_actor(
+    flag: Option<&str>,
+    account: impl FnOnce() -> Option<String>,
+    env_user: Option<String>,
+) -> String {
+    let given = |s: &String| !s.trim().is_empty();
+    flag.map(str::to_string)
+        .filter(given)
+        .or_else(|| account().filter(given))
+        .or_else(|| env_user.filter(given))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The account name of the process's (effective) uid, from the password database (as `id -un`
+/// answers): right even where `USER` is unset or stale (cron, containers, `sudo -u`). Through
+/// `nix`'s safe `getpwuid_r` wrapper rather than our own `unsafe` (the workspace denies it) and
+/// rather than `whoami`, whose libc backend would add crates the lock file does not have yet.
+#[cfg(unix)]
+fn os_account() -> Option<String> {
+    let uid = nix::unistd::Uid::effective();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+}
+
+#[cfg(not(unix))]
+fn os_account() -> Option<String> {
+    None
 }
 
 pub async fn open(args: &RegistryArgs, require_card: bool) -> anyhow::Result<Registry> {
@@ -355,6 +392,7 @@ pub async fn model(args: &RegistryArgs, command: ModelCommand) -> anyhow::Result
                         card: card.clone(),
                         actor: actor(),
                         config_toml,
+                        no_promote: p.no_promote,
                     },
                 )
                 .await?;
@@ -385,6 +423,12 @@ pub async fn model(args: &RegistryArgs, command: ModelCommand) -> anyhow::Result
                     bytes(v.size),
                     bytes(out.new_bytes)
                 );
+                if out.promoted {
+                    println!(
+                        "{}@{PRODUCTION} → version {} (the model's first version; --no-promote leaves production unset)",
+                        v.model, v.version
+                    );
+                }
             }
         }
         ModelCommand::List => {
@@ -513,7 +557,9 @@ pub async fn model(args: &RegistryArgs, command: ModelCommand) -> anyhow::Result
         }
         ModelCommand::Import(i) => {
             let registry = open(args, !i.card.allow_missing_card).await?;
-            let out = registry.import(&i.dir, &i.card.card(), &actor()).await?;
+            let out = registry
+                .import(&i.dir, &i.card.card(), &actor(), i.no_promote)
+                .await?;
             if args.json {
                 return print_json(&out);
             }
@@ -527,6 +573,8 @@ pub async fn model(args: &RegistryArgs, command: ModelCommand) -> anyhow::Result
                     bytes(v.size),
                     if o.existed {
                         "  (already registered)"
+                    } else if o.promoted {
+                        "  → production (the model's first version)"
                     } else {
                         ""
                     }
@@ -723,17 +771,11 @@ pub async fn rollout(args: &RegistryArgs, command: RolloutCommand) -> anyhow::Re
             if args.json {
                 return print_json(&all);
             }
-            for r in all {
-                println!(
-                    "{:>4}  {} → {}  {:<12} step {}/{}  {}",
-                    r.id,
-                    r.baseline,
-                    r.candidate,
-                    r.state.as_str(),
-                    r.step + 1,
-                    r.plan.steps.len(),
-                    r.reason.unwrap_or_default()
-                );
+            if all.is_empty() {
+                println!("no rollouts of {name}");
+            }
+            for line in rollout_table(&all) {
+                println!("{line}");
             }
         }
         RolloutCommand::Cancel { name } => {
@@ -745,6 +787,29 @@ pub async fn rollout(args: &RegistryArgs, command: RolloutCommand) -> anyhow::Re
         }
     }
     Ok(())
+}
+
+/// `rollout status` as text: a header row, then one row per rollout (none without rollouts).
+fn rollout_table(rollouts: &[RolloutRecord]) -> Vec<String> {
+    if rollouts.is_empty() {
+        return Vec::new();
+    }
+    let row = |id: &str, from_to: &str, state: &str, step: &str, reason: &str| {
+        format!("{id:>4}  {from_to:<11} {state:<12} {step:<6} {reason}")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = vec![row("ID", "FROM → TO", "STATE", "STEP", "REASON")];
+    for r in rollouts {
+        out.push(row(
+            &r.id.to_string(),
+            &format!("{} → {}", r.baseline, r.candidate),
+            r.state.as_str(),
+            &format!("{}/{}", r.step + 1, r.plan.steps.len()),
+            r.reason.as_deref().unwrap_or(""),
+        ));
+    }
+    out
 }
 
 fn split_share(flag: &str, s: &str) -> anyhow::Result<(u64, f64)> {
@@ -824,4 +889,84 @@ pub async fn apply_file(args: &RegistryArgs, a: ApplyArgs, execute: bool) -> any
         println!("applied {} change(s)", plan.len());
     }
     Ok(true)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use ballast_registry::store::RolloutState;
+
+    #[test]
+    fn rollout_status_prints_a_header_row_over_its_rows() {
+        let record = |id: i64, state: RolloutState, reason: Option<&str>| RolloutRecord {
+            id,
+            model: "fraud".into(),
+            baseline: 2,
+            candidate: 3,
+            plan: RolloutPlan::default(),
+            state,
+            step: 1,
+            step_started_at: 0,
+            created_at: 0,
+            updated_at: 0,
+            reason: reason.map(str::to_string),
+        };
+        let lines = rollout_table(&[
+            record(7, RolloutState::Running, None),
+            record(6, RolloutState::RolledBack, Some("errors +2.1 points")),
+        ]);
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        let header: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(
+            header,
+            ["ID", "FROM", "→", "TO", "STATE", "STEP", "REASON"],
+            "{lines:#?}"
+        );
+        let steps = RolloutPlan::default().steps.len();
+        assert!(lines[1].starts_with("   7  2 → 3"), "{lines:#?}");
+        assert!(
+            lines[1].contains(&format!("running      2/{steps}")),
+            "{lines:#?}"
+        );
+        assert!(lines[2].ends_with("errors +2.1 points"), "{lines:#?}");
+        // Columns line up under the header.
+        let col = |line: &str, word: &str| line.find(word).unwrap();
+        assert_eq!(col(&lines[0], "STATE"), col(&lines[1], "running"));
+        assert_eq!(col(&lines[0], "STEP"), col(&lines[2], "2/"));
+        assert!(rollout_table(&[]).is_empty());
+    }
+
+    #[test]
+    fn the_actor_is_the_flag_then_the_os_account_then_user_and_never_cli() {
+        let alice = || Some("alice".to_string());
+        let nobody = || None;
+        assert_eq!(
+            pick_actor(Some("ci-bot"), alice, Some("bob".into())),
+            "ci-bot"
+        );
+        assert_eq!(pick_actor(None, alice, Some("bob".into())), "alice");
+        assert_eq!(pick_actor(Some(""), alice, None), "alice");
+        // `USER` only when the account lookup fails, then "unknown".
+        assert_eq!(pick_actor(None, nobody, Some("bob".into())), "bob");
+        assert_eq!(pick_actor(None, nobody, None), "unknown");
+        assert_eq!(
+            pick_actor(None, || Some(" ".into()), Some(String::new())),
+            "unknown"
+        );
+    }
+
+    /// The account name of this process's uid, as `id -un` reports it.
+    #[cfg(unix)]
+    #[test]
+    fn the_os_account_is_the_name_of_the_process_uid() {
+        let Ok(out) = std::process::Command::new("id").arg("-un").output() else {
+            return; // no `id` to compare with
+        };
+        if !out.status.success() {
+            return; // a uid without a passwd entry: `id` cannot name it either
+        }
+        let expected = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(os_account().as_deref(), Some(expected.as_str()));
+    }
 }

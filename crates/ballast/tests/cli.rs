@@ -641,6 +641,82 @@ fn push_records_the_actor_and_says_what_happened_to_a_new_card() {
     );
 }
 
+/// What a new user's first pushes meet: a refusal for a missing card names the way out, the
+/// creator is the account name even with `USER` unset (never "cli"), and the model's first
+/// version is production while the second waits (or none is, with `--no-promote`).
+#[test]
+fn a_first_push_is_production_and_records_the_os_account() {
+    let data = tempfile::tempdir().unwrap();
+    let push = |model: &str, version: &str, extra: &[&str]| {
+        Command::new(BIN)
+            .args(["model", "push"])
+            .arg(examples().join(format!("fraud/{version}")))
+            .args(["--name", model, "--no-check"])
+            .args(extra)
+            .env("BALLAST_DATA_DIR", data.path())
+            .env_remove("BALLAST_ACTOR")
+            .env_remove("USER")
+            .env_remove("LOGNAME")
+            .output()
+            .unwrap()
+    };
+    let card = [
+        "--owner",
+        "risk",
+        "--description",
+        "d",
+        "--intended-use",
+        "tests",
+        "--trained-on",
+        "s3://x",
+        "--metric",
+        "auc=0.9",
+    ];
+    let out = push("fraud", "1", &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("missing owner") && err.contains("--allow-missing-card"),
+        "{err}"
+    );
+
+    let out = push("fraud", "1", &card);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("fraud@production → version 1"), "{text}");
+    let out = push("fraud", "2", &card);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("production"));
+    let mut held = card.to_vec();
+    held.push("--no-promote");
+    assert!(push("held", "1", &held).status.success());
+
+    let show = |spec: &str| {
+        let out = Command::new(BIN)
+            .args(["model", "show", spec, "--json"])
+            .env("BALLAST_DATA_DIR", data.path())
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    };
+    let fraud = show("fraud");
+    assert_eq!(fraud["aliases"]["production"], 1, "{fraud}");
+    assert!(show("held")["aliases"].get("production").is_none());
+
+    let account = Command::new("id").arg("-un").output().unwrap();
+    let account = String::from_utf8_lossy(&account.stdout).trim().to_string();
+    let v1 = show("fraud@1");
+    assert_ne!(v1["created_by"], "cli", "{v1}");
+    if !account.is_empty() {
+        assert_eq!(v1["created_by"], account.as_str(), "{v1}");
+    }
+}
+
 /// `ballast events` prints, under a rollout decision, the figures each gate decided on.
 #[test]
 fn events_text_shows_the_gate_figures() {
@@ -803,6 +879,11 @@ fn the_monitor_flags_a_shifted_feature_by_name_and_not_same_distribution_traffic
     let r = monitor_report(&base, "/v2/models/fraud/versions/1/monitor");
     let v = &r["versions"][0];
     assert_eq!(v["monitored"], true, "{v}");
+    // The minimum a window needs is stated, overall and per version and window.
+    assert_eq!(r["thresholds"]["min_rows"], 100, "{r}");
+    assert_eq!(v["min_rows"], 100, "{v}");
+    assert_eq!(v["row_windows"][0]["min_rows"], 100, "{v}");
+    assert_eq!(v["row_windows"][0]["insufficient_data"], false, "{v}");
     assert_eq!(
         v["features"].as_array().unwrap().len(),
         12,

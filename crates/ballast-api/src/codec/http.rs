@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use ballast_core::tensor::{element_count, f16, fmt_shape};
+use ballast_core::tensor::{element_count, f16, float_range_error, fmt_number, fmt_shape};
 use ballast_core::{DataType, Error, ErrorCode, Tensor, TensorData};
 use ballast_serve::{InferRequest, InferResponse, Priority};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
@@ -72,7 +72,7 @@ impl fmt::Display for Scalar {
             Scalar::Bool(b) => write!(f, "{b}"),
             Scalar::Int(i) => write!(f, "{i}"),
             Scalar::UInt(u) => write!(f, "{u}"),
-            Scalar::Float(x) => write!(f, "{x}"),
+            Scalar::Float(x) => f.write_str(&fmt_number(*x)),
             Scalar::Str(s) => write!(f, "the string {:?}", truncate(s, 32)),
         }
     }
@@ -321,8 +321,8 @@ fn convert(dtype: DataType, data: Vec<Scalar>, what: &str) -> Result<TensorData,
                             None => return Err(bad(i, v, FLOAT_WANTED_16)),
                         },
                     };
-                    if x.is_finite() && x.abs() > f64::from(f16::MAX) {
-                        return Err(bad(i, v, "a number within the FP16 range (±65504)"));
+                    if let Some(e) = float_range_error(x, DataType::F16) {
+                        return Err(Error::invalid(format!("{what}: data element {i}: {e}")));
                     }
                     Ok(f16::from_f64(x))
                 })
@@ -360,8 +360,8 @@ fn convert(dtype: DataType, data: Vec<Scalar>, what: &str) -> Result<TensorData,
                             None => return Err(bad(i, v, FLOAT_WANTED_32)),
                         },
                     };
-                    if x.is_finite() && x.abs() > f64::from(f32::MAX) {
-                        return Err(bad(i, v, "a number within the FP32 range"));
+                    if let Some(e) = float_range_error(x, DataType::F32) {
+                        return Err(Error::invalid(format!("{what}: data element {i}: {e}")));
                     }
                     Ok(x as f32)
                 })
@@ -650,6 +650,23 @@ mod tests {
 
     fn err(body: &str) -> String {
         decode_request(body.as_bytes(), None).unwrap_err().message
+    }
+
+    #[test]
+    fn a_float_beyond_fp32_names_the_input_in_scientific_notation_and_the_range() {
+        let e =
+            err(r#"{"inputs":[{"name":"x","shape":[3],"datatype":"FP32","data":[1.5,-1e300,3]}]}"#);
+        assert!(
+            e.contains("input 'x'")
+                && e.contains("data element 1: -1e300 is outside FP32's range (±3.4028235e38)"),
+            "{e}"
+        );
+        assert!(e.len() < 120, "{e}");
+        let e = err(r#"{"inputs":[{"name":"h","shape":[1],"datatype":"FP16","data":[7e4]}]}"#);
+        assert!(e.contains("70000 is outside FP16's range (±65504)"), "{e}");
+        // Other messages that print a float print it short too.
+        let e = err(r#"{"inputs":[{"name":"n","shape":[1],"datatype":"INT64","data":[1e200]}]}"#);
+        assert!(e.contains("1e200"), "{e}");
     }
 
     #[test]

@@ -60,24 +60,26 @@ pub(crate) async fn read_body(
     headers: &HeaderMap,
     limit: usize,
 ) -> Result<Bytes, Error> {
-    let too_large = |size: String| {
+    let too_large = |body: String| {
         Error::new(
             ErrorCode::PayloadTooLarge,
             format!(
-                "request body of {size} exceeds the limit of {limit} bytes (max_request_bytes)"
+                "{body} exceeds the limit of {limit} bytes (the setting max_request_bytes: --max-request-bytes, BALLAST_MAX_REQUEST_BYTES)"
             ),
         )
     };
     if let Some(len) = header_usize(headers, header::CONTENT_LENGTH.as_str())?
         && len > limit
     {
-        return Err(too_large(format!("{len} bytes")));
+        return Err(too_large(format!("request body of {len} bytes")));
     }
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(too_large("more bytes".to_string()))
-        }
+        // A body without Content-Length (chunked): refused once it passes the limit, so its
+        // full size is never known.
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(
+            "chunked request body (no Content-Length)".to_string(),
+        )),
         Err(e) => Err(Error::invalid(format!("cannot read request body: {e}"))),
     }
 }

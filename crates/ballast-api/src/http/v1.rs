@@ -188,7 +188,16 @@ fn tensor(spec: &TensorSpec, rows: &[&Value]) -> Result<Tensor, Error> {
         DataType::F32 => TensorData::F32(
             flat.iter()
                 .enumerate()
-                .map(|(i, v)| num(i, v).map(|x| x as f32))
+                .map(|(i, v)| {
+                    let x = num(i, v)?;
+                    match ballast_core::tensor::float_range_error(x, DataType::F32) {
+                        Some(e) => Err(Error::invalid(format!(
+                            "input '{}': element {i}: {e}",
+                            spec.name
+                        ))),
+                        None => Ok(x as f32),
+                    }
+                })
                 .collect::<Result<_, _>>()?,
         ),
         DataType::F64 => TensorData::F64(

@@ -120,6 +120,9 @@ pub async fn push(registry: &Registry, dir: &Path, model: &str) -> u64 {
                 card: card(),
                 actor: "test".into(),
                 config_toml: Some("max_batch_size = 64\n".into()),
+                // The tests set production themselves (a first version would otherwise take
+                // it, and stay warm as the previous production after their promote).
+                no_promote: true,
             },
         )
         .await
