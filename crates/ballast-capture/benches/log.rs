@@ -43,7 +43,8 @@ fn record(i: u64) -> Record {
 }
 
 fn open(dir: &std::path::Path) -> Arc<PredictionLog> {
-    let sink: Arc<dyn PredictionSink> = Arc::new(LocalSink::new(dir.join("logs")).unwrap());
+    let sink: Arc<dyn PredictionSink> =
+        Arc::new(LocalSink::new(dir.join("logs/segments")).unwrap());
     let mut o = LogOptions::new(dir.join("logs"));
     // Measure the WAL path, not segment conversion racing it.
     o.roll_interval = Duration::from_secs(3600);

@@ -1,8 +1,8 @@
 //! `ballast logs query`: the records of one model (optionally one version) in a time range,
 //! by request id or by a condition on any column or tensor, oldest first.
 //!
-//! Reading prunes three times before decoding a value: by partition (`model=`, `version=`,
-//! `date=`, `hour=` in the key), by row-group statistics of `time`, and for `--id` by the
+//! Reading prunes three times before decoding a value: by partition (model, version, date
+//! and hour in the key), by row-group statistics of `time`, and for `--id` by the
 //! `id` column's bloom filter. Records still in the WAL (acknowledged, not yet rolled into a
 //! segment) are read too, except those whose segment already exists (a WAL file between its
 //! conversion and its removal), so a query sees every acknowledged record exactly once.
@@ -209,11 +209,9 @@ impl Query {
     }
 }
 
-/// The first µs of a key's `date=YYYY-MM-DD/hour=HH`.
+/// The first µs of a key's hour (`<model>/<version>/<YYYY-MM-DD>/<HH>/...`).
 fn partition_hour_us(key: &str) -> Option<i64> {
-    let date = key.split('/').find_map(|p| p.strip_prefix("date="))?;
-    let hour = key.split('/').find_map(|p| p.strip_prefix("hour="))?;
-    let t = humantime::parse_rfc3339(&format!("{date}T{hour}:00:00Z")).ok()?;
+    let t = segment::hour_of(key)?;
     let secs = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
     i64::try_from(secs).ok().map(|s| s * 1_000_000)
 }
@@ -228,9 +226,10 @@ pub async fn run(
     mut emit: impl FnMut(&Record) -> bool,
 ) -> Result<usize, CaptureError> {
     let limit = q.limit.unwrap_or(usize::MAX);
-    let mut prefix = format!("model={}", segment::path_part(&q.model));
+    let mut prefix = segment::path_part(&q.model);
     if let Some(v) = &q.version {
-        prefix.push_str(&format!("/version={}", segment::path_part(v)));
+        prefix.push('/');
+        prefix.push_str(&segment::path_part(v));
     }
     let listed = sink.list(&prefix).await?;
     // Segments a compacted one already covers (a compaction cut short) are read through it.
@@ -587,10 +586,10 @@ mod tests {
     #[test]
     fn partitions_outside_the_range_are_skipped() {
         let q = Query {
-            from_us: Some(partition_hour_us("date=2026-12-06/hour=05").unwrap()),
+            from_us: Some(partition_hour_us("m/1/2026-12-06/05").unwrap()),
             ..Query::default()
         };
-        assert!(!q.hour_in_range("model=m/version=1/date=2026-12-06/hour=04/1.parquet"));
-        assert!(q.hour_in_range("model=m/version=1/date=2026-12-06/hour=05/1.parquet"));
+        assert!(!q.hour_in_range("m/1/2026-12-06/04/1.parquet"));
+        assert!(q.hour_in_range("m/1/2026-12-06/05/1.parquet"));
     }
 }

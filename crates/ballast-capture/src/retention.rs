@@ -114,11 +114,9 @@ pub struct Maintained {
     pub superseded: usize,
 }
 
-/// The first µs of the partition's hour, from its `date=`/`hour=` parts.
+/// The start of the partition's hour, from its `<date>/<hour>` parts.
 fn hour_start(partition: &str) -> Option<SystemTime> {
-    let date = partition.split('/').find_map(|p| p.strip_prefix("date="))?;
-    let hour = partition.split('/').find_map(|p| p.strip_prefix("hour="))?;
-    humantime::parse_rfc3339(&format!("{date}T{hour}:00:00Z")).ok()
+    crate::segment::hour_of(partition)
 }
 
 /// One run: drop superseded segments, expire by age, evict by size, compact finished hours.
@@ -236,20 +234,13 @@ mod tests {
 
     #[test]
     fn keys_parse_single_and_ranges() {
-        let k = SegmentKey::parse(
-            "model=m/version=1/date=2026-12-06/hour=04/00000000000000000007.parquet",
-        )
-        .unwrap();
+        let k = SegmentKey::parse("m/1/2026-12-06/04/00000000000000000007.parquet").unwrap();
         assert_eq!((k.first, k.last), (7, 7));
-        let r = SegmentKey::parse(&format!(
-            "model=m/version=1/date=2026-12-06/hour=04/{}",
-            compacted_name(3, 9)
-        ))
-        .unwrap();
+        let r = SegmentKey::parse(&format!("m/1/2026-12-06/04/{}", compacted_name(3, 9))).unwrap();
         assert_eq!((r.first, r.last), (3, 9));
         assert!(r.covers(&k));
         assert!(!k.covers(&r));
         assert!(!r.covers(&r.clone()));
-        assert!(SegmentKey::parse("model=m/x.txt").is_none());
+        assert!(SegmentKey::parse("m/x.txt").is_none());
     }
 }

@@ -1,9 +1,12 @@
 //! Parquet segments: the records of one WAL file for one model, version and hour, as one
 //! file that pyarrow, duckdb and polars read directly.
 //!
-//! Keys are Hive-partitioned (`model=fraud/version=2/date=2026-12-06/hour=04/<wal>.parquet`),
-//! so `read_parquet('logs/**/*.parquet', hive_partitioning = true)` in duckdb and
-//! `pyarrow.dataset.dataset(..., partitioning="hive")` prune by model, version and time.
+//! Keys are `<model>/<version>/<YYYY-MM-DD>/<HH>/<wal>.parquet` (UTC), and each file is
+//! self-contained: it carries its `model` and `version` columns, so a file read alone, copied
+//! elsewhere, or globbed with others (`read_parquet('segments/**/*.parquet')` in duckdb,
+//! `pyarrow.dataset.dataset(dir)`, `polars.scan_parquet`) says what it is. Plain directory
+//! names rather than Hive's `model=fraud`: readers that infer Hive partitions would otherwise
+//! add a second `model` column that clashes with the file's own.
 //!
 //! Columns: `id`, `trace_id`, `time` (timestamp, µs, UTC), `tenant`, `model`, `version`,
 //! `requested`, `arm`, `protocol`, `priority`, `status` (`ok` | `error` | `refused`), `code`,
@@ -42,11 +45,17 @@ pub fn partition(model: &str, version: &str, time_us: i64) -> String {
     // "2026-12-06T04:21:03Z"
     let stamp = humantime::format_rfc3339_seconds(t).to_string();
     let (date, hour) = (&stamp[..10], &stamp[11..13]);
-    format!(
-        "model={}/version={}/date={date}/hour={hour}",
-        path_part(model),
-        path_part(version)
-    )
+    format!("{}/{}/{date}/{hour}", path_part(model), path_part(version))
+}
+
+/// The start of the hour a key (or partition) names: its third and fourth parts.
+pub fn hour_of(key: &str) -> Option<std::time::SystemTime> {
+    let mut parts = key.split('/').skip(2);
+    let (date, hour) = (parts.next()?, parts.next()?);
+    if date.len() != 10 || hour.len() != 2 {
+        return None;
+    }
+    humantime::parse_rfc3339(&format!("{date}T{hour}:00:00Z")).ok()
 }
 
 /// Percent-encodes everything but `[A-Za-z0-9._-]`, so any model name is one safe path part.
@@ -475,16 +484,13 @@ mod tests {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     #[test]
-    fn partitions_are_hive_style_by_model_version_date_and_hour() {
+    fn partitions_are_model_version_date_and_hour() {
         // 2025-12-06T05:46:40Z
         let t = 1_765_000_000_000_000;
-        assert_eq!(
-            partition("fraud", "2", t),
-            "model=fraud/version=2/date=2025-12-06/hour=05"
-        );
+        assert_eq!(partition("fraud", "2", t), "fraud/2/2025-12-06/05");
         assert_eq!(
             partition("a b/..", "..", t),
-            "model=a%20b%2F../version=%2E%2E/date=2025-12-06/hour=05"
+            "a%20b%2F../%2E%2E/2025-12-06/05"
         );
     }
 

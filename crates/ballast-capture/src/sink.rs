@@ -3,7 +3,7 @@
 //! Both pass the same conformance suite (`tests/sink_conformance.rs`).
 //!
 //! Keys are `/`-separated paths relative to the sink's root
-//! (`model=fraud/version=2/date=2026-12-06/hour=04/00000000000000000042.parquet`). A put is
+//! (`fraud/2/2026-12-06/04/00000000000000000042.parquet`). A put is
 //! atomic — a reader sees the whole object or none of it — and durable once it returns: the
 //! local sink writes a temporary file, fsyncs it, renames it into place and fsyncs the
 //! directory; object stores give both by their PUT semantics. Putting a key again replaces it
@@ -155,8 +155,8 @@ impl LocalSink {
                     entry.map_err(|e| CaptureError::io(format!("listing {}", dir.display()), e))?;
                 let name = entry.file_name();
                 let Some(name) = name.to_str() else { continue };
-                // Temporary files of puts in progress, and the WAL, are not segments.
-                if name.starts_with('.') || (dir == root && (name == "wal" || name == TMP_DIR)) {
+                // Temporary files of puts in progress are not segments.
+                if name.starts_with('.') {
                     continue;
                 }
                 let meta = entry

@@ -39,7 +39,8 @@ fn record(id: usize, model: &str) -> Record {
 }
 
 fn open(dir: &std::path::Path) -> (PredictionLog, Arc<dyn PredictionSink>) {
-    let sink: Arc<dyn PredictionSink> = Arc::new(LocalSink::new(dir.join("logs")).unwrap());
+    let sink: Arc<dyn PredictionSink> =
+        Arc::new(LocalSink::new(dir.join("logs/segments")).unwrap());
     let log = PredictionLog::open(LogOptions::new(dir.join("logs")), sink.clone()).unwrap();
     (log, sink)
 }
@@ -80,7 +81,7 @@ async fn durable_commits_are_answered_and_every_record_is_read_back_once() {
     assert_eq!(ids(sink.as_ref(), dir.path(), "m").await, expected);
     // After a flush they are in a segment, and still seen once.
     log.flush().await.unwrap();
-    let segments = sink.list("model=m").await.unwrap();
+    let segments = sink.list("m").await.unwrap();
     assert_eq!(segments.len(), 1, "{segments:?}");
     assert_eq!(ids(sink.as_ref(), dir.path(), "m").await, expected);
     assert!(ids(sink.as_ref(), dir.path(), "other").await.is_empty());
@@ -89,7 +90,8 @@ async fn durable_commits_are_answered_and_every_record_is_read_back_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_refuses_reservations_until_one_is_released() {
     let dir = tempfile::tempdir().unwrap();
-    let sink: Arc<dyn PredictionSink> = Arc::new(LocalSink::new(dir.path().join("logs")).unwrap());
+    let sink: Arc<dyn PredictionSink> =
+        Arc::new(LocalSink::new(dir.path().join("logs/segments")).unwrap());
     let mut options = LogOptions::new(dir.path().join("logs"));
     options.max_pending_records = 2;
     let log = PredictionLog::open(options, sink).unwrap();
@@ -173,7 +175,8 @@ async fn close_writes_buffered_records_and_rolls_the_wal_into_segments() {
 async fn a_second_log_on_the_same_directory_is_refused_naming_the_way_out() {
     let dir = tempfile::tempdir().unwrap();
     let (_first, _) = open(dir.path());
-    let sink: Arc<dyn PredictionSink> = Arc::new(LocalSink::new(dir.path().join("logs")).unwrap());
+    let sink: Arc<dyn PredictionSink> =
+        Arc::new(LocalSink::new(dir.path().join("logs/segments")).unwrap());
     let Err(e) = PredictionLog::open(LogOptions::new(dir.path().join("logs")), sink) else {
         panic!("a second log opened on the same directory");
     };
@@ -204,7 +207,7 @@ async fn retention_expires_old_hours_and_compaction_keeps_every_record_once() {
     use ballast_capture::retention::{Retention, compacted_name, maintain};
     use ballast_capture::segment::file_name;
     let dir = tempfile::tempdir().unwrap();
-    let sink = LocalSink::new(dir.path().join("logs")).unwrap();
+    let sink = LocalSink::new(dir.path().join("logs/segments")).unwrap();
     let now = std::time::SystemTime::now();
     let old = now - Duration::from_secs(40 * 24 * 3600);
     let earlier = now - Duration::from_secs(3 * 3600);
@@ -254,7 +257,8 @@ async fn retention_expires_old_hours_and_compaction_keeps_every_record_once() {
 async fn a_failed_fsync_stops_the_log_for_good_and_is_never_retried() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let dir = tempfile::tempdir().unwrap();
-    let sink: Arc<dyn PredictionSink> = Arc::new(LocalSink::new(dir.path().join("logs")).unwrap());
+    let sink: Arc<dyn PredictionSink> =
+        Arc::new(LocalSink::new(dir.path().join("logs/segments")).unwrap());
     let syncs = Arc::new(AtomicUsize::new(0));
     let mut options = LogOptions::new(dir.path().join("logs"));
     let counter = syncs.clone();

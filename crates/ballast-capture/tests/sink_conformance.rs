@@ -114,7 +114,7 @@ fn s3() -> Option<Subject> {
     })
 }
 
-const KEY: &str = "model=fraud/version=2/date=2026-12-06/hour=04/00000000000000000001.parquet";
+const KEY: &str = "fraud/2/2026-12-06/04/00000000000000000001.parquet";
 
 async fn put_then_get_returns_the_bytes(s: &dyn PredictionSink) {
     s.put(KEY, Bytes::from_static(b"segment one"))
@@ -135,30 +135,30 @@ async fn a_second_put_replaces_the_object_whole(s: &dyn PredictionSink) {
 
 async fn list_returns_keys_under_a_prefix_in_order_with_sizes(s: &dyn PredictionSink) {
     let keys = [
-        "model=b/version=1/date=2026-12-06/hour=05/00000000000000000003.parquet",
-        "model=a/version=1/date=2026-12-06/hour=04/00000000000000000002.parquet",
-        "model=a/version=1/date=2026-12-06/hour=04/00000000000000000001.parquet",
-        "model=a/version=2/date=2026-12-06/hour=04/00000000000000000001.parquet",
+        "b/1/2026-12-06/05/00000000000000000003.parquet",
+        "a/1/2026-12-06/04/00000000000000000002.parquet",
+        "a/1/2026-12-06/04/00000000000000000001.parquet",
+        "a/2/2026-12-06/04/00000000000000000001.parquet",
     ];
     for (i, k) in keys.iter().enumerate() {
         s.put(k, Bytes::from(vec![0u8; i + 1])).await.unwrap();
     }
-    let listed = s.list("model=a/version=1").await.unwrap();
+    let listed = s.list("a/1").await.unwrap();
     let got: Vec<(&str, u64)> = listed.iter().map(|l| (l.key.as_str(), l.size)).collect();
     assert_eq!(got, vec![(keys[2], 3), (keys[1], 2)]);
     assert_eq!(s.list("").await.unwrap().len(), 4);
-    // A prefix is whole path components: `model=a` is not `model=ab`.
+    // A prefix is whole path components: `a` is not `ab`.
     s.put(
-        "model=ab/version=1/date=2026-12-06/hour=04/00000000000000000009.parquet",
+        "ab/1/2026-12-06/04/00000000000000000009.parquet",
         Bytes::new(),
     )
     .await
     .unwrap();
-    assert_eq!(s.list("model=a").await.unwrap().len(), 3);
+    assert_eq!(s.list("a").await.unwrap().len(), 3);
 }
 
 async fn listing_a_missing_prefix_is_empty(s: &dyn PredictionSink) {
-    assert!(s.list("model=nobody").await.unwrap().is_empty());
+    assert!(s.list("nobody").await.unwrap().is_empty());
 }
 
 async fn delete_removes_and_deleting_again_is_fine(s: &dyn PredictionSink) {

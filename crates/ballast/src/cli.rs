@@ -63,7 +63,8 @@ pub struct LogsQueryArgs {
     /// The server's data directory (its logs are in DIR/logs) [default: ./ballast-data].
     #[arg(long, env = "BALLAST_DATA_DIR", default_value = "ballast-data")]
     pub data_dir: PathBuf,
-    /// Where the segments are when not in DIR/logs: a directory or s3://, gs://, az:// URL.
+    /// Where the segments are when not in DIR/logs/segments: a directory or s3://, gs://,
+    /// az:// URL.
     #[arg(long)]
     pub location: Option<String>,
     /// The model.

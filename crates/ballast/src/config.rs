@@ -71,7 +71,7 @@ struct Raw {
 struct PredictionLogRaw {
     enabled: bool,
     /// Where segments go: a directory or an `s3://`, `gs://`, `az://` URL; default
-    /// `<data_dir>/logs`. The write-ahead log is always under `<data_dir>/logs/wal`.
+    /// `<data_dir>/logs/segments`. The write-ahead log is always under `<data_dir>/logs/wal`.
     location: Option<String>,
     /// A WAL file becomes Parquet segments after this many seconds ...
     roll_secs: f64,
@@ -562,7 +562,7 @@ impl ServeSettings {
                             .prediction_log
                             .location
                             .clone()
-                            .unwrap_or_else(|| logs.display().to_string()),
+                            .unwrap_or_else(|| logs.join("segments").display().to_string()),
                         options,
                         hash_key_file: raw.prediction_log.hash_key_file.clone(),
                     }

@@ -11,7 +11,7 @@ use ballast_serve::capture::PredictionLogs;
 /// Opens the log under `data_dir/logs`.
 pub fn open(data_dir: &Path) -> anyhow::Result<PredictionLogs> {
     let dir = data_dir.join("logs");
-    let sink = ballast_capture::sink::open(&dir.display().to_string())?;
+    let sink = ballast_capture::sink::open(&dir.join("segments").display().to_string())?;
     let key = ballast_capture::policy::load_or_create_key(&dir.join("hash.key"))?;
     let log = ballast_capture::PredictionLog::open(ballast_capture::LogOptions::new(&dir), sink)
         .context("opening the demo's prediction log")?;
@@ -35,7 +35,7 @@ pub async fn phase(logs: &PredictionLogs, data_dir: &Path) -> anyhow::Result<()>
         .context("rolling the prediction log")?;
     let summary = query::summary(logs.log.sink().as_ref()).await?;
     println!(
-        "  {} segment(s), {:.1} MB, under {}/model=*/version=*/date=*/hour=*/",
+        "  {} segment(s), {:.1} MB, in {}/segments/<model>/<version>/<date>/<hour>/ (UTC)",
         summary.segments,
         summary.bytes as f64 / 1e6,
         dir.display()
@@ -79,8 +79,8 @@ pub async fn phase(logs: &PredictionLogs, data_dir: &Path) -> anyhow::Result<()>
     println!(
         "  read them with the usual tools:\n    \
          ballast logs query --data-dir {d} --model fraud --where 'status = refused' --limit 5\n    \
-         duckdb -c \"SELECT model, version, status, count(*) FROM read_parquet('{d}/logs/model=*/**/*.parquet', hive_partitioning = true) GROUP BY ALL\"\n    \
-         python3 -c \"import pyarrow.dataset as ds; print(ds.dataset('{d}/logs', partitioning='hive', ignore_prefixes=['.', 'wal']).count_rows())\""
+         duckdb -c \"SELECT model, version, status, count(*) FROM read_parquet('{d}/logs/segments/**/*.parquet') GROUP BY ALL\"\n    \
+         python3 -c \"import pyarrow.dataset as ds; print(ds.dataset('{d}/logs/segments').count_rows())\""
     );
     Ok(())
 }

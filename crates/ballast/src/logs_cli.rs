@@ -54,7 +54,7 @@ async fn query_logs(a: LogsQueryArgs) -> anyhow::Result<()> {
     let location = a
         .location
         .clone()
-        .unwrap_or_else(|| logs.display().to_string());
+        .unwrap_or_else(|| logs.join("segments").display().to_string());
     anyhow::ensure!(
         a.location.is_some() || logs.is_dir(),
         "no prediction logs in {} (is --data-dir the server's?)",
