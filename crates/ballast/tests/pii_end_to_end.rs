@@ -18,9 +18,10 @@
 //! few and their number is printed. Failures name the file or line, the span's kind and its
 //! corpus line, never the text itself.
 //!
-//! It also checks that redaction kept the rest: every logged note equals the note with its
-//! labelled spans replaced by their placeholders, up to non-alphanumeric characters at a span's
-//! edges (the tolerance `crates/ballast-capture/tests/pii_corpus.rs` allows), and that
+//! It also checks that redaction kept the rest: every logged note (tensor row and parameter)
+//! equals the note with its labelled spans replaced by their placeholders, compared on their
+//! alphanumeric characters, since a detected span may differ from its label in the separators
+//! at its edges (the tolerance `crates/ballast-capture/tests/pii_corpus.rs` allows); and that
 //! `ballast_redactions_total` counted every detector.
 //!
 //! Requests go over HTTP/JSON only; the gRPC front end shares the serving path
