@@ -24,8 +24,8 @@
 //! at its edges (the tolerance `crates/ballast-capture/tests/pii_corpus.rs` allows); and that
 //! `ballast_redactions_total` counted every detector.
 //!
-//! Requests go over HTTP/JSON only; the gRPC front end shares the serving path
-//! (`ballast_serve::entry::serve`) that builds and logs the record.
+//! Every [`GRPC_EVERY`]th request goes over gRPC (BYTES as `bytes_contents`, the notes as
+//! string parameters), the rest over HTTP/JSON.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
@@ -39,6 +39,11 @@ use std::time::{Duration, Instant};
 use aho_corasick::AhoCorasick;
 use ballast_capture::{Record, Status};
 use ballast_core::TensorData;
+use ballast_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+use ballast_proto::inference::model_infer_request::InferInputTensor;
+use ballast_proto::inference::{
+    InferParameter, InferTensorContents, ModelInferRequest, infer_parameter,
+};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
@@ -47,6 +52,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_ballast");
 const ROWS: usize = 4;
 /// Requests in flight at once.
 const CONCURRENCY: usize = 8;
+/// Every this many requests goes over gRPC.
+const GRPC_EVERY: usize = 4;
 /// Every this many requests, the request id carries a labelled e-mail address.
 const EMAIL_ID_EVERY: usize = 5;
 
@@ -225,6 +232,7 @@ fn repository() -> tempfile::TempDir {
 struct Server {
     child: Child,
     http: String,
+    grpc: String,
     lines: Arc<Mutex<Vec<String>>>,
     reader: std::thread::JoinHandle<()>,
 }
@@ -258,14 +266,15 @@ fn start(repo: &Path, data: &Path) -> Server {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Ok(v) = serde_json::from_str::<Value>(&line)
                 && v["fields"]["message"] == "ready"
-                && let Some(http) = v["fields"]["http"].as_str()
+                && let (Some(http), Some(grpc)) =
+                    (v["fields"]["http"].as_str(), v["fields"]["grpc"].as_str())
             {
-                let _ = ready_tx.send(http.to_string());
+                let _ = ready_tx.send((http.to_string(), grpc.to_string()));
             }
             collected.lock().push(line);
         }
     });
-    let Ok(http) = ready_rx.recv_timeout(Duration::from_secs(60)) else {
+    let Ok((http, grpc)) = ready_rx.recv_timeout(Duration::from_secs(60)) else {
         let _ = child.kill();
         let _ = child.wait();
         panic!("the server did not become ready");
@@ -273,6 +282,7 @@ fn start(repo: &Path, data: &Path) -> Server {
     Server {
         child,
         http,
+        grpc,
         lines,
         reader,
     }
@@ -324,15 +334,69 @@ fn parameter(j: usize) -> String {
     }
 }
 
-/// Sends every note, [`ROWS`] to a request; each answer must be 200 with a topic per row.
-fn send_all(http: &str, notes: &[Note], emails: &[String]) {
-    let url = format!("http://{http}/v2/models/notes/infer");
+/// Request `i` over gRPC: `rows` as a BYTES tensor and each as a string parameter; the topics
+/// answered.
+async fn infer_grpc(
+    client: &mut GrpcInferenceServiceClient<tonic::transport::Channel>,
+    id: String,
+    rows: &[String],
+) -> usize {
+    let parameters = rows
+        .iter()
+        .enumerate()
+        .map(|(j, n)| {
+            let choice = infer_parameter::ParameterChoice::StringParam(n.clone());
+            (
+                parameter(j),
+                InferParameter {
+                    parameter_choice: Some(choice),
+                },
+            )
+        })
+        .collect();
+    let request = ModelInferRequest {
+        model_name: "notes".into(),
+        id: id.clone(),
+        inputs: vec![InferInputTensor {
+            name: "note".into(),
+            datatype: "BYTES".into(),
+            shape: vec![rows.len() as i64, 1],
+            parameters: Default::default(),
+            contents: Some(InferTensorContents {
+                bytes_contents: rows.iter().map(|r| r.clone().into_bytes()).collect(),
+                ..Default::default()
+            }),
+        }],
+        parameters,
+        ..Default::default()
+    };
+    let response = client
+        .model_infer(request)
+        .await
+        .unwrap_or_else(|e| panic!("request {id}: {}", e.code()))
+        .into_inner();
+    match (
+        response.raw_output_contents.first(),
+        response.outputs.first(),
+    ) {
+        (Some(raw), _) => raw.len() / 8,
+        (None, Some(out)) => out.contents.as_ref().map_or(0, |c| c.int64_contents.len()),
+        (None, None) => 0,
+    }
+}
+
+/// Sends every note, [`ROWS`] to a request, one request in [`GRPC_EVERY`] over gRPC; each
+/// answer must be a success with a topic per row.
+fn send_all(server: &Server, notes: &[Note], emails: &[String]) {
+    let url = format!("http://{}/v2/models/notes/infer", server.http);
+    let grpc = format!("http://{}", server.grpc);
     let rt = runtime();
     rt.block_on(async {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
+        let grpc_client = GrpcInferenceServiceClient::connect(grpc).await.unwrap();
         let chunks: Vec<(usize, Vec<String>)> = notes
             .chunks(ROWS)
             .map(|c| c.iter().map(|n| n.text.clone()).collect())
@@ -342,19 +406,26 @@ fn send_all(http: &str, notes: &[Note], emails: &[String]) {
         let mut tasks = Vec::new();
         for _ in 0..CONCURRENCY {
             let (queue, client, url) = (queue.clone(), client.clone(), url.clone());
+            let mut grpc_client = grpc_client.clone();
             let emails = emails.to_vec();
             tasks.push(tokio::spawn(async move {
                 loop {
                     let Some((i, rows)) = queue.lock().pop() else {
                         break;
                     };
+                    let id = request_id(i, &emails[i % emails.len()]);
+                    if i % GRPC_EVERY == GRPC_EVERY - 1 {
+                        let topics = infer_grpc(&mut grpc_client, id, &rows).await;
+                        assert_eq!(topics, rows.len(), "request {i} (gRPC)");
+                        continue;
+                    }
                     let parameters: serde_json::Map<String, Value> = rows
                         .iter()
                         .enumerate()
                         .map(|(j, n)| (parameter(j), json!(n)))
                         .collect();
                     let body = json!({
-                        "id": request_id(i, &emails[i % emails.len()]),
+                        "id": id,
                         "inputs": [{"name": "note", "shape": [rows.len(), 1], "datatype": "BYTES", "data": rows}],
                         "parameters": parameters,
                     });
@@ -572,7 +643,7 @@ fn no_labelled_pii_reaches_disk_logs_or_metrics_and_the_rest_is_kept() {
 
     // 1. Serve the corpus; kill -9 after the last answer so that the records stay in the WAL.
     let server = start(repo.path(), data.path());
-    send_all(&server.http, &notes, &emails);
+    send_all(&server, &notes, &emails);
     let bad_sent = send_bad(&server.http, &notes);
     let metrics_1 = server.metrics();
     let (_, lines_1) = server.stop("-KILL");
