@@ -591,7 +591,7 @@ fn alphanumeric(s: &str) -> String {
     s.chars().filter(|c| c.is_alphanumeric()).collect()
 }
 
-/// The labels' counts per kind in the form of `/metrics` lines: `detector` → count.
+/// `ballast_redactions_total` by detector, read from `/metrics` text.
 fn redaction_counts(metrics: &str) -> BTreeMap<String, f64> {
     metrics
         .lines()
