@@ -4,7 +4,8 @@
 //! Order: named fields first (`drop` removes the tensor or parameter, `mask` and `hash`
 //! replace each value with its masked or keyed-hash text, so the column becomes strings),
 //! then the detectors over every remaining string — BYTES tensors and string parameters,
-//! nested ones included — replacing each detected span by its placeholder.
+//! nested ones included, tensor names and parameter keys (a client's text too) — replacing
+//! each detected span by its placeholder.
 //! Every detector runs unless `detect` says otherwise: they only ever read strings, so a
 //! purely numeric model pays nothing for them.
 
@@ -94,7 +95,16 @@ impl Policy {
     ) {
         tensors.retain(|t| fields.get(&t.name) != Some(&FieldAction::Drop));
         for t in tensors.iter_mut() {
-            if let Some(&action) = fields.get(&t.name) {
+            // The name is the client's too (a request may name an input that does not exist,
+            // and such a failed request is logged with it): scanned like any string, once the
+            // field's action is looked up.
+            let named = fields.get(&t.name).copied();
+            if let Some(scanner) = &self.scanner
+                && let std::borrow::Cow::Owned(clean) = scanner.redact(&t.name, counts)
+            {
+                t.name = clean;
+            }
+            if let Some(action) = named {
                 let texts: Vec<Vec<u8>> = value_texts(&t.data)
                     .iter()
                     .map(|s| self.replace(action, s).into_bytes())
@@ -135,6 +145,9 @@ impl Policy {
                 None => Self::scan_value(self.scanner.as_ref(), v, counts),
             }
         }
+        if let Some(scanner) = &self.scanner {
+            map = Self::scan_keys(scanner, map, counts);
+        }
         (!map.is_empty()).then(|| Value::Object(map).to_string())
     }
 
@@ -157,11 +170,30 @@ impl Policy {
             Value::Array(items) => items
                 .iter_mut()
                 .for_each(|i| Self::scan_value(scanner, i, counts)),
-            Value::Object(map) => map
-                .values_mut()
-                .for_each(|i| Self::scan_value(scanner, i, counts)),
+            Value::Object(map) => {
+                map.values_mut()
+                    .for_each(|i| Self::scan_value(scanner, i, counts));
+                if let Some(scanner) = scanner {
+                    *map = Self::scan_keys(scanner, std::mem::take(map), counts);
+                }
+            }
             _ => {}
         }
+    }
+
+    /// The object with its keys scanned: a key is client text like any value (two keys that
+    /// redact to the same text keep the last value).
+    fn scan_keys(
+        scanner: &Scanner,
+        map: serde_json::Map<String, Value>,
+        counts: &mut [u64; 5],
+    ) -> serde_json::Map<String, Value> {
+        map.into_iter()
+            .map(|(k, v)| match scanner.redact(&k, counts) {
+                std::borrow::Cow::Owned(clean) => (clean, v),
+                std::borrow::Cow::Borrowed(_) => (k, v),
+            })
+            .collect()
     }
 }
 
@@ -238,5 +270,81 @@ pub fn load_or_create_key(path: &std::path::Path) -> Result<Vec<u8>, CaptureErro
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(path)
             .map_err(|e| CaptureError::io(format!("reading {}", path.display()), e)),
         Err(e) => Err(CaptureError::io(format!("writing {}", path.display()), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests fail by panicking
+
+    use ballast_core::{LogConfig, ModelSignature, Tensor, TensorData};
+
+    use super::*;
+    use crate::record::Status;
+
+    fn record(inputs: Vec<Tensor>, parameters: Option<&str>) -> Record {
+        Record {
+            id: "r-1".into(),
+            trace_id: None,
+            time_us: 0,
+            tenant: String::new(),
+            model: "notes".into(),
+            version: "1".into(),
+            requested: None,
+            arm: None,
+            protocol: "http".into(),
+            priority: "default".into(),
+            status: Status::Error,
+            code: Some("invalid_argument".into()),
+            queue_us: None,
+            engine_us: None,
+            batch_rows: None,
+            total_us: 1,
+            input_schema: "0".into(),
+            parameters: parameters.map(str::to_string),
+            inputs,
+            outputs: Vec::new(),
+        }
+    }
+
+    fn policy() -> Policy {
+        let signature = ModelSignature {
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        };
+        Policy::build("notes", &LogConfig::default(), &signature, &[7; 32]).unwrap()
+    }
+
+    #[test]
+    fn tensor_names_holding_personal_data_are_redacted() {
+        // A client may name an input that does not exist; the failed request is logged with
+        // the name it sent.
+        let t = Tensor::new(
+            "jane.doe@example.com",
+            vec![1],
+            TensorData::Bytes(vec![b"call 4111 1111 1111 1111".to_vec()]),
+        )
+        .unwrap();
+        let mut r = record(vec![t], None);
+        policy().redact(&mut r);
+        assert_eq!(r.inputs[0].name, "<EMAIL>");
+        assert_eq!(
+            r.inputs[0].data,
+            TensorData::Bytes(vec![b"call <CARD>".to_vec()])
+        );
+    }
+
+    #[test]
+    fn parameter_keys_holding_personal_data_are_redacted_at_every_depth() {
+        let mut r = record(
+            Vec::new(),
+            Some(r#"{"jane.doe@example.com": 1, "nested": {"078-05-1120": "x", "ok": "y"}}"#),
+        );
+        policy().redact(&mut r);
+        let p: Value = serde_json::from_str(r.parameters.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            p,
+            serde_json::json!({"<EMAIL>": 1, "nested": {"<SSN>": "x", "ok": "y"}})
+        );
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use ballast_capture::redact::Redacted;
 use ballast_core::Error;
 use tokio::time::Instant;
 
@@ -161,8 +162,28 @@ impl RequestId {
         Ok(RequestId::Client(Arc::from(value)))
     }
 
+    /// The id for the server's log lines: a client's id is scanned for personal data like
+    /// any string the prediction log writes (an id made of an e-mail address is written as
+    /// `<EMAIL>`); a generated one is hex and written as it is. The scan runs only when a line
+    /// is actually written (tracing formats a field only for an enabled event).
+    pub fn logged(&self) -> LoggedId<'_> {
+        LoggedId(self)
+    }
+
     pub fn is_generated(&self) -> bool {
         matches!(self, RequestId::Generated(..))
+    }
+}
+
+/// A request id as the server's own log lines write it: see [`RequestId::logged`].
+pub struct LoggedId<'a>(&'a RequestId);
+
+impl fmt::Display for LoggedId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            RequestId::Client(id) => fmt::Display::fmt(&Redacted(id), f),
+            generated => fmt::Display::fmt(generated, f),
+        }
     }
 }
 
@@ -328,6 +349,18 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 32);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn log_lines_write_client_ids_with_personal_data_redacted() {
+        let id = RequestId::from_client("n5:jane.doe@example.com", "id").unwrap();
+        assert_eq!(id.logged().to_string(), "n5:<EMAIL>");
+        // The id itself (echoed to the client, redacted by the prediction log) is unchanged.
+        assert_eq!(id.to_string(), "n5:jane.doe@example.com");
+        let plain = RequestId::from_client("order-17", "id").unwrap();
+        assert_eq!(plain.logged().to_string(), "order-17");
+        let generated = RequestId::generate();
+        assert_eq!(generated.logged().to_string(), generated.to_string());
     }
 
     #[test]

@@ -22,6 +22,7 @@ use std::time::Duration;
 use ballast_core::{Error, ErrorCode, Tensor};
 
 use ballast_capture::record::Status;
+use ballast_capture::redact::Redacted;
 
 use crate::capture;
 use crate::context::{Priority, RequestContext, RequestId, RouteTaken};
@@ -79,7 +80,7 @@ where
     match &result {
         Err(e) => log_failure(ctx, call.model, e),
         Ok(served) => tracing::debug!(
-            request_id = %ctx.id,
+            request_id = %ctx.id.logged(),
             model = call.model,
             version = &*served.response.version,
             protocol = ctx.protocol.as_str(),
@@ -282,18 +283,20 @@ fn merge<T>(ctx: &mut RequestContext, d: Decoded<T>) -> Result<Decoded<T>, Error
 /// flood the log. Overload refusals and missed deadlines go to `debug`: they are counted in
 /// metrics, and logging each one would spend CPU exactly when there is none to spare.
 /// Successful requests are logged at `debug` with queue and compute time in microseconds.
+/// What the client wrote (its id, the model it named, a reason quoting its request) goes
+/// through the PII scanner first, as it does before the prediction log.
 fn log_failure(ctx: &RequestContext, model: &str, e: &Error) {
     let status = e.code.http_status();
     match e.code {
         ErrorCode::ResourceExhausted | ErrorCode::DeadlineExceeded => {
-            tracing::debug!(request_id = %ctx.id, model, status, code = e.code.as_str(), protocol = ctx.protocol.as_str(), error = %e.message, "request refused");
+            tracing::debug!(request_id = %ctx.id.logged(), model = %Redacted(model), status, code = e.code.as_str(), protocol = ctx.protocol.as_str(), error = %Redacted(&e.message), "request refused");
         }
         ErrorCode::Internal | ErrorCode::Unavailable if warn_allowed() => {
-            tracing::warn!(request_id = %ctx.id, model, status, code = e.code.as_str(), protocol = ctx.protocol.as_str(), error = %e.message, "request failed");
+            tracing::warn!(request_id = %ctx.id.logged(), model = %Redacted(model), status, code = e.code.as_str(), protocol = ctx.protocol.as_str(), error = %Redacted(&e.message), "request failed");
         }
         ErrorCode::Internal | ErrorCode::Unavailable => {}
         _ if warn_allowed() => {
-            tracing::info!(request_id = %ctx.id, model, status, code = e.code.as_str(), protocol = ctx.protocol.as_str(), error = %e.message, "request failed");
+            tracing::info!(request_id = %ctx.id.logged(), model = %Redacted(model), status, code = e.code.as_str(), protocol = ctx.protocol.as_str(), error = %Redacted(&e.message), "request failed");
         }
         _ => {}
     }

@@ -9,6 +9,8 @@
 //!   digit counts for phones. Checksums and structure, not context scores, decide.
 //! - [`Action`], [`Hasher`] and [`mask`]: what happens to a whole field (drop, mask, keyed hash).
 //! - [`REDACTIONS_TOTAL`] and [`record_counts`]: per-detector counters for `/metrics`.
+//! - [`Redacted`]: client text (request ids, error messages quoting a request) as the
+//!   server's own log lines write it.
 
 mod action;
 mod card;
@@ -115,6 +117,19 @@ pub fn record_counts(counts: &[u64; 5]) {
         if n > 0 {
             metrics::counter!(REDACTIONS_TOTAL, "detector" => kind.as_str()).increment(n);
         }
+    }
+}
+
+/// Client text as the server's own log lines write it, every detector's spans replaced
+/// (`error = %Redacted(&message)`). The scan runs when the value is formatted, that is only
+/// for an event that is written. Not counted in [`REDACTIONS_TOTAL`], which counts what the
+/// prediction log redacted.
+pub struct Redacted<'a>(pub &'a str);
+
+impl std::fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        static SCANNER: std::sync::LazyLock<Scanner> = std::sync::LazyLock::new(Scanner::all);
+        f.write_str(&SCANNER.redact(self.0, &mut [0; 5]))
     }
 }
 
