@@ -76,6 +76,11 @@ pub const DEFAULT_ROLL_BYTES: u64 = 64 << 20;
 pub const DEFAULT_ROLL_INTERVAL: Duration = Duration::from_secs(60);
 /// Buffered records reach the disk at least this often (their loss window on a crash).
 pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// One batch (and so one fsync) per millisecond at most: an fsync costs ~55 µs of CPU and
+/// ~150 µs of wall time here, and every wake of the writer a context switch on the server's
+/// one core; a 1 ms window bounds both and adds at most 1 ms to a durable answer
+/// (`docs/benchmarks.md`, prediction logs).
+pub const DEFAULT_GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(1);
 /// Records framed per write: bounds the batch a group commit holds in memory.
 const MAX_BATCH: usize = 8192;
 /// A failed segment conversion is tried again after this (the WAL file stays until it works).
@@ -90,6 +95,9 @@ pub struct LogOptions {
     pub roll_bytes: u64,
     pub roll_interval: Duration,
     pub sync_interval: Duration,
+    /// Durable records are fsynced at most once per this window (group commit): fewer,
+    /// larger fsyncs, each answer waiting at most this long more.
+    pub group_commit_window: Duration,
     /// Age and size bounds on segments, and compaction of small ones.
     pub retention: crate::retention::Retention,
     /// Fault injection for tests: called before each WAL fsync; an error returned is
@@ -110,6 +118,7 @@ impl std::fmt::Debug for LogOptions {
             .field("roll_bytes", &self.roll_bytes)
             .field("roll_interval", &self.roll_interval)
             .field("sync_interval", &self.sync_interval)
+            .field("group_commit_window", &self.group_commit_window)
             .field("retention", &self.retention)
             .finish_non_exhaustive()
     }
@@ -124,6 +133,7 @@ impl LogOptions {
             roll_bytes: DEFAULT_ROLL_BYTES,
             roll_interval: DEFAULT_ROLL_INTERVAL,
             sync_interval: DEFAULT_SYNC_INTERVAL,
+            group_commit_window: DEFAULT_GROUP_COMMIT_WINDOW,
             retention: crate::retention::Retention::default(),
             sync_fault: None,
         }
@@ -431,6 +441,8 @@ struct Writer {
     released: usize,
     released_bytes: usize,
     last_sync: Instant,
+    /// When the last batch was committed (batches are at least a group-commit window apart).
+    last_batch: Instant,
     opened: Instant,
 }
 
@@ -445,6 +457,7 @@ impl Writer {
             released: 0,
             released_bytes: 0,
             last_sync: Instant::now(),
+            last_batch: Instant::now(),
             opened: Instant::now(),
         }
     }
@@ -457,20 +470,27 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
+            // Group commit: at most one batch per window. The writer sleeps rather than
+            // waits on the channel meanwhile, so records arriving during the window neither
+            // wake it one by one (a context switch each, on a server's one core) nor get an
+            // fsync of their own; a durable answer waits at most one window more.
+            if first.is_some() {
+                let gather = self
+                    .shared
+                    .options
+                    .group_commit_window
+                    .saturating_sub(self.last_batch.elapsed());
+                if !gather.is_zero() {
+                    std::thread::sleep(gather);
+                }
+            }
             let mut flushes = Vec::new();
             let more = rx.try_iter().take(MAX_BATCH);
             for msg in first.into_iter().chain(more) {
-                match msg {
-                    Msg::Record {
-                        record,
-                        redactor,
-                        durability,
-                        ack,
-                    } => self.take(*record, redactor.as_deref(), durability, ack),
-                    Msg::Flush(done) => flushes.push(done),
-                }
+                self.handle(msg, &mut flushes);
             }
             self.commit(!flushes.is_empty());
+            self.last_batch = Instant::now();
             if !flushes.is_empty() {
                 self.seal();
                 for done in flushes {
@@ -483,6 +503,18 @@ impl Writer {
         // Closed: whatever is queued was taken above; make it durable and hand it over.
         self.commit(true);
         self.seal_last();
+    }
+
+    fn handle(&mut self, msg: Msg, flushes: &mut Vec<oneshot::Sender<Result<(), String>>>) {
+        match msg {
+            Msg::Record {
+                record,
+                redactor,
+                durability,
+                ack,
+            } => self.take(*record, redactor.as_deref(), durability, ack),
+            Msg::Flush(done) => flushes.push(done),
+        }
     }
 
     /// How long to wait for the next record before a timed duty (sync or roll) is due.

@@ -79,6 +79,8 @@ struct PredictionLogRaw {
     roll_mib: u64,
     /// Queued records at most; a durable model's requests are refused past it.
     max_pending_records: usize,
+    /// Durable records are fsynced at most once per this many milliseconds (group commit).
+    group_commit_ms: f64,
     /// Segments whose hour ended longer ago than this are deleted (0 keeps them for ever).
     retention_days: f64,
     /// Oldest hours are deleted while the segments take more than this (unset: no bound).
@@ -98,6 +100,7 @@ impl Default for PredictionLogRaw {
             roll_secs: ballast_capture::log::DEFAULT_ROLL_INTERVAL.as_secs_f64(),
             roll_mib: ballast_capture::log::DEFAULT_ROLL_BYTES >> 20,
             max_pending_records: ballast_capture::log::DEFAULT_MAX_PENDING_RECORDS,
+            group_commit_ms: ballast_capture::log::DEFAULT_GROUP_COMMIT_WINDOW.as_secs_f64() * 1e3,
             retention_days: ballast_capture::retention::DEFAULT_MAX_AGE.as_secs_f64() / 86_400.0,
             max_total_gib: None,
             compact_below_mib: ballast_capture::retention::DEFAULT_COMPACT_BELOW >> 20,
@@ -124,6 +127,12 @@ impl PredictionLogRaw {
             problems.push(format!(
                 "  prediction_log.max_pending_records: must be within 1..=10000000, got {}",
                 self.max_pending_records
+            ));
+        }
+        if !(self.group_commit_ms.is_finite() && (0.0..=100.0).contains(&self.group_commit_ms)) {
+            problems.push(format!(
+                "  prediction_log.group_commit_ms: must be within 0..=100, got {}",
+                self.group_commit_ms
             ));
         }
         if !(self.retention_days.is_finite() && (0.0..=36_500.0).contains(&self.retention_days)) {
@@ -547,6 +556,9 @@ impl ServeSettings {
                     options.roll_interval = Duration::from_secs_f64(raw.prediction_log.roll_secs);
                     options.roll_bytes = raw.prediction_log.roll_mib << 20;
                     options.max_pending_records = raw.prediction_log.max_pending_records;
+                    options.group_commit_window = Duration::from_secs_f64(
+                        raw.prediction_log.group_commit_ms.clamp(0.0, 100.0) / 1e3,
+                    );
                     let days = raw.prediction_log.retention_days;
                     options.retention = ballast_capture::retention::Retention {
                         max_age: (days > 0.0).then(|| Duration::from_secs_f64(days * 86_400.0)),
