@@ -585,9 +585,7 @@ impl Writer {
         let Some(w) = self.wal.as_mut() else {
             return Err("no WAL file is open".into());
         };
-        let frames = std::mem::take(&mut self.buf);
-        let written = w.append(&frames);
-        self.buf = frames;
+        let written = w.append(&self.buf);
         self.buf.clear();
         written.map_err(|e| e.to_string())?;
         let due = self.last_sync.elapsed() >= self.shared.options.sync_interval;

@@ -293,24 +293,24 @@ pub async fn run(
     Ok(emitted)
 }
 
-/// Every record of one segment.
-pub fn read_all(bytes: Bytes, key: &str) -> Result<Vec<Record>, CaptureError> {
-    let perr = |e: parquet::errors::ParquetError| CaptureError::Parquet {
+/// How a Parquet or Arrow error reading the segment `key` is reported.
+fn read_error<E: std::fmt::Display>(key: &str) -> impl Fn(E) -> CaptureError + '_ {
+    move |e| CaptureError::Parquet {
         what: format!("reading {key}"),
         message: e.to_string(),
-    };
+    }
+}
+
+/// Every record of one segment.
+pub fn read_all(bytes: Bytes, key: &str) -> Result<Vec<Record>, CaptureError> {
+    let perr = read_error(key);
     let mut out = Vec::new();
     for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(perr)?
+        .map_err(&perr)?
         .build()
-        .map_err(perr)?
+        .map_err(&perr)?
     {
-        out.extend(segment::from_batch(&batch.map_err(|e| {
-            CaptureError::Parquet {
-                what: format!("reading {key}"),
-                message: e.to_string(),
-            }
-        })?)?);
+        out.extend(segment::from_batch(&batch.map_err(read_error(key))?)?);
     }
     Ok(out)
 }
@@ -318,11 +318,8 @@ pub fn read_all(bytes: Bytes, key: &str) -> Result<Vec<Record>, CaptureError> {
 /// The matching records of one segment, pruning row groups by `time` statistics and, for an
 /// id, by the bloom filter.
 fn read_segment(bytes: Bytes, q: &Query, key: &str) -> Result<Vec<Record>, CaptureError> {
-    let perr = |e: parquet::errors::ParquetError| CaptureError::Parquet {
-        what: format!("reading {key}"),
-        message: e.to_string(),
-    };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(perr)?;
+    let perr = read_error(key);
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(&perr)?;
     let meta = builder.metadata().clone();
     let column = |name: &str| {
         meta.file_metadata()
@@ -346,7 +343,7 @@ fn read_segment(bytes: Bytes, q: &Query, key: &str) -> Result<Vec<Record>, Captu
         if let (Some(id), Some(c)) = (&q.id, id_col)
             && let Some(bloom) = builder
                 .get_row_group_column_bloom_filter(g, c)
-                .map_err(perr)?
+                .map_err(&perr)?
             && !bloom.check(id.as_str())
         {
             continue;
@@ -356,13 +353,10 @@ fn read_segment(bytes: Bytes, q: &Query, key: &str) -> Result<Vec<Record>, Captu
     if groups.is_empty() {
         return Ok(Vec::new());
     }
-    let reader = builder.with_row_groups(groups).build().map_err(perr)?;
+    let reader = builder.with_row_groups(groups).build().map_err(&perr)?;
     let mut out = Vec::new();
     for batch in reader {
-        let batch = batch.map_err(|e| CaptureError::Parquet {
-            what: format!("reading {key}"),
-            message: e.to_string(),
-        })?;
+        let batch = batch.map_err(read_error(key))?;
         out.extend(
             segment::from_batch(&batch)?
                 .into_iter()
@@ -395,20 +389,14 @@ pub async fn summary(sink: &dyn PredictionSink) -> Result<Summary, CaptureError>
         out.segments += 1;
         out.bytes += item.size;
         let bytes = sink.get(&item.key).await?;
-        let perr = |e: parquet::errors::ParquetError| CaptureError::Parquet {
-            what: format!("reading {}", item.key),
-            message: e.to_string(),
-        };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(perr)?;
+        let perr = read_error(&item.key);
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(&perr)?;
         let mask = parquet::arrow::ProjectionMask::columns(
             builder.parquet_schema(),
             ["model", "version", "status"],
         );
-        for batch in builder.with_projection(mask).build().map_err(perr)? {
-            let batch = batch.map_err(|e| CaptureError::Parquet {
-                what: format!("reading {}", item.key),
-                message: e.to_string(),
-            })?;
+        for batch in builder.with_projection(mask).build().map_err(&perr)? {
+            let batch = batch.map_err(read_error(&item.key))?;
             let col = |name: &str| {
                 batch
                     .column_by_name(name)
