@@ -9,6 +9,7 @@ use ballast_core::Error;
 use ballast_monitor::Monitor;
 use ballast_serve::overload::DEFAULT_FRONT_DOOR_TARGET;
 use ballast_serve::{FrontDoor, ModelRepository};
+use ballast_serve::{Lifecycle, Stage};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -93,6 +94,8 @@ pub struct Server {
     http: TcpListener,
     grpc: TcpListener,
     state: ApiState,
+    /// Owns the front door's probe (task and thread).
+    life: Lifecycle,
 }
 
 /// Addresses and controls of a running server.
@@ -128,7 +131,9 @@ impl ServerHandle {
 }
 
 impl Server {
-    pub async fn bind(config: ApiConfig) -> std::io::Result<Self> {
+    /// Binds both listeners; the server's own background work (the front door's probe) runs
+    /// under `life`.
+    pub async fn bind(config: ApiConfig, life: Lifecycle) -> std::io::Result<Self> {
         let http = TcpListener::bind(config.http_addr).await?;
         let grpc = TcpListener::bind(config.grpc_addr).await?;
         // Install the recorder before any model registers its metrics.
@@ -143,6 +148,7 @@ impl Server {
                 door: FrontDoor::new(config.front_door_target),
                 config: Arc::new(config),
             },
+            life,
         })
     }
 
@@ -170,8 +176,10 @@ impl Server {
         let http_stop = shutdown.clone();
         let max_connections = state.config.max_connections;
         let listener = LimitedListener::new(self.http, max_connections, "http");
-        let probe_stop = shutdown.clone();
-        tokio::spawn(state.door.clone().run_probe(probe_stop));
+        self.life.spawn(
+            Stage::Front,
+            state.door.clone().run_probe(self.life.clone()),
+        );
         let http = axum::serve(listener, router).with_graceful_shutdown(async move {
             http_stop.cancelled().await;
         });

@@ -1,7 +1,7 @@
 //! The process-wide Prometheus recorder. Installed once, before any model loads, so the
 //! per-model metric handles created at load time are live.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -13,9 +13,16 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 /// per 100k requests, unbounded on a server nobody scrapes; bench/memory.sh).
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Runs the recorder's upkeep on a plain thread for the life of the process (a thread, not a
-/// task: the recorder is process-wide and outlives any one runtime, e.g. in tests).
+/// The upkeep thread and the sender whose drop stops it.
+type Upkeep = (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>);
+static UPKEEP: Mutex<Option<Upkeep>> = Mutex::new(None);
+
+/// Runs the recorder's upkeep on a plain thread (a thread, not a task: the recorder is
+/// process-wide and outlives any one runtime or server, e.g. in tests). Owned here, not by a
+/// server's lifecycle; `ballast serve` stops it last with [`stop_upkeep`].
 fn start_upkeep(handle: PrometheusHandle) {
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    #[allow(clippy::disallowed_methods)] // process-wide; stopped by `stop_upkeep`
     let started = std::thread::Builder::new()
         .name("metrics-upkeep".into())
         .spawn(move || {
@@ -25,13 +32,32 @@ fn start_upkeep(handle: PrometheusHandle) {
             process.describe();
             loop {
                 process.collect();
-                std::thread::sleep(UPKEEP_INTERVAL);
+                let stopped = !matches!(
+                    stop_rx.recv_timeout(UPKEEP_INTERVAL),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                );
                 handle.run_upkeep();
+                if stopped {
+                    return;
+                }
             }
         });
-    if let Err(e) = started {
-        tracing::error!(error = %e, "cannot start the metrics upkeep thread; histogram samples are folded only when /metrics is scraped");
+    match started {
+        Ok(thread) => *UPKEEP.lock().unwrap_or_else(|e| e.into_inner()) = Some((stop_tx, thread)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the metrics upkeep thread; histogram samples are folded only when /metrics is scraped")
+        }
     }
+}
+
+/// Stops the upkeep thread (after one last fold) and joins it; true when it was running.
+/// The last step of a server's shutdown: nothing records metrics after it.
+pub fn stop_upkeep() -> bool {
+    let Some((stop, thread)) = UPKEEP.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        return false;
+    };
+    drop(stop);
+    thread.join().is_ok()
 }
 
 /// Installs the recorder on first call and returns its handle. `None` only if another recorder

@@ -6,7 +6,8 @@
 //! `cargo bench -p ballast-capture --bench log` (set `BALLAST_LOG_BENCH_DIR` to put the WAL on
 //! another disk, `BALLAST_LOG_BENCH_SECS` for longer runs; pin it with `taskset -c 0` to
 //! measure one core, as the server runs).
-
+// Test clients and fixtures spawn freely; the server under test owns its own work.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;

@@ -232,6 +232,8 @@ impl PredictionLog {
             let sink = sink.clone();
             let retention = shared.options.retention.clone();
             let wal_dir = wal_dir.clone();
+            // The log's own threads: joined by `close` (the server closes the log last).
+            #[allow(clippy::disallowed_methods)]
             std::thread::Builder::new()
                 .name("log-segmenter".into())
                 .spawn(move || segmenter(seg_rx, sink.as_ref(), &retention, &wal_dir))
@@ -239,6 +241,7 @@ impl PredictionLog {
         };
         let writer = {
             let shared = shared.clone();
+            #[allow(clippy::disallowed_methods)] // joined by `close`
             std::thread::Builder::new()
                 .name("log-writer".into())
                 .spawn(move || Writer::new(shared, writer, seg_tx).run(rx))

@@ -177,8 +177,13 @@ impl Deployer {
     /// Rollouts are judged on a loop of their own: a reconcile can take as long as an artifact
     /// download and a warm-up, and a rollback must not wait for that. A decision wakes the
     /// reconcile loop, which applies the new traffic policy.
+    /// Both loops run in this one task (joined, not spawned): its owner waits for both.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
-        let judging = tokio::spawn(self.clone().judge_loop(stop.clone()));
+        let judging = self.clone().judge_loop(stop.clone());
+        tokio::join!(judging, self.reconcile_loop(stop));
+    }
+
+    async fn reconcile_loop(self: Arc<Self>, stop: CancellationToken) {
         loop {
             if let Err(e) = self.reconcile().await {
                 tracing::warn!(error = %e, "cannot reconcile with the registry; serving what is loaded");
@@ -192,7 +197,6 @@ impl Deployer {
                 () = tokio::time::sleep(self.options.poll_interval) => {}
             }
         }
-        let _ = judging.await;
     }
 
     async fn judge_loop(self: Arc<Self>, stop: CancellationToken) {

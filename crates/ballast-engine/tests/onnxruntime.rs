@@ -7,7 +7,8 @@
 //! `.ci/run` installs the `onnxruntime` wheel and sets it, so there its absence fails. Failure
 //! paths of the process-global initialisation live in `tests/onnxruntime_missing.rs`, a
 //! separate process.
-
+// Test clients and fixtures spawn freely; the server under test owns its own work.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::path::{Path, PathBuf};

@@ -15,7 +15,8 @@
 //! Modules: [`metadata`] (model metadata over HTTP), [`payload`] (request bodies), `client`
 //! (one request over HTTP or gRPC, classified), `runner` (the loops), [`stats`] (histograms
 //! and the report), [`progress`] (a terminal progress bar).
-
+// A client: its connection tasks and threads are joined by the runner before a run returns.
+#![allow(clippy::disallowed_methods)]
 // Tests may unwrap: a panic is how they fail.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 

@@ -26,6 +26,8 @@ use hmac::{KeyInit, Mac};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use ballast_serve::{Lifecycle, Stage};
+
 use crate::Monitor;
 use crate::online::{FeatureReport, WindowReport};
 
@@ -612,75 +614,118 @@ impl Sinks {
 }
 
 impl Alerts {
-    /// Starts the delivery task (on the current tokio runtime); without it nothing is sent.
-    pub fn start_delivery(mut self) -> Self {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<(Notification, bool)>(QUEUE);
-        let config = self.sinks.config.clone();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_default();
-        let webhooks: Vec<(String, Vec<u8>)> = config
-            .webhook
-            .iter()
-            .filter_map(|w| webhook_key(&w.secret).ok().map(|k| (w.url.clone(), k)))
-            .collect();
-        let alertmanagers = config.alertmanager.clone();
-        let in_flight = Arc::new(tokio::sync::Semaphore::new(64));
-        tokio::spawn(async move {
-            while let Some((n, resend)) = rx.recv().await {
-                let alert = Arc::new(n.alert);
-                if !resend {
-                    for (url, key) in &webhooks {
-                        let body = webhook_body(&alert);
-                        let (client, url, key) = (client.clone(), url.clone(), key.clone());
-                        let permit = in_flight.clone().acquire_owned().await;
-                        // One id for every attempt: receivers deduplicate retries by it.
-                        let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-                        tokio::spawn(async move {
-                            let _permit = permit;
-                            deliver("webhook", || {
-                                let ts = SystemTime::now()
-                                    .duration_since(SystemTime::UNIX_EPOCH)
-                                    .unwrap_or_default()
-                                    .as_secs();
-                                let sig = sign_webhook(&key, &id, ts, &body);
-                                client
-                                    .post(&url)
-                                    .header("content-type", "application/json")
-                                    .header("webhook-id", &id)
-                                    .header("webhook-timestamp", ts.to_string())
-                                    .header("webhook-signature", sig)
-                                    .body(body.clone())
-                            })
-                            .await;
-                        });
-                    }
-                }
-                for base in &alertmanagers {
-                    let url = format!("{}/api/v2/alerts", base.trim_end_matches('/'));
-                    let body = alertmanager_body(&alert);
-                    let client = client.clone();
-                    let permit = in_flight.clone().acquire_owned().await;
-                    tokio::spawn(async move {
-                        let _permit = permit;
-                        deliver("alertmanager", || {
-                            client
-                                .post(&url)
-                                .header("content-type", "application/json")
-                                .body(body.clone())
-                        })
-                        .await;
-                    });
-                }
-            }
-        });
+    /// Starts the delivery task (on the current tokio runtime), owned by `life`'s
+    /// [`Stage::Delivery`] with every delivery it starts; without it nothing is sent. When the
+    /// stage stops, what is already queued is still sent (one attempt each, no more backoff)
+    /// and the task ends.
+    pub fn start_delivery(mut self, life: &Lifecycle) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel::<(Notification, bool)>(QUEUE);
+        let delivery = Delivery::new(&self.sinks.config, life.clone());
+        life.spawn(Stage::Delivery, delivery.run(rx));
         self.sinks.tx = Some(tx);
         self
     }
 }
 
-async fn deliver(sink: &'static str, request: impl Fn() -> reqwest::RequestBuilder) {
+/// The sinks' addresses and keys, and the lifecycle its deliveries run under.
+struct Delivery {
+    client: reqwest::Client,
+    webhooks: Vec<(String, Vec<u8>)>,
+    alertmanagers: Vec<String>,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    life: Lifecycle,
+}
+
+impl Delivery {
+    fn new(config: &AlertingConfig, life: Lifecycle) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+            webhooks: config
+                .webhook
+                .iter()
+                .filter_map(|w| webhook_key(&w.secret).ok().map(|k| (w.url.clone(), k)))
+                .collect(),
+            alertmanagers: config.alertmanager.clone(),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(64)),
+            life,
+        }
+    }
+
+    /// Takes notifications until the stage stops, then what is left in the queue.
+    async fn run(self, mut rx: tokio::sync::mpsc::Receiver<(Notification, bool)>) {
+        let stop = self.life.token(Stage::Delivery);
+        loop {
+            let next = tokio::select! {
+                next = rx.recv() => next,
+                () = stop.cancelled() => {
+                    rx.close();
+                    rx.recv().await
+                }
+            };
+            let Some((n, resend)) = next else { return };
+            self.send(n, resend).await;
+        }
+    }
+
+    async fn send(&self, n: Notification, resend: bool) {
+        let alert = Arc::new(n.alert);
+        if !resend {
+            for (url, key) in &self.webhooks {
+                let body = webhook_body(&alert);
+                let (client, url, key) = (self.client.clone(), url.clone(), key.clone());
+                let permit = self.in_flight.clone().acquire_owned().await;
+                // One id for every attempt: receivers deduplicate retries by it.
+                let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+                let stop = self.life.token(Stage::Delivery);
+                self.life.spawn(Stage::Delivery, async move {
+                    let _permit = permit;
+                    deliver("webhook", stop, || {
+                        let ts = SystemTime::now()
+                            .duration_since(SystemTime::UNIX_EPOCH)
+                            .unwrap_or_default()
+                            .as_secs();
+                        let sig = sign_webhook(&key, &id, ts, &body);
+                        client
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .header("webhook-id", &id)
+                            .header("webhook-timestamp", ts.to_string())
+                            .header("webhook-signature", sig)
+                            .body(body.clone())
+                    })
+                    .await;
+                });
+            }
+        }
+        for base in &self.alertmanagers {
+            let url = format!("{}/api/v2/alerts", base.trim_end_matches('/'));
+            let body = alertmanager_body(&alert);
+            let client = self.client.clone();
+            let permit = self.in_flight.clone().acquire_owned().await;
+            let stop = self.life.token(Stage::Delivery);
+            self.life.spawn(Stage::Delivery, async move {
+                let _permit = permit;
+                deliver("alertmanager", stop, || {
+                    client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                })
+                .await;
+            });
+        }
+    }
+}
+
+/// Up to [`ATTEMPTS`] tries with backoff; once `stop` fires, no further retry.
+async fn deliver(
+    sink: &'static str,
+    stop: tokio_util::sync::CancellationToken,
+    request: impl Fn() -> reqwest::RequestBuilder,
+) {
     let mut backoff = Duration::from_millis(500);
     for attempt in 1..=ATTEMPTS {
         match request().send().await {
@@ -695,16 +740,15 @@ async fn deliver(sink: &'static str, request: impl Fn() -> reqwest::RequestBuild
             Err(e) => tracing::warn!(sink, attempt, error = %e, "alert delivery failed"),
         }
         if attempt < ATTEMPTS {
-            tokio::time::sleep(backoff).await;
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = stop.cancelled() => break,
+            }
             backoff *= 2;
         }
     }
     metrics::counter!(NOTIFICATIONS_TOTAL, "sink" => sink, "outcome" => "failed").increment(1);
-    tracing::error!(
-        sink,
-        attempts = ATTEMPTS,
-        "alert notification not delivered; giving up"
-    );
+    tracing::error!(sink, "alert notification not delivered; giving up");
 }
 
 /// `{"type": "alert.firing" | "alert.resolved", "timestamp", "data": alert}`.

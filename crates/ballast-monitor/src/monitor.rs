@@ -623,7 +623,8 @@ mod tests {
         };
         let monitor = Arc::new(Monitor::new(WindowOptions::default()));
         let tap = Tap::new();
-        tap.attach(monitor.clone(), 16).unwrap();
+        tap.attach(monitor.clone(), 16, &ballast_serve::Lifecycle::new())
+            .unwrap();
         let first = tap.version_started("m", "1", &sig, Some(dir.path()));
         assert!(monitor.version_report("m", "1").is_some());
         let reloaded = tap.version_started("m", "1", &sig, Some(dir.path()));

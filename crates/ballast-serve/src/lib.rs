@@ -19,6 +19,7 @@
 pub mod capture;
 pub mod context;
 pub mod entry;
+pub mod lifecycle;
 pub mod metrics;
 pub mod model;
 pub mod observe;
@@ -30,6 +31,7 @@ pub mod traffic;
 pub mod watch;
 
 pub use context::{Priority, Protocol, RequestContext, RequestId};
+pub use lifecycle::{Lifecycle, Stage};
 pub use model::{Admission, ModelVersion};
 pub use overload::FrontDoor;
 pub use repository::{ModelEntry, ModelRepository, ModelSpec, RepositoryOptions};

@@ -53,6 +53,7 @@ impl ModelVersion {
         backend: Arc<dyn Backend>,
         config: ModelConfig,
         draining: Arc<AtomicBool>,
+        life: &crate::lifecycle::Lifecycle,
     ) -> Result<Self, Error> {
         let mut signature = backend.signature().clone();
         ModelConfig::apply_overrides(&config.inputs, &mut signature.inputs, "input")?;
@@ -71,7 +72,13 @@ impl ModelVersion {
         let name: Arc<str> = Arc::from(name);
         let version_label: Arc<str> = Arc::from(version.to_string());
         let metrics = ModelMetrics::new(&name, &version_label, backend.engine());
-        let scheduler = Scheduler::start(name.clone(), backend.clone(), &config, metrics.clone())?;
+        let scheduler = Scheduler::start(
+            name.clone(),
+            backend.clone(),
+            &config,
+            metrics.clone(),
+            life,
+        )?;
         Ok(Self {
             name,
             version,

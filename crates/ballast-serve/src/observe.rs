@@ -127,6 +127,8 @@ struct Attached {
     tx: crossbeam_channel::Sender<Observation>,
     dropped: AtomicU64,
     dropped_metric: metrics::Counter,
+    /// Dropped by [`Tap::close`]: the observer's thread takes what is queued and exits.
+    stop: parking_lot::Mutex<Option<crossbeam_channel::Sender<()>>>,
 }
 
 /// Where observers are attached. Cheap to clone (shared).
@@ -184,41 +186,45 @@ impl Tap {
         Self::default()
     }
 
-    /// Attaches an observer with its own thread and a channel of `capacity` observations.
-    /// Versions that started before the call are not observed by it.
-    pub fn attach(&self, observer: Arc<dyn Observer>, capacity: usize) -> std::io::Result<()> {
+    /// Attaches an observer with its own thread, owned by `life`'s
+    /// [`Stage::Observers`](crate::lifecycle::Stage::Observers), and a channel of `capacity`
+    /// observations. Versions that started before the call are not observed by it.
+    pub fn attach(
+        &self,
+        observer: Arc<dyn Observer>,
+        capacity: usize,
+        life: &crate::lifecycle::Lifecycle,
+    ) -> std::io::Result<()> {
         let (tx, rx) = crossbeam_channel::bounded::<Observation>(capacity.max(1));
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let name = observer.name().to_string();
         let attached = Arc::new(Attached {
             observer: observer.clone(),
             tx,
             dropped: AtomicU64::new(0),
             dropped_metric: metrics::counter!(crate::metrics::OBSERVER_DROPPED_TOTAL, "observer" => name.clone()),
+            stop: parking_lot::Mutex::new(Some(stop_tx)),
         });
-        std::thread::Builder::new()
-            .name(format!("observe-{name}"))
-            .spawn(move || {
-                let mut batch = Vec::with_capacity(BATCH);
-                // Ends when every sender (the tap and the versions holding it) is gone.
-                loop {
-                    match rx.recv_timeout(TICK) {
-                        Ok(first) => {
-                            batch.push(first);
-                            batch.extend(rx.try_iter().take(BATCH - 1));
-                            observer.observe(&batch);
-                            batch.clear();
-                        }
-                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => observer.tick(),
-                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-                    }
-                }
-            })?;
+        life.spawn_thread(
+            crate::lifecycle::Stage::Observers,
+            format!("observe-{name}"),
+            move || observe_until_closed(&*observer, &rx, &stop_rx),
+        )?;
         self.attached.rcu(|list| {
             let mut list = Vec::clone(list);
             list.push(attached.clone());
             list
         });
         Ok(())
+    }
+
+    /// Shutdown, once no version can emit any more: every observer takes what is queued for
+    /// it, and its thread ends. Versions started afterwards are not observed.
+    pub fn close(&self) {
+        let attached = self.attached.swap(Arc::new(Vec::new()));
+        for a in attached.iter() {
+            a.stop.lock().take();
+        }
     }
 
     /// True when any observer is attached.
@@ -270,6 +276,39 @@ impl Tap {
             instance: info.instance,
             observers: attached.iter().cloned().collect(),
         })))
+    }
+}
+
+/// An observer's thread: batches of what arrived, a tick when nothing does, until every sender
+/// is gone or the tap closes (then what is queued is observed first).
+fn observe_until_closed(
+    observer: &dyn Observer,
+    rx: &crossbeam_channel::Receiver<Observation>,
+    stop: &crossbeam_channel::Receiver<()>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        crossbeam_channel::select! {
+            recv(rx) -> got => match got {
+                Ok(first) => {
+                    batch.push(first);
+                    batch.extend(rx.try_iter().take(BATCH - 1));
+                    observer.observe(&batch);
+                    batch.clear();
+                }
+                Err(_) => return,
+            },
+            recv(stop) -> _ => break,
+            default(TICK) => observer.tick(),
+        }
+    }
+    loop {
+        batch.extend(rx.try_iter().take(BATCH));
+        if batch.is_empty() {
+            return;
+        }
+        observer.observe(&batch);
+        batch.clear();
     }
 }
 
@@ -341,6 +380,7 @@ pub struct Finished<'a> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::lifecycle::Lifecycle;
     use ballast_core::TensorData;
     use parking_lot::Mutex;
 
@@ -429,7 +469,7 @@ mod tests {
             outputs: vec![],
         };
         let full = Recorder::new(Interest::Tensors);
-        tap.attach(full.clone(), 16).unwrap();
+        tap.attach(full.clone(), 16, &Lifecycle::new()).unwrap();
         let observed = start(&tap, &sig);
         assert!(observed.wants_tensors());
         let ctx = RequestContext::new(Protocol::Http);
@@ -443,7 +483,9 @@ mod tests {
         assert_eq!(seen[0].id, ctx.id);
 
         let quiet = Tap::new();
-        quiet.attach(Recorder::new(Interest::None), 16).unwrap();
+        quiet
+            .attach(Recorder::new(Interest::None), 16, &Lifecycle::new())
+            .unwrap();
         assert!(start(&quiet, &sig).is_empty());
     }
 
@@ -455,7 +497,7 @@ mod tests {
             outputs: vec![],
         };
         let slow = Recorder::new(Interest::Outcome);
-        tap.attach(slow.clone(), 4).unwrap();
+        tap.attach(slow.clone(), 4, &Lifecycle::new()).unwrap();
         let observed = start(&tap, &sig);
         assert!(!observed.wants_tensors());
         let ctx = RequestContext::new(Protocol::Grpc);
@@ -493,7 +535,7 @@ mod tests {
             outputs: vec![],
         };
         let declining = Recorder::new(Interest::None);
-        tap.attach(declining.clone(), 4).unwrap();
+        tap.attach(declining.clone(), 4, &Lifecycle::new()).unwrap();
         let first = start(&tap, &sig);
         // Reloaded under the same number: a new instance.
         let second = start(&tap, &sig);

@@ -25,9 +25,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::lifecycle::{Lifecycle, Stage};
 use ballast_core::{Error, ErrorCode};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::context::Priority;
 
@@ -171,7 +171,9 @@ impl FrontDoor {
     /// arriving now has before it is read. (A task that only yields or sleeps measures less: the
     /// scheduler runs it ahead of the connections queued behind it.) While a datagram is unread,
     /// its age is a live lower bound.
-    pub async fn run_probe(self: Arc<Self>, stop: CancellationToken) {
+    /// The task and the thread are owned by `life`'s [`Stage::Front`]; both end when it stops.
+    pub async fn run_probe(self: Arc<Self>, life: Lifecycle) {
+        let stop = life.token(Stage::Front);
         let (tx, rx) = match std::os::unix::net::UnixDatagram::pair() {
             Ok(pair) => pair,
             Err(e) => {
@@ -190,9 +192,10 @@ impl FrontDoor {
             }
         };
         let door = self.clone();
-        let sender = std::thread::Builder::new()
-            .name("front-door-probe".into())
-            .spawn(move || door.send_probes(&tx));
+        // Ends at its first send after this task returns (the receiving socket is gone).
+        let sender = life.spawn_thread(Stage::Front, "front-door-probe".into(), move || {
+            door.send_probes(&tx)
+        });
         if let Err(e) = sender {
             tracing::warn!(error = %e, "front door: cannot start its probe thread; the front door stays open");
             return;
@@ -239,6 +242,7 @@ impl FrontDoor {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test that hogs the runtime on purpose
 mod tests {
     use super::*;
 
@@ -293,8 +297,8 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn the_probe_sees_a_busy_runtime() {
         let door = FrontDoor::new(Duration::from_millis(5));
-        let stop = CancellationToken::new();
-        tokio::spawn(door.clone().run_probe(stop.clone()));
+        let life = Lifecycle::new();
+        life.spawn(Stage::Front, door.clone().run_probe(life.clone()));
         // Let the probe start, then hog the only worker thread past the budget.
         tokio::time::sleep(Duration::from_millis(5)).await;
         let hog = tokio::spawn(async {
@@ -304,7 +308,13 @@ mod tests {
         tokio::task::yield_now().await;
         // The probe has either measured the stall or is still inside it.
         let lag = door.lag(Instant::now());
-        stop.cancel();
+        let stopped = life
+            .stop(Stage::Front, Instant::now() + Duration::from_secs(2))
+            .await;
         assert!(lag >= Duration::from_millis(20), "lag {lag:?}");
+        assert!(
+            stopped.is_clean(),
+            "the probe's task and thread end: {stopped:?}"
+        );
     }
 }

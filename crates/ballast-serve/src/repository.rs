@@ -34,6 +34,8 @@ pub struct RepositoryOptions {
     pub tap: crate::observe::Tap,
     /// The prediction log, when predictions are logged.
     pub logs: Option<crate::capture::PredictionLogs>,
+    /// The owner of the versions' batcher tasks and engine threads.
+    pub lifecycle: crate::lifecycle::Lifecycle,
 }
 
 impl Default for RepositoryOptions {
@@ -44,6 +46,7 @@ impl Default for RepositoryOptions {
             strict: false,
             tap: crate::observe::Tap::new(),
             logs: None,
+            lifecycle: crate::lifecycle::Lifecycle::new(),
         }
     }
 }
@@ -130,6 +133,7 @@ pub struct ModelRepository {
     source: std::sync::OnceLock<Arc<crate::watch::Source>>,
     tap: crate::observe::Tap,
     logs: Option<crate::capture::PredictionLogs>,
+    lifecycle: crate::lifecycle::Lifecycle,
 }
 
 impl ModelRepository {
@@ -208,7 +212,19 @@ impl ModelRepository {
             failures: Mutex::new(BTreeMap::new()),
             source: std::sync::OnceLock::new(),
             logs: None,
+            lifecycle: crate::lifecycle::Lifecycle::new(),
         }
+    }
+
+    /// Versions started from now on run their batchers and engine threads under `life`.
+    pub fn with_lifecycle(mut self, life: crate::lifecycle::Lifecycle) -> Self {
+        self.lifecycle = life;
+        self
+    }
+
+    /// The owner of this repository's versions' tasks and threads.
+    pub fn lifecycle(&self) -> &crate::lifecycle::Lifecycle {
+        &self.lifecycle
     }
 
     /// Logs the predictions of versions started from now on (per their `[log]` config).
@@ -242,7 +258,9 @@ impl ModelRepository {
         specs: Vec<ModelSpec>,
         options: &RepositoryOptions,
     ) -> Result<Self, Error> {
-        let repo = Self::observed(options.tap.clone()).with_logs(options.logs.clone());
+        let repo = Self::observed(options.tap.clone())
+            .with_logs(options.logs.clone())
+            .with_lifecycle(options.lifecycle.clone());
         let mut models: BTreeMap<String, BTreeMap<u64, Arc<ModelVersion>>> = BTreeMap::new();
         for spec in specs {
             let warm = options.warmup && spec.config.warmup;
@@ -275,6 +293,7 @@ impl ModelRepository {
             spec.backend,
             spec.config,
             self.draining.clone(),
+            &self.lifecycle,
         )?;
         if warm {
             let admission = mv.admit(Protocol::Internal, Priority::Critical, Some(1), None)?;
@@ -355,6 +374,17 @@ impl ModelRepository {
             self.retire(&old, None);
         }
         self.table.store(Arc::new(table));
+    }
+
+    /// Shutdown, after the drain: stops serving every model. Each version is dropped once its
+    /// last request lets go of it; its queue closes, so its batcher task and engine threads end
+    /// ([`crate::lifecycle::Stage::Engines`]) and observers hear that it stopped.
+    pub fn shut_down(&self) {
+        let _w = self.write.lock();
+        let old = self.table.swap(Arc::new(Table::new()));
+        for entry in old.values() {
+            self.retire(entry, None);
+        }
     }
 
     fn retire(&self, old: &ModelEntry, new: Option<&Arc<ModelEntry>>) {

@@ -202,11 +202,40 @@ async fn shadow(
     } else {
         Vec::new()
     };
+    let logged_inputs = match &target.logged {
+        Some(_) => request.inputs.clone(),
+        None => Vec::new(),
+    };
     let result = match target.admit(Protocol::Internal, Priority::Shadow, rows, None) {
         Ok(admission) => target.infer(admission, request).await,
         Err(e) => Err(e),
     };
     let elapsed = started.elapsed();
+    if let (Some(log), Some(route)) = (&target.logged, &ctx.route) {
+        // On record as the candidate's run of the client's request (same id, arm
+        // `candidate`, priority `shadow`), whether it answered or not.
+        log.mirrored(crate::capture::record(
+            &ctx,
+            crate::capture::Outcome {
+                model: &route.model,
+                version: &route.version,
+                status: match &result {
+                    Ok(_) => ballast_capture::record::Status::Ok,
+                    Err(e) if is_capacity_failure(e.code) => {
+                        ballast_capture::record::Status::Refused
+                    }
+                    Err(_) => ballast_capture::record::Status::Error,
+                },
+                code: result.as_ref().err().map(|e| e.code),
+                timing: result.as_ref().ok().map(|r| r.timing),
+                inputs: logged_inputs,
+                outputs: result
+                    .as_ref()
+                    .map_or_else(|_| Vec::new(), |r| r.outputs.clone()),
+                parameters: None,
+            },
+        ));
+    }
     if let Some(route) = &ctx.route {
         target.observed.emit(crate::observe::Finished {
             ctx: &ctx,

@@ -17,6 +17,7 @@ use ballast_loadgen::{LiveStats, Mode, Payloads, Protocol, Report, RunConfig, Ta
 use ballast_registry::store::{EventFilter, ModelCard, RolloutState};
 use ballast_registry::{PRODUCTION, Registry, RegistryOptions};
 use ballast_serve::ModelRepository;
+use ballast_serve::{Lifecycle, Stage};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::DemoArgs;
@@ -95,6 +96,8 @@ fn write_models(dir: &Path) -> anyhow::Result<()> {
 
 /// The demo's monitor: row windows small enough to close several times a phase.
 const DEMO_WINDOW_ROWS: u64 = 20_000;
+/// Time the demo gives its server to drain and its background work to stop at the end.
+const DEMO_GRACE: Duration = Duration::from_secs(10);
 
 /// The demo's alert rule: a feature whose PSI in a closed window passes 0.25 (the usual
 /// "significant shift" line).
@@ -131,20 +134,20 @@ fn fraud_rows() -> anyhow::Result<Vec<Vec<f32>>> {
     Ok(rows)
 }
 
-async fn bind(args: &DemoArgs) -> anyhow::Result<Server> {
+async fn bind(args: &DemoArgs, life: &Lifecycle) -> anyhow::Result<Server> {
     let config = |http: u16, grpc: u16| ApiConfig {
         http_addr: ([127, 0, 0, 1], http).into(),
         grpc_addr: ([127, 0, 0, 1], grpc).into(),
         ..ApiConfig::default()
     };
-    match Server::bind(config(args.http_port, args.grpc_port)).await {
+    match Server::bind(config(args.http_port, args.grpc_port), life.clone()).await {
         Ok(s) => Ok(s),
         Err(e) => {
             println!(
                 "ports {}/{} are taken ({e}); using free ports instead",
                 args.http_port, args.grpc_port
             );
-            Ok(Server::bind(config(0, 0)).await?)
+            Ok(Server::bind(config(0, 0), life.clone()).await?)
         }
     }
 }
@@ -331,6 +334,8 @@ async fn generate(
     };
     let (target, config, payloads) = (target.clone(), config.clone(), payloads.clone());
     let (tx, rx) = tokio::sync::oneshot::channel();
+    // The demo's client, not the server: it sends its report as its last act, awaited below.
+    #[allow(clippy::disallowed_methods)]
     std::thread::Builder::new()
         .name("demo-loadgen".into())
         .spawn(move || {
@@ -352,10 +357,12 @@ async fn generate(
 pub async fn run(args: DemoArgs, cores: Option<Cores>) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("creating a temporary model repository")?;
     write_models(dir.path())?;
-    let server = bind(&args).await?;
+    // One owner for every task and thread, stopped in order at the end (as `ballast serve`).
+    let life = Lifecycle::new();
+    let server = bind(&args, &life).await?;
     let shutdown = CancellationToken::new();
     let handle = server.handle(shutdown.clone())?;
-    let serving = tokio::spawn(server.run(shutdown.clone()));
+    let serving = life.spawn(Stage::Front, server.run(shutdown.clone()));
     // The bundled repository goes through the registry, as a team's models would: imported
     // with a model card, served by the deployer, fraud v1 in production (a model's first
     // version becomes production).
@@ -377,25 +384,34 @@ pub async fn run(args: DemoArgs, cores: Option<Cores>) -> anyhow::Result<()> {
         },
     ));
     let tap = ballast_serve::observe::Tap::new();
-    tap.attach(monitor.clone(), ballast_serve::observe::DEFAULT_CAPACITY)
-        .context("starting the monitor's thread")?;
+    tap.attach(
+        monitor.clone(),
+        ballast_serve::observe::DEFAULT_CAPACITY,
+        &life,
+    )
+    .context("starting the monitor's thread")?;
     handle.set_monitor(monitor.clone());
     let alerts = Arc::new(ballast_monitor::alerts::Alerts::new(
         vec![demo_alert_rule()],
         &ballast_monitor::alerts::AlertingConfig::default(),
     ));
     handle.set_alerts(alerts.clone());
-    let evaluating = {
-        let stop = shutdown.clone();
-        tokio::spawn(
+    {
+        let stop = life.token(Stage::Control);
+        life.spawn(
+            Stage::Control,
             alerts
                 .clone()
                 .run(monitor.clone(), async move { stop.cancelled().await }),
-        )
-    };
+        );
+    }
     // The prediction log, as `ballast serve` keeps it: every version logs (durably) from its start.
     let logs = crate::demo_logs::open(dir.path())?;
-    let repo = Arc::new(ModelRepository::observed(tap).with_logs(Some(logs.clone())));
+    let repo = Arc::new(
+        ModelRepository::observed(tap.clone())
+            .with_logs(Some(logs.clone()))
+            .with_lifecycle(life.clone()),
+    );
     let deployer = Arc::new(Deployer::new(
         registry.clone(),
         repo.clone(),
@@ -408,8 +424,11 @@ pub async fn run(args: DemoArgs, cores: Option<Cores>) -> anyhow::Result<()> {
         .reconcile()
         .await
         .context("loading the bundled models")?;
-    handle.set_repository(repo);
-    let deploying = tokio::spawn(deployer.clone().run(shutdown.clone()));
+    handle.set_repository(repo.clone());
+    life.spawn(
+        Stage::Control,
+        deployer.clone().run(life.token(Stage::Control)),
+    );
     let http = format!("http://{}", handle.http_addr);
     let grpc = format!("http://{}", handle.grpc_addr);
 
@@ -737,12 +756,32 @@ pub async fn run(args: DemoArgs, cores: Option<Cores>) -> anyhow::Result<()> {
         println!("\nStill serving at {http} — press Ctrl-C to stop.");
         crate::serve::shutdown_on_signal(shutdown.clone()).await;
     }
-    serving.await.context("server task")??;
-    deploying.await.context("deployer task")?;
-    evaluating.await.context("alert task")?;
-    let log = logs.log.clone();
-    tokio::task::spawn_blocking(move || log.close())
-        .await
-        .context("closing the prediction log")?;
+    let (served, _) = tokio::join!(
+        serving,
+        life.stop(Stage::Control, tokio::time::Instant::now() + DEMO_GRACE)
+    );
+    served.context("server task")??;
+    let parts = crate::shutdown::Parts {
+        life,
+        repo: Some(repo),
+        tap,
+        logs: Some(logs),
+    };
+    let stopped = crate::shutdown::finish(parts, DEMO_GRACE).await;
+    let joined: usize = stopped.iter().map(|s| s.threads_joined).sum();
+    if stopped.iter().all(|s| s.is_clean()) {
+        println!(
+            "\nStopped in order ({}): {joined} threads joined, the prediction log flushed and closed.",
+            stopped
+                .iter()
+                .map(|s| s.stage.name())
+                .collect::<Vec<_>>()
+                .join(" → ")
+        );
+    } else {
+        println!(
+            "\nStopped, with background work still running when the grace period ended (see the log)."
+        );
+    }
     Ok(())
 }

@@ -12,6 +12,7 @@ mod logs_cli;
 mod readme_check;
 mod registry_cli;
 mod serve;
+mod shutdown;
 
 use std::process::ExitCode;
 

@@ -1,6 +1,9 @@
 //! `ballast serve`: bind both listeners, load and warm every model (from a read-only
 //! repository, or from the registry with the deployer and the admin API), serve, drain on
-//! SIGTERM.
+//! SIGTERM and stop everything in order (`shutdown.rs`).
+//!
+//! One [`Lifecycle`] is made here and passed down: every task and thread the server starts
+//! is owned by one of its stages.
 
 use std::sync::Arc;
 
@@ -9,21 +12,24 @@ use ballast_api::{ApiConfig, Server};
 use ballast_deploy::{DeployOptions, Deployer, EngineLoader};
 use ballast_registry::signing::{self, SignaturePolicy};
 use ballast_registry::{Registry, RegistryOptions};
-use ballast_serve::{ModelRepository, RepositoryOptions};
+use ballast_serve::{Lifecycle, ModelRepository, RepositoryOptions, Stage};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::ServeSettings;
 
 pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
-    let server = Server::bind(ApiConfig {
-        http_addr: settings.http_addr,
-        grpc_addr: settings.grpc_addr,
-        max_request_bytes: settings.max_request_bytes,
-        drain_grace: settings.drain_grace,
-        max_connections: settings.max_connections,
-        front_door_target: settings.front_door_target,
-    })
+    let life = Lifecycle::new();
+    let server = Server::bind(
+        ApiConfig {
+            http_addr: settings.http_addr,
+            grpc_addr: settings.grpc_addr,
+            max_request_bytes: settings.max_request_bytes,
+            drain_grace: settings.drain_grace,
+            max_connections: settings.max_connections,
+            front_door_target: settings.front_door_target,
+        },
+        life.clone(),
+    )
     .await
     .with_context(|| {
         format!(
@@ -34,27 +40,44 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let handle = server.handle(shutdown.clone())?;
     tracing::info!(http = %handle.http_addr, grpc = %handle.grpc_addr, "listening; loading models");
-    let serving = tokio::spawn(server.run(shutdown.clone()));
-    tokio::spawn(shutdown_on_signal(shutdown.clone()));
-    // The deployer's loop and the admin API: stopped by `shutdown`, waited for before exit.
-    let background = TaskTracker::new();
+    // The listeners and the drain: joined below, before the stages stop.
+    let serving = life.spawn(Stage::Front, server.run(shutdown.clone()));
+    {
+        let (signal, control) = (shutdown.clone(), life.token(Stage::Control));
+        life.spawn(Stage::Control, async move {
+            tokio::select! {
+                () = shutdown_on_signal(signal) => {}
+                () = control.cancelled() => {}
+            }
+        });
+    }
+    // The control plane (deployer, admin API, watcher, alert evaluation) stops as soon as
+    // shutdown begins, alongside the drain.
+    let control = life.token(Stage::Control);
     // Observers attach before any model loads: each version asks them what it should hand over.
     let tap = ballast_serve::observe::Tap::new();
     if let Some(options) = settings.monitor.clone() {
         let monitor = Arc::new(ballast_monitor::Monitor::new(options));
-        tap.attach(monitor.clone(), ballast_serve::observe::DEFAULT_CAPACITY)
-            .context("cannot start the monitor's thread")?;
+        tap.attach(
+            monitor.clone(),
+            ballast_serve::observe::DEFAULT_CAPACITY,
+            &life,
+        )
+        .context("cannot start the monitor's thread")?;
         if !settings.alert_rules.is_empty() {
             let alerts = Arc::new(
                 ballast_monitor::alerts::Alerts::new(
                     settings.alert_rules.clone(),
                     &settings.alerting,
                 )
-                .start_delivery(),
+                .start_delivery(&life),
             );
             handle.set_alerts(alerts.clone());
-            let stop = shutdown.clone();
-            background.spawn(alerts.run(monitor.clone(), async move { stop.cancelled().await }));
+            let stop = control.clone();
+            life.spawn(
+                Stage::Control,
+                alerts.run(monitor.clone(), async move { stop.cancelled().await }),
+            );
             tracing::info!(
                 rules = settings.alert_rules.len(),
                 webhooks = settings.alerting.webhook.len(),
@@ -82,6 +105,7 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
                 strict: settings.strict,
                 tap: tap.clone(),
                 logs: logs.clone(),
+                lifecycle: life.clone(),
                 ..RepositoryOptions::default()
             };
             let loading = ModelRepository::load(dir, &options);
@@ -89,6 +113,9 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
                 repo = loading => repo,
                 () = shutdown.cancelled() => {
                     tracing::info!("shutdown requested while loading models");
+                    let _ = serving.await;
+                    let parts = crate::shutdown::Parts { life, repo: None, tap, logs };
+                    crate::shutdown::finish(parts, settings.drain_grace).await;
                     return Ok(());
                 }
             };
@@ -101,13 +128,7 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
                         options,
                     ));
                     repo.attach_source(source.clone());
-                    watch_repository(
-                        &background,
-                        repo.clone(),
-                        source,
-                        settings.repository_poll,
-                        shutdown.clone(),
-                    );
+                    watch_repository(&life, repo.clone(), source, settings.repository_poll);
                     repo
                 }
                 Err(e) => {
@@ -117,9 +138,7 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
                 }
             }
         }
-        None => match start_registry(&settings, tap, logs.clone(), shutdown.clone(), &background)
-            .await
-        {
+        None => match start_registry(&settings, tap.clone(), logs.clone(), &life).await {
             Ok(repo) => repo,
             Err(e) => {
                 shutdown.cancel();
@@ -128,37 +147,31 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
             }
         },
     };
-    handle.set_repository(repo);
+    handle.set_repository(repo.clone());
     tracing::info!(http = %handle.http_addr, grpc = %handle.grpc_addr, "ready");
-    let left = serving.await.context("server task failed")??;
+    // Shutdown: the control plane stops while the server drains; then the rest, in order.
+    let (served, _) = tokio::join!(serving, async {
+        shutdown.cancelled().await;
+        life.stop(
+            Stage::Control,
+            tokio::time::Instant::now() + settings.drain_grace,
+        )
+        .await
+    });
+    let left = served.context("server task failed")??;
     if left > 0 {
         tracing::warn!(
             requests = left,
             "grace period ended with requests still in flight"
         );
     }
-    background.close();
-    if tokio::time::timeout(settings.drain_grace, background.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            tasks = background.len(),
-            "background tasks (deployer, admin API) still running after the grace period"
-        );
-    }
-    // Last: every request has been answered, so every record is queued. Write and fsync
-    // them, roll the WAL into segments, join the log's threads.
-    if let Some(l) = logs {
-        let log = l.log.clone();
-        let closed = tokio::task::spawn_blocking(move || log.close()).await;
-        if closed.is_err() {
-            tracing::error!(
-                "the prediction log did not close cleanly; its WAL is recovered at the next start"
-            );
-        }
-        tracing::info!(location = %l.log.sink().location(), "prediction log flushed and closed");
-    }
+    let parts = crate::shutdown::Parts {
+        life,
+        repo: Some(repo),
+        tap,
+        logs,
+    };
+    crate::shutdown::finish(parts, settings.drain_grace).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -195,14 +208,14 @@ fn open_prediction_log(
 /// SIGHUP rescans the repository in every mode (the process keeps running); poll mode also
 /// rescans every `every`. Both stop at shutdown.
 fn watch_repository(
-    background: &TaskTracker,
+    life: &Lifecycle,
     repo: Arc<ModelRepository>,
     source: Arc<ballast_serve::watch::Source>,
     every: std::time::Duration,
-    shutdown: CancellationToken,
 ) {
     let poll = source.mode == ballast_serve::watch::ControlMode::Poll;
-    background.spawn(async move {
+    let shutdown = life.token(Stage::Control);
+    life.spawn(Stage::Control, async move {
         #[cfg(unix)]
         let mut hangup =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -246,8 +259,7 @@ async fn start_registry(
     settings: &ServeSettings,
     tap: ballast_serve::observe::Tap,
     logs: Option<ballast_serve::capture::PredictionLogs>,
-    shutdown: CancellationToken,
-    background: &TaskTracker,
+    life: &Lifecycle,
 ) -> anyhow::Result<Arc<ModelRepository>> {
     let trusted = settings
         .trusted_keys
@@ -266,7 +278,11 @@ async fn start_registry(
             settings.data_dir.display()
         )
     })?;
-    let repo = Arc::new(ModelRepository::observed(tap).with_logs(logs));
+    let repo = Arc::new(
+        ModelRepository::observed(tap)
+            .with_logs(logs)
+            .with_lifecycle(life.clone()),
+    );
     let deployer = Arc::new(Deployer::new(
         Arc::new(registry),
         repo.clone(),
@@ -283,8 +299,8 @@ async fn start_registry(
         deployer: deployer.clone(),
         token: settings.admin_token.as_deref().map(Arc::from),
     });
-    let admin_stop = shutdown.clone();
-    background.spawn(async move {
+    let admin_stop = life.token(Stage::Control);
+    life.spawn(Stage::Control, async move {
         let served = axum::serve(admin, router)
             .with_graceful_shutdown(async move { admin_stop.cancelled().await })
             .await;
@@ -301,7 +317,7 @@ async fn start_registry(
         .reconcile()
         .await
         .context("cannot read the registry")?;
-    background.spawn(deployer.run(shutdown));
+    life.spawn(Stage::Control, deployer.run(life.token(Stage::Control)));
     Ok(repo)
 }
 

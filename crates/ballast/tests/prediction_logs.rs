@@ -45,6 +45,10 @@ struct Server {
 }
 
 fn spawn(repo: &Path, data: &Path) -> Child {
+    spawn_with(repo, data, &["--no-monitor"])
+}
+
+fn spawn_with(repo: &Path, data: &Path, extra: &[&str]) -> Child {
     Command::new(BIN)
         .args([
             "serve",
@@ -54,9 +58,9 @@ fn spawn(repo: &Path, data: &Path) -> Child {
             "0",
             "--log-format",
             "json",
-            "--no-monitor",
-            "--model-repository",
         ])
+        .args(extra)
+        .arg("--model-repository")
         .arg(repo)
         .arg("--data-dir")
         .arg(data)
@@ -67,7 +71,10 @@ fn spawn(repo: &Path, data: &Path) -> Child {
 }
 
 fn start(repo: &Path, data: &Path) -> Server {
-    let mut child = spawn(repo, data);
+    started(spawn(repo, data))
+}
+
+fn started(mut child: Child) -> Server {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let started = Instant::now();
     let mut http = None;
@@ -295,10 +302,11 @@ fn check_nothing_lost_nothing_twice(acked: &[String], seen: &BTreeMap<String, us
 }
 
 #[test]
-fn sigterm_under_load_keeps_every_acknowledged_record() {
+fn sigterm_under_load_keeps_every_acknowledged_record_and_stops_everything_in_order() {
     let repo = repository("");
     let data = tempfile::tempdir().unwrap();
-    let server = start(repo.path(), data.path());
+    // The monitor on: its observer thread is one of those that must stop.
+    let server = started(spawn_with(repo.path(), data.path(), &[]));
     let url = format!("http://{}/v2/models/fraud/infer", server.http);
     let acked = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -329,6 +337,40 @@ fn sigterm_under_load_keeps_every_acknowledged_record() {
         "the load was real: {before} answered before SIGTERM"
     );
     check_nothing_lost_nothing_twice(&acked, &logged_ids(data.path()));
+    check_stopped_in_order(&rest);
+}
+
+/// The shutdown log: the drain first, then every stage in order with nothing left running,
+/// the prediction log closed after the stages.
+fn check_stopped_in_order(lines: &[String]) {
+    let events: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let at = |message: &str| {
+        events
+            .iter()
+            .position(|e| e["fields"]["message"] == message)
+            .unwrap_or_else(|| panic!("no '{message}' in the shutdown log: {lines:#?}"))
+    };
+    let drain = at("shutdown requested: readiness off, draining in-flight requests");
+    let log_closed = at("prediction log flushed and closed");
+    let all = at("every background task and thread stopped");
+    assert!(drain < log_closed && log_closed < all, "{lines:#?}");
+    let summary = &events[all]["fields"];
+    assert_eq!(
+        summary["order"], "control → front → engines → observers → delivery",
+        "{summary}"
+    );
+    // At least the model's engine thread, the monitor's observer and the door's probe.
+    assert!(
+        summary["threads_joined"].as_u64().unwrap() >= 3,
+        "{summary}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("still running")),
+        "{lines:#?}"
+    );
 }
 
 #[test]
@@ -396,4 +438,103 @@ fn kill_9_loop_under_durable_logging_loses_and_duplicates_nothing() {
         ids.len(),
         seen.len()
     );
+}
+
+/// `ballast` run against the registry in `data`; panics with its stderr when it fails.
+fn registry_cli(data: &Path, args: &[&str]) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("BALLAST_DATA_DIR", data)
+        .env("BALLAST_ACTOR", "test")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ballast {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A shadow mirror is on record as the candidate's run of the client's request: same id, arm
+/// `candidate`, priority `shadow`, with the candidate's own outputs; the client's record stays
+/// the baseline's.
+#[test]
+fn shadow_mirrors_are_logged_as_the_candidates_runs() {
+    let data = tempfile::tempdir().unwrap();
+    for v in ["1", "2"] {
+        let dir = examples().join(format!("fraud/{v}"));
+        registry_cli(
+            data.path(),
+            &[
+                "model",
+                "push",
+                dir.to_str().unwrap(),
+                "--name",
+                "fraud",
+                "--allow-missing-card",
+                "--no-check",
+            ],
+        );
+    }
+    registry_cli(
+        data.path(),
+        &["policy", "set", "fraud", "--shadow", "2:100"],
+    );
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--http-port",
+            "0",
+            "--grpc-port",
+            "0",
+            "--admin-port",
+            "0",
+            "--log-format",
+            "json",
+            "--no-monitor",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = started(child);
+    let url = format!("http://{}/v2/models/fraud/infer", server.http);
+    let rt = runtime();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        for i in 0..30 {
+            let r = client
+                .post(&url)
+                .json(&body(&format!("s-{i}"), i))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    });
+    let (code, rest) = server.stop();
+    assert_eq!(code, Some(0), "{rest:?}");
+    let records = query(data.path(), &[]);
+    let baseline: Vec<&Value> = records.iter().filter(|r| r["version"] == "1").collect();
+    let mirrors: Vec<&Value> = records.iter().filter(|r| r["version"] == "2").collect();
+    assert_eq!(baseline.len(), 30, "{records:#?}");
+    // A mirror can be dropped for capacity, never invented: at most one per request, and with
+    // 30 sequential requests on an idle server, all of them.
+    assert_eq!(mirrors.len(), 30, "{records:#?}");
+    for m in &mirrors {
+        assert_eq!(m["arm"], "candidate", "{m}");
+        assert_eq!(m["priority"], "shadow", "{m}");
+        assert_eq!(m["status"], "ok", "{m}");
+        let id = m["id"].as_str().unwrap();
+        assert!(
+            baseline.iter().any(|b| b["id"] == id),
+            "mirror {id} has no client request"
+        );
+        assert!(m["outputs"]["probability"][0].as_f64().is_some(), "{m}");
+    }
+    for b in &baseline {
+        assert_ne!(b["priority"], "shadow", "{b}");
+    }
 }

@@ -1,6 +1,7 @@
 //! Shared test harness: a real server on 127.0.0.1:0 (HTTP and gRPC) over either the example
 //! model repository or test engines.
-
+// Test clients and fixtures spawn freely; the server under test owns its own work.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 #![allow(dead_code)]
 
@@ -74,7 +75,9 @@ fn launch(server: Server, repo: ModelRepository) -> TestServer {
 
 pub async fn start_repo(dir: &Path) -> TestServer {
     // Bind first so the recorder exists before the models register their metrics.
-    let server = Server::bind(api_config()).await.expect("bind");
+    let server = Server::bind(api_config(), ballast_serve::Lifecycle::new())
+        .await
+        .expect("bind");
     let repo = ModelRepository::load(dir, &RepositoryOptions::default())
         .await
         .expect("load repository");
@@ -135,7 +138,9 @@ pub async fn start_slow(
     config: ModelConfig,
     api: ApiConfig,
 ) -> TestServer {
-    let server = Server::bind(api).await.expect("bind");
+    let server = Server::bind(api, ballast_serve::Lifecycle::new())
+        .await
+        .expect("bind");
     let repo = ModelRepository::from_specs(
         vec![ModelSpec {
             name: name.into(),

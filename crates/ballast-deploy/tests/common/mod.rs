@@ -1,7 +1,8 @@
 //! Harness for registry-backed serving: a registry in a temp data dir, a real server on
 //! 127.0.0.1:0 fed by a deployer, generated XGBoost models, and a closed-loop HTTP load that
 //! counts every status it gets.
-
+// Test clients and fixtures spawn freely; the server under test owns its own work.
+#![allow(clippy::disallowed_methods)]
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 #![allow(dead_code)]
 
@@ -256,7 +257,9 @@ pub async fn start(dir: tempfile::TempDir) -> Stack {
         drain_grace: Duration::from_secs(5),
         ..ApiConfig::default()
     };
-    let server = Server::bind(api).await.unwrap();
+    let server = Server::bind(api, ballast_serve::Lifecycle::new())
+        .await
+        .unwrap();
     let token = CancellationToken::new();
     let handle = server.handle(token.clone()).unwrap();
     let registry = Arc::new(registry_at(dir.path()).await);

@@ -3,6 +3,8 @@
 //! points of error rate, one three times slower and one whose outputs diverge, each repeated
 //! `trials` times with default thresholds. Shared by the CI test (few trials) and the
 //! benchmark (`cargo bench -p ballast-deploy --bench gate_trials`, 20 trials).
+// Test clients and fixtures spawn freely; the server under test owns its own work.
+#![allow(clippy::disallowed_methods)]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -22,6 +22,7 @@ use ballast_engine::Backend;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::context::Priority;
+use crate::lifecycle::{Lifecycle, Stage};
 use crate::metrics::{ModelMetrics, Rejection};
 use admission::{Refusal, WaitGate};
 use batcher::{BatchState, BatcherTask, Entry};
@@ -51,12 +52,15 @@ impl Drop for Slot {
 }
 
 impl Scheduler {
-    /// Starts the batcher on the current tokio runtime and `config.instances` engine threads.
+    /// Starts the batcher on the current tokio runtime and `config.instances` engine threads,
+    /// all owned by `life`'s [`Stage::Engines`]: they end when the scheduler is dropped (its
+    /// queue closes, the batcher returns, the engine threads see their job channel close).
     pub fn start(
         model: Arc<str>,
         backend: Arc<dyn Backend>,
         config: &ModelConfig,
         metrics: ModelMetrics,
+        life: &Lifecycle,
     ) -> Result<Self, Error> {
         let per_call = config.max_batch_size.max(1);
         // `min_concurrency` once bounded an adaptive limit from below; it now only raises the
@@ -84,10 +88,10 @@ impl Scheduler {
                 metrics: metrics.clone(),
                 model: model.clone(),
             };
-            std::thread::Builder::new()
-                .name(format!("engine-{model}-{i}"))
-                .spawn(move || worker.run())
-                .map_err(|e| Error::internal(format!("cannot start engine thread: {e}")))?;
+            life.spawn_thread(Stage::Engines, format!("engine-{model}-{i}"), move || {
+                worker.run()
+            })
+            .map_err(|e| Error::internal(format!("cannot start engine thread: {e}")))?;
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
@@ -101,7 +105,7 @@ impl Scheduler {
             gate: gate.clone(),
             metrics: metrics.clone(),
         };
-        tokio::spawn(task.run());
+        life.spawn(Stage::Engines, task.run());
         Ok(Self {
             tx,
             queued,
