@@ -443,6 +443,9 @@ struct Writer {
     acks: Vec<Ack>,
     released: usize,
     released_bytes: usize,
+    /// Records framed since the last commit, durable and buffered (counted once per batch:
+    /// a labelled counter costs a registry lookup).
+    framed: [u64; 2],
     last_sync: Instant,
     /// When the last batch was committed (batches are at least a group-commit window apart).
     last_batch: Instant,
@@ -459,6 +462,7 @@ impl Writer {
             acks: Vec::new(),
             released: 0,
             released_bytes: 0,
+            framed: [0; 2],
             last_sync: Instant::now(),
             last_batch: Instant::now(),
             opened: Instant::now(),
@@ -554,7 +558,7 @@ impl Writer {
             r.redact(&mut record);
         }
         wal::frame(&record, &mut self.buf);
-        m::written(durability);
+        self.framed[durability as usize] += 1;
         if let Some(ack) = ack {
             self.acks.push(ack);
         }
@@ -571,6 +575,12 @@ impl Writer {
             .pending_bytes
             .fetch_sub(self.released_bytes, Ordering::AcqRel);
         (self.released, self.released_bytes) = (0, 0);
+        for d in [Durability::Durable, Durability::Buffered] {
+            let n = std::mem::take(&mut self.framed[d as usize]);
+            if n > 0 {
+                m::written(d, n);
+            }
+        }
         m::pending(self.shared.pending_records.load(Ordering::Acquire));
         if let Err(e) = &result {
             self.stop(e.to_string());

@@ -47,8 +47,8 @@ pub fn describe() {
     );
 }
 
-pub(crate) fn written(d: Durability) {
-    metrics::counter!(RECORDS_TOTAL, "durability" => d.as_str()).increment(1);
+pub(crate) fn written(d: Durability, n: u64) {
+    metrics::counter!(RECORDS_TOTAL, "durability" => d.as_str()).increment(n);
 }
 
 pub(crate) fn dropped(reason: &'static str) {

@@ -180,7 +180,10 @@ impl Deployer {
     /// Both loops run in this one task (joined, not spawned): its owner waits for both.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let judging = self.clone().judge_loop(stop.clone());
-        tokio::join!(judging, self.reconcile_loop(stop));
+        tokio::join!(judging, self.clone().reconcile_loop(stop));
+        // Stopped: let go of the versions it loaded, so that once the repository unloads them
+        // at shutdown nothing keeps their engine threads alive.
+        self.state.lock().await.loaded.clear();
     }
 
     async fn reconcile_loop(self: Arc<Self>, stop: CancellationToken) {

@@ -779,8 +779,10 @@ pub async fn run(args: DemoArgs, cores: Option<Cores>) -> anyhow::Result<()> {
                 .join(" → ")
         );
     } else {
+        let left = crate::shutdown::still_running(&stopped);
         println!(
-            "\nStopped, with background work still running when the grace period ended (see the log)."
+            "\nStopped, but when the grace period ended these were still running: {}",
+            left.join(", ")
         );
     }
     Ok(())

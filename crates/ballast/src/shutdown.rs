@@ -59,18 +59,7 @@ pub async fn finish(parts: Parts, grace: Duration) -> Vec<Stopped> {
         }
     }
     ballast_api::telemetry::stop_upkeep();
-    let left: Vec<String> = stopped
-        .iter()
-        .filter(|s| !s.is_clean())
-        .map(|s| {
-            format!(
-                "{} ({} tasks, {} threads)",
-                s.stage.name(),
-                s.tasks_left,
-                s.threads_left
-            )
-        })
-        .collect();
+    let left = still_running(&stopped);
     let order: Vec<&str> = stopped.iter().map(|s| s.stage.name()).collect();
     let threads: usize = stopped.iter().map(|s| s.threads_joined).sum();
     if left.is_empty() {
@@ -86,4 +75,20 @@ pub async fn finish(parts: Parts, grace: Duration) -> Vec<Stopped> {
         );
     }
     stopped
+}
+
+/// The stages that had work left when their time ran out, each with what was left.
+pub fn still_running(stopped: &[Stopped]) -> Vec<String> {
+    stopped
+        .iter()
+        .filter(|s| !s.is_clean())
+        .map(|s| {
+            format!(
+                "{} ({} tasks, {} threads)",
+                s.stage.name(),
+                s.tasks_left,
+                s.threads_left
+            )
+        })
+        .collect()
 }

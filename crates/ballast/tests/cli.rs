@@ -174,6 +174,8 @@ fn demo_serves_and_drives_traffic_then_exits() {
         "read_parquet(",
         "curl",
         "ok/s",
+        "Stopped in order (control → front → engines → observers → delivery)",
+        "the prediction log flushed and closed",
     ] {
         assert!(
             stdout.contains(fragment),
