@@ -20,6 +20,7 @@ use ballast_core::{Tensor, TensorData};
 
 fn record(i: u64) -> Record {
     Record {
+        id_generated: false,
         id: format!("{i:032x}"),
         trace_id: None,
         time_us: 1_765_000_000_000_000 + i as i64,

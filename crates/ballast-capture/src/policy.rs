@@ -222,9 +222,11 @@ impl Redactor for Policy {
         if let Some(p) = record.parameters.take() {
             record.parameters = self.parameters(&p, &mut counts);
         }
-        // The request id is the client's and is echoed to it; it is scanned like any string
-        // so that an id made of an e-mail address is not written as one.
-        if let Some(scanner) = &self.scanner
+        // A client's request id is echoed to it; it is scanned like any string so that an id
+        // made of an e-mail address is not written as one. An id the server generated holds
+        // nothing of the client's and is not scanned.
+        if !record.id_generated
+            && let Some(scanner) = &self.scanner
             && let std::borrow::Cow::Owned(clean) = scanner.redact(&record.id, &mut counts)
         {
             record.id = clean;
@@ -284,6 +286,7 @@ mod tests {
 
     fn record(inputs: Vec<Tensor>, parameters: Option<&str>) -> Record {
         Record {
+            id_generated: false,
             id: "r-1".into(),
             trace_id: None,
             time_us: 0,
@@ -313,6 +316,22 @@ mod tests {
             outputs: Vec::new(),
         };
         Policy::build("notes", &LogConfig::default(), &signature, &[7; 32]).unwrap()
+    }
+
+    #[test]
+    fn a_client_request_id_is_scanned_and_a_generated_one_is_not() {
+        let p = policy();
+        let mut client = record(Vec::new(), None);
+        client.id = "jane.doe@example.com".into();
+        p.redact(&mut client);
+        assert_eq!(client.id, "<EMAIL>");
+        // The server's own ids are hex counters: nothing of the client's, never scanned. (An
+        // e-mail address here stands for "what a scan would change".)
+        let mut generated = record(Vec::new(), None);
+        generated.id = "jane.doe@example.com".into();
+        generated.id_generated = true;
+        p.redact(&mut generated);
+        assert_eq!(generated.id, "jane.doe@example.com");
     }
 
     #[test]

@@ -53,6 +53,9 @@ impl Status {
 pub struct Record {
     /// The OIP `id`, else `x-request-id`, else the generated one (as echoed to the client).
     pub id: String,
+    /// The server made the id (it is not client data): redaction need not scan it. Not
+    /// stored; a record read back says `false`.
+    pub id_generated: bool,
     /// W3C trace id (32 hex digits), when the request carried a `traceparent`.
     pub trace_id: Option<String>,
     /// Arrival, microseconds since the Unix epoch (UTC).
@@ -201,6 +204,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, CaptureError> {
         )));
     }
     Ok(Record {
+        id_generated: false,
         id,
         trace_id,
         time_us,
@@ -341,6 +345,7 @@ pub(crate) mod tests {
 
     pub(crate) fn sample(id: &str) -> Record {
         Record {
+            id_generated: false,
             id: id.into(),
             trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
             time_us: 1_765_000_000_123_456,

@@ -451,6 +451,7 @@ pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Record>, CaptureError> {
             other => return Err(CaptureError::Corrupt(format!("unknown status {other:?}"))),
         };
         out.push(Record {
+            id_generated: false,
             id: id.value(i).to_string(),
             trace_id: opt_str(trace, i),
             time_us: time.value(i),

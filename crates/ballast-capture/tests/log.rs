@@ -16,6 +16,7 @@ use ballast_core::{Tensor, TensorData};
 
 fn record(id: usize, model: &str) -> Record {
     Record {
+        id_generated: false,
         id: format!("req-{id}"),
         trace_id: None,
         time_us: 1_765_000_000_000_000 + id as i64,

@@ -172,6 +172,7 @@ pub fn record(ctx: &RequestContext, o: Outcome<'_>) -> Record {
         .map_or(0, micros);
     let route = ctx.route.as_ref();
     Record {
+        id_generated: ctx.id.is_generated(),
         id: ctx.id.to_string(),
         trace_id: ctx.trace.map(|t| format!("{:032x}", t.trace_id)),
         time_us,
