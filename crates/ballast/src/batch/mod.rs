@@ -50,6 +50,17 @@ impl std::error::Error for Usage {}
 /// Parts decoded ahead of the engine, and scored parts waiting for the writer.
 const PIPELINE_DEPTH: usize = 2;
 
+/// Seconds of work of each pipeline stage.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Busy {
+    /// Reading parts and building the engine's input tensors.
+    pub read: f64,
+    /// Engine calls.
+    pub engine: f64,
+    /// Building the output columns, writing and fsyncing parts, the checkpoint.
+    pub write: f64,
+}
+
 /// The model as the server would run it.
 struct Model {
     name: String,
@@ -67,6 +78,10 @@ struct Model {
 pub struct Summary {
     pub model: String,
     pub version: u64,
+    /// The engine that ran it (`tract`, `onnxruntime`, `trees`, `onnx-ml`).
+    pub engine: &'static str,
+    /// Rows per engine call.
+    pub batch_rows: usize,
     pub output: PathBuf,
     pub files: usize,
     pub parts: usize,
@@ -82,6 +97,9 @@ pub struct Summary {
     pub rows_per_s: f64,
     /// Seconds of the whole command (registry, model load, input scan, scoring).
     pub total_seconds: f64,
+    /// Seconds each pipeline stage worked (the rest it waited for its neighbours): the one
+    /// near `seconds` is the bottleneck.
+    pub busy_seconds: Busy,
     /// With `--compare-engine`: the engine alone over the same input tensors, rows/s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine_rows_per_s: Option<f64>,
@@ -318,7 +336,7 @@ fn score(
 
     let bar = progress_bar(args, rows_todo);
     let scoring = Instant::now();
-    let (checkpoint, rows_scored) =
+    let (checkpoint, rows_scored, busy) =
         pipeline(model, &files, &mappings, &layout, &todo, checkpoint, &bar)?;
     let seconds = scoring.elapsed().as_secs_f64();
     bar.finish_and_clear();
@@ -337,6 +355,8 @@ fn score(
     Ok(Summary {
         model: model.name.clone(),
         version: model.version,
+        engine: model.backend.engine(),
+        batch_rows: model.batch_rows,
         output: args.output.clone(),
         files: files.len(),
         parts: all.len(),
@@ -347,6 +367,7 @@ fn score(
         seconds,
         rows_per_s,
         total_seconds: 0.0,
+        busy_seconds: busy,
         engine_rows_per_s,
         ratio: engine_rows_per_s
             .filter(|e| *e > 0.0)
@@ -363,14 +384,17 @@ fn pipeline(
     todo: &[(usize, usize)],
     mut checkpoint: Checkpoint,
     bar: &ProgressBar,
-) -> anyhow::Result<(Checkpoint, u64)> {
+) -> anyhow::Result<(Checkpoint, u64, Busy)> {
     let (to_engine, from_reader): (SyncSender<Job>, Receiver<Job>) = sync_channel(PIPELINE_DEPTH);
     let (to_writer, from_engine): (SyncSender<Job>, Receiver<Job>) = sync_channel(PIPELINE_DEPTH);
     let dir = checkpoint.dir().to_path_buf();
     std::thread::scope(|s| {
-        let reader = s.spawn(move || -> anyhow::Result<()> {
+        let reader = s.spawn(move || -> anyhow::Result<f64> {
+            let mut busy = 0.0;
             for &(fi, pi) in todo {
+                let t = Instant::now();
                 let calls = load(&files[fi], &files[fi].parts[pi], &mappings[fi], model)?;
+                busy += t.elapsed().as_secs_f64();
                 let job = Job {
                     file: fi,
                     part: pi,
@@ -380,11 +404,13 @@ fn pipeline(
                     break; // the engine or the writer stopped; its error is reported
                 }
             }
-            Ok(())
+            Ok(busy)
         });
-        let writer = s.spawn(move || -> anyhow::Result<(Checkpoint, u64)> {
+        let writer = s.spawn(move || -> anyhow::Result<(Checkpoint, u64, f64)> {
             let mut rows = 0u64;
+            let mut busy = 0.0;
             for job in from_engine {
+                let t = Instant::now();
                 let file = &files[job.file];
                 let part = &file.parts[job.part];
                 let batch = layout
@@ -395,11 +421,14 @@ fn pipeline(
                 checkpoint.done(&name, part.rows as u64)?;
                 rows += part.rows as u64;
                 bar.inc(part.rows as u64);
+                busy += t.elapsed().as_secs_f64();
             }
-            Ok((checkpoint, rows))
+            Ok((checkpoint, rows, busy))
         });
-        let engine = (|| -> anyhow::Result<()> {
+        let engine = (|| -> anyhow::Result<f64> {
+            let mut busy = 0.0;
             for mut job in from_reader {
+                let t = Instant::now();
                 let inputs = std::mem::take(&mut job.calls);
                 let mut outputs = Vec::with_capacity(inputs.len());
                 for call in inputs {
@@ -412,11 +441,12 @@ fn pipeline(
                     })?);
                 }
                 job.calls = outputs;
+                busy += t.elapsed().as_secs_f64();
                 if to_writer.send(job).is_err() {
                     break;
                 }
             }
-            Ok(())
+            Ok(busy)
         })();
         drop(to_writer);
         let reader = reader
@@ -425,9 +455,18 @@ fn pipeline(
         let writer = writer
             .join()
             .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
-        reader?;
-        engine?;
-        writer
+        let read = reader?;
+        let engine = engine?;
+        let (checkpoint, rows, write) = writer?;
+        Ok((
+            checkpoint,
+            rows,
+            Busy {
+                read,
+                engine,
+                write,
+            },
+        ))
     })
 }
 

@@ -15,7 +15,8 @@ use arrow_schema::{DataType as ArrowType, Field, Schema, SchemaRef};
 use ballast_core::{DataType, ModelSignature, Tensor, TensorData};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 /// Columns every part starts with.
 pub const INPUT_FILE: &str = "input_file";
@@ -174,14 +175,24 @@ pub fn temp_name(name: &str) -> String {
     format!(".{name}.tmp")
 }
 
+/// zstd at its fastest level; dictionary encoding only for `input_file` (one value per part):
+/// `row` and the outputs are (nearly) all distinct, so a dictionary would be hashed for
+/// nothing (it was most of the writer's time), and page statistics are not needed.
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
+        .set_dictionary_enabled(false)
+        .set_column_dictionary_enabled(ColumnPath::from(INPUT_FILE), true)
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .build()
+}
+
 /// Writes `batch` as `dir/name` so that a crash at any moment leaves either no file of that
 /// name or the whole of it: a temporary file, fsynced, renamed, then the directory fsynced.
 pub fn write_part(dir: &Path, name: &str, batch: &RecordBatch) -> anyhow::Result<()> {
     let tmp = dir.join(temp_name(name));
     let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .build();
+    let props = writer_properties();
     let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     writer
