@@ -214,7 +214,7 @@ fn row_shape(spec: &TensorSpec, n: usize) -> Result<Vec<usize>, String> {
     let variable = dims.iter().filter(|&&d| d < 0).count();
     match variable {
         0 => Ok(dims.iter().map(|&d| d as usize).collect()),
-        1 if known > 0 && n % known == 0 => Ok(dims
+        1 if known > 0 && n.is_multiple_of(known) => Ok(dims
             .iter()
             .map(|&d| usize::try_from(d).unwrap_or(n / known))
             .collect()),

@@ -189,7 +189,7 @@ fn scan_csv(file: &mut InputFile, chunk_rows: usize) -> anyhow::Result<()> {
         {
             break;
         }
-        if row % chunk_rows as u64 == 0 {
+        if row.is_multiple_of(chunk_rows as u64) {
             file.parts.push(Part {
                 index: file.parts.len(),
                 first_row: row,

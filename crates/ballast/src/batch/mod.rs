@@ -3,10 +3,10 @@
 //! the served signature, the same NaN/Inf rule); each input part (Parquet row group, CSV
 //! chunk) becomes one Parquet part file in the output directory, checkpointed as it lands.
 //!
-//! Three threads in a pipeline joined by bounded channels (two parts in flight on each): the
-//! reader decodes a part and builds the engine's input tensors, this thread runs the engine
-//! (one call at a time, `--batch-size` rows each), the writer builds the part's columns,
-//! writes it crash-safely and records it. Reading and writing overlap the engine, so on a
+//! A pipeline of threads joined by bounded channels (two parts in flight on each): the reader
+//! decodes a part and builds the engine's input tensors, this thread runs the engine (one call
+//! at a time, `--batch-size` rows each), two writers build parts' columns, write them
+//! crash-safely and record them. Reading and writing overlap the engine, so on a
 //! spare core the run goes at the engine's own pace.
 
 mod checkpoint;
@@ -16,8 +16,8 @@ mod output;
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -47,8 +47,12 @@ impl std::fmt::Display for Usage {
 
 impl std::error::Error for Usage {}
 
-/// Parts decoded ahead of the engine, and scored parts waiting for the writer.
+/// Parts decoded ahead of the engine, and scored parts waiting for the writers.
 const PIPELINE_DEPTH: usize = 2;
+
+/// Writer threads: a part's fsyncs (file, then directory: ~15 ms on this machine's disk) wait
+/// off the CPU, so a second writer encodes the next part meanwhile.
+const WRITERS: usize = 2;
 
 /// Seconds of work of each pipeline stage.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -336,8 +340,9 @@ fn score(
 
     let bar = progress_bar(args, rows_todo);
     let scoring = Instant::now();
-    let (checkpoint, rows_scored, busy) =
+    let (mut checkpoint, rows_scored, busy) =
         pipeline(model, &files, &mappings, &layout, &todo, checkpoint, &bar)?;
+    checkpoint.flush()?;
     let seconds = scoring.elapsed().as_secs_f64();
     bar.finish_and_clear();
     anyhow::ensure!(
@@ -382,13 +387,15 @@ fn pipeline(
     mappings: &[Mapping],
     layout: &Layout,
     todo: &[(usize, usize)],
-    mut checkpoint: Checkpoint,
+    checkpoint: Checkpoint,
     bar: &ProgressBar,
 ) -> anyhow::Result<(Checkpoint, u64, Busy)> {
     let (to_engine, from_reader): (SyncSender<Job>, Receiver<Job>) = sync_channel(PIPELINE_DEPTH);
     let (to_writer, from_engine): (SyncSender<Job>, Receiver<Job>) = sync_channel(PIPELINE_DEPTH);
     let dir = checkpoint.dir().to_path_buf();
-    std::thread::scope(|s| {
+    let shared = Mutex::new(checkpoint);
+    let from_engine = Mutex::new(from_engine);
+    let (rows, busy) = std::thread::scope(|s| -> anyhow::Result<(u64, Busy)> {
         let reader = s.spawn(move || -> anyhow::Result<f64> {
             let mut busy = 0.0;
             for &(fi, pi) in todo {
@@ -406,25 +413,38 @@ fn pipeline(
             }
             Ok(busy)
         });
-        let writer = s.spawn(move || -> anyhow::Result<(Checkpoint, u64, f64)> {
-            let mut rows = 0u64;
-            let mut busy = 0.0;
-            for job in from_engine {
-                let t = Instant::now();
-                let file = &files[job.file];
-                let part = &file.parts[job.part];
-                let batch = layout
-                    .batch(&file.name, part.first_row, part.rows, &job.calls)
-                    .with_context(|| format!("{}: part {}", file.name, part.index))?;
-                let name = part_name(job.file, part.index);
-                output::write_part(&dir, &name, &batch)?;
-                checkpoint.done(&name, part.rows as u64)?;
-                rows += part.rows as u64;
-                bar.inc(part.rows as u64);
-                busy += t.elapsed().as_secs_f64();
-            }
-            Ok((checkpoint, rows, busy))
-        });
+        let (from_engine, shared, dir) = (&from_engine, &shared, &dir);
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|_| {
+                s.spawn(move || -> anyhow::Result<(u64, f64)> {
+                    let mut rows = 0u64;
+                    let mut busy = 0.0;
+                    loop {
+                        let next = match from_engine.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => anyhow::bail!("another writer thread panicked"),
+                        };
+                        let Ok(job) = next else { break };
+                        let t = Instant::now();
+                        let file = &files[job.file];
+                        let part = &file.parts[job.part];
+                        let batch = layout
+                            .batch(&file.name, part.first_row, part.rows, &job.calls)
+                            .with_context(|| format!("{}: part {}", file.name, part.index))?;
+                        let name = part_name(job.file, part.index);
+                        output::write_part(dir, &name, &batch)?;
+                        match shared.lock() {
+                            Ok(mut c) => c.done(&name, part.rows as u64)?,
+                            Err(_) => anyhow::bail!("another writer thread panicked"),
+                        }
+                        rows += part.rows as u64;
+                        bar.inc(part.rows as u64);
+                        busy += t.elapsed().as_secs_f64();
+                    }
+                    Ok((rows, busy))
+                })
+            })
+            .collect();
         let engine = (|| -> anyhow::Result<f64> {
             let mut busy = 0.0;
             for mut job in from_reader {
@@ -452,14 +472,22 @@ fn pipeline(
         let reader = reader
             .join()
             .map_err(|_| anyhow::anyhow!("the reader thread panicked"))?;
-        let writer = writer
-            .join()
-            .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
+        let mut written = Vec::with_capacity(WRITERS);
+        for w in writers {
+            written.push(
+                w.join()
+                    .map_err(|_| anyhow::anyhow!("a writer thread panicked"))?,
+            );
+        }
         let read = reader?;
         let engine = engine?;
-        let (checkpoint, rows, write) = writer?;
+        let (mut rows, mut write) = (0, 0.0);
+        for w in written {
+            let (r, b) = w?;
+            rows += r;
+            write += b;
+        }
         Ok((
-            checkpoint,
             rows,
             Busy {
                 read,
@@ -467,7 +495,11 @@ fn pipeline(
                 write,
             },
         ))
-    })
+    })?;
+    let checkpoint = shared
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a writer thread panicked"))?;
+    Ok((checkpoint, rows, busy))
 }
 
 /// The engine alone over the same parts: every part's input tensors built first (not timed),
