@@ -3,10 +3,10 @@
 //! the served signature, the same NaN/Inf rule); each input part (Parquet row group, CSV
 //! chunk) becomes one Parquet part file in the output directory, checkpointed as it lands.
 //!
-//! A pipeline of threads joined by bounded channels (two parts in flight on each): the reader
-//! decodes a part and builds the engine's input tensors, this thread runs the engine (one call
-//! at a time, `--batch-size` rows each), two writers build parts' columns, write them
-//! crash-safely and record them. Reading and writing overlap the engine, so on a
+//! A pipeline of threads joined by bounded channels: two readers decode parts and build the
+//! engine's input tensors, this thread runs the engine (one call at a time, `--batch-size` rows
+//! each), two writers build parts' columns, write them crash-safely and record them. Parts
+//! may finish out of order; each is its own file, so order does not matter. Reading and writing overlap the engine, so on a
 //! spare core the run goes at the engine's own pace.
 
 mod checkpoint;
@@ -16,6 +16,7 @@ mod output;
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,8 +48,12 @@ impl std::fmt::Display for Usage {
 
 impl std::error::Error for Usage {}
 
-/// Parts decoded ahead of the engine, and scored parts waiting for the writers.
-const PIPELINE_DEPTH: usize = 2;
+/// Parts decoded ahead of the engine, and scored parts waiting for the writers (beyond those
+/// the readers and writers hold): at most 7 parts in memory.
+const PIPELINE_DEPTH: usize = 1;
+
+/// Reader threads: decoding and building tensors is the costliest stage for light models.
+const READERS: usize = 2;
 
 /// Writer threads: a part's fsyncs (file, then directory: ~15 ms on this machine's disk) wait
 /// off the CPU, so a second writer encodes the next part meanwhile.
@@ -395,24 +400,32 @@ fn pipeline(
     let dir = checkpoint.dir().to_path_buf();
     let shared = Mutex::new(checkpoint);
     let from_engine = Mutex::new(from_engine);
+    let next = AtomicUsize::new(0);
     let (rows, busy) = std::thread::scope(|s| -> anyhow::Result<(u64, Busy)> {
-        let reader = s.spawn(move || -> anyhow::Result<f64> {
-            let mut busy = 0.0;
-            for &(fi, pi) in todo {
-                let t = Instant::now();
-                let calls = load(&files[fi], &files[fi].parts[pi], &mappings[fi], model)?;
-                busy += t.elapsed().as_secs_f64();
-                let job = Job {
-                    file: fi,
-                    part: pi,
-                    calls,
-                };
-                if to_engine.send(job).is_err() {
-                    break; // the engine or the writer stopped; its error is reported
-                }
-            }
-            Ok(busy)
-        });
+        let next = &next;
+        let readers: Vec<_> = (0..READERS)
+            .map(|_| {
+                let to_engine = to_engine.clone();
+                s.spawn(move || -> anyhow::Result<f64> {
+                    let mut busy = 0.0;
+                    while let Some(&(fi, pi)) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let t = Instant::now();
+                        let calls = load(&files[fi], &files[fi].parts[pi], &mappings[fi], model)?;
+                        busy += t.elapsed().as_secs_f64();
+                        let job = Job {
+                            file: fi,
+                            part: pi,
+                            calls,
+                        };
+                        if to_engine.send(job).is_err() {
+                            break; // the engine or a writer stopped; its error is reported
+                        }
+                    }
+                    Ok(busy)
+                })
+            })
+            .collect();
+        drop(to_engine);
         let (from_engine, shared, dir) = (&from_engine, &shared, &dir);
         let writers: Vec<_> = (0..WRITERS)
             .map(|_| {
@@ -469,9 +482,13 @@ fn pipeline(
             Ok(busy)
         })();
         drop(to_writer);
-        let reader = reader
-            .join()
-            .map_err(|_| anyhow::anyhow!("the reader thread panicked"))?;
+        let mut read_results = Vec::with_capacity(READERS);
+        for r in readers {
+            read_results.push(
+                r.join()
+                    .map_err(|_| anyhow::anyhow!("a reader thread panicked"))?,
+            );
+        }
         let mut written = Vec::with_capacity(WRITERS);
         for w in writers {
             written.push(
@@ -479,7 +496,10 @@ fn pipeline(
                     .map_err(|_| anyhow::anyhow!("a writer thread panicked"))?,
             );
         }
-        let read = reader?;
+        let mut read = 0.0;
+        for r in read_results {
+            read += r?;
+        }
         let engine = engine?;
         let (mut rows, mut write) = (0, 0.0);
         for w in written {
