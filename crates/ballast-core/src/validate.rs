@@ -21,6 +21,20 @@ pub struct RequestLimits {
     pub allow_inf: bool,
 }
 
+impl RequestLimits {
+    /// What a model's config allows: NaN where the engine takes it as missing (unless the
+    /// config says), ±Inf only when the config allows non-finite values. The one rule for
+    /// served requests and `ballast batch`.
+    pub fn for_model(config: &crate::ModelConfig, nan_is_missing: bool) -> Self {
+        Self {
+            max_batch_size: config.max_batch_size,
+            max_request_rows: config.max_request_rows,
+            allow_nan: config.allow_non_finite.unwrap_or(nan_is_missing),
+            allow_inf: config.allow_non_finite.unwrap_or(false),
+        }
+    }
+}
+
 /// `tensor` as `to` when the conversion cannot change a value: FP16 → FP32 → FP64,
 /// UINT8 → INT32 → INT64, UINT8 → FP16/FP32/FP64, INT32 → FP64. The tensor back for every
 /// other pair.

@@ -73,6 +73,53 @@ impl Loader for EngineLoader {
     }
 }
 
+/// A registered version opened as the deployer opens it: its config parsed, its signature
+/// checked against the registry's policy, its files materialised (every byte verified) and
+/// its engine loaded.
+pub struct OpenedVersion {
+    pub dir: PathBuf,
+    pub config: ModelConfig,
+    pub backend: Arc<dyn Backend>,
+}
+
+/// Opens `record` (with its model's `config.toml` text) the way the deployer does before
+/// serving it; `ballast batch` scores with the same. Errors are the reason, for events and
+/// the command line.
+pub async fn open_version(
+    registry: &Registry,
+    loader: &Arc<dyn Loader>,
+    record: &VersionRecord,
+    config_toml: Option<&str>,
+) -> Result<OpenedVersion, String> {
+    let config = match config_toml {
+        Some(t) => ModelConfig::from_toml(t, &format!("model '{}' config", record.model))
+            .map_err(|e| e.message)?,
+        None => ModelConfig::default(),
+    };
+    registry
+        .options
+        .signatures
+        .check(record)
+        .map_err(|e| e.to_string())?;
+    let dir = registry
+        .artifacts
+        .materialize(&record.model, record.version, &record.digest, &record.files)
+        .await
+        .map_err(|e| e.to_string())?;
+    let loader = loader.clone();
+    let open_config = config.clone();
+    let open_dir = dir.clone();
+    let backend = tokio::task::spawn_blocking(move || loader.load(&open_dir, &open_config))
+        .await
+        .map_err(|e| format!("loader thread failed: {e}"))?
+        .map_err(|e| e.message)?;
+    Ok(OpenedVersion {
+        dir,
+        config,
+        backend,
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct DeployOptions {
     /// How often the registry's generation is checked and rollouts are judged.
@@ -522,29 +569,11 @@ impl Deployer {
         record: &VersionRecord,
         config_toml: Option<&str>,
     ) -> Result<Arc<ModelVersion>, String> {
-        let config = match config_toml {
-            Some(t) => ModelConfig::from_toml(t, &format!("model '{}' config", record.model))
-                .map_err(|e| e.message)?,
-            None => ModelConfig::default(),
-        };
-        self.registry
-            .options
-            .signatures
-            .check(record)
-            .map_err(|e| e.to_string())?;
-        let dir = self
-            .registry
-            .artifacts
-            .materialize(&record.model, record.version, &record.digest, &record.files)
-            .await
-            .map_err(|e| e.to_string())?;
-        let loader = self.loader.clone();
-        let open_config = config.clone();
-        let version_dir = dir.clone();
-        let backend = tokio::task::spawn_blocking(move || loader.load(&dir, &open_config))
-            .await
-            .map_err(|e| format!("loader thread failed: {e}"))?
-            .map_err(|e| e.message)?;
+        let OpenedVersion {
+            dir: version_dir,
+            config,
+            backend,
+        } = open_version(&self.registry, &self.loader, record, config_toml).await?;
         let warm = self.options.warmup && config.warmup;
         self.repository
             .launch(

@@ -46,6 +46,19 @@ pub struct Admission {
     protocol: Protocol,
 }
 
+/// The signature a model is served with: the engine's, corrected by the config's `[[input]]`
+/// and `[[output]]` tables; with it, the configured name of each renamed output (by index).
+/// `ballast batch` maps columns onto the same signature.
+pub fn served_signature(
+    backend: &dyn Backend,
+    config: &ModelConfig,
+) -> Result<(ModelSignature, Vec<Option<String>>), Error> {
+    let mut signature = backend.signature().clone();
+    ModelConfig::apply_overrides(&config.inputs, &mut signature.inputs, "input")?;
+    let renamed = ModelConfig::apply_overrides(&config.outputs, &mut signature.outputs, "output")?;
+    Ok((signature, renamed))
+}
+
 impl ModelVersion {
     pub(crate) fn start(
         name: &str,
@@ -55,10 +68,7 @@ impl ModelVersion {
         draining: Arc<AtomicBool>,
         life: &crate::lifecycle::Lifecycle,
     ) -> Result<Self, Error> {
-        let mut signature = backend.signature().clone();
-        ModelConfig::apply_overrides(&config.inputs, &mut signature.inputs, "input")?;
-        let renamed =
-            ModelConfig::apply_overrides(&config.outputs, &mut signature.outputs, "output")?;
+        let (signature, renamed) = served_signature(backend.as_ref(), &config)?;
         let output_names = renamed.iter().any(Option::is_some).then_some(renamed);
         let mut config = config;
         if config.max_batch_size > 0 && !signature.supports_batching() {
@@ -299,12 +309,7 @@ impl ModelVersion {
     /// What a request may carry: rows, NaN (where the engine takes it as missing, unless the
     /// config says), ±Inf (only when the config allows non-finite values).
     pub fn limits(&self) -> RequestLimits {
-        RequestLimits {
-            max_batch_size: self.config.max_batch_size,
-            max_request_rows: self.config.max_request_rows,
-            allow_nan: self.config.allow_non_finite.unwrap_or(self.nan_is_missing),
-            allow_inf: self.config.allow_non_finite.unwrap_or(false),
-        }
+        RequestLimits::for_model(&self.config, self.nan_is_missing)
     }
 
     /// Ends warm-up: requests from now on count in metrics and statistics.

@@ -44,6 +44,53 @@ pub enum Command {
     Alerts(AlertsArgs),
     /// Prediction logs: query what was served.
     Logs(LogsArgs),
+    /// Score Parquet or CSV files with a registered model into Parquet parts, resumably:
+    /// killed and run again with the same arguments, it skips the parts already written.
+    Batch(BatchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BatchArgs {
+    /// The model: NAME (its production alias), NAME@VERSION or NAME@ALIAS.
+    #[arg(long)]
+    pub model: String,
+    /// Input files: a path or a glob such as 'data/*.parquet' (quoted, expanded by ballast);
+    /// Parquet (.parquet) or CSV with a header row (.csv); repeatable.
+    #[arg(long, required = true)]
+    pub input: Vec<String>,
+    /// Output directory: part-FFFFF-PPPPPP.parquet per input row group (CSV: per chunk) and
+    /// _checkpoint.json; new or empty, or the directory of an interrupted run to resume.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Registry data directory, as for `ballast serve`.
+    #[arg(long, env = "BALLAST_DATA_DIR", default_value = "ballast-data")]
+    pub data_dir: PathBuf,
+    /// Artifact store: a directory or s3://, gs://, az:// URL (default DATA_DIR/artifacts).
+    #[arg(long, env = "BALLAST_ARTIFACTS")]
+    pub artifacts: Option<String>,
+    /// Columns whose values make each row of a one-input model, in order (comma separated)
+    /// [default: columns named <input>[i], else every numeric column but a label, in file order].
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Vec<String>,
+    /// Rows per engine call (capped by the model's max_request_rows).
+    #[arg(long, default_value_t = 1024)]
+    pub batch_size: usize,
+    /// Rows per part of a CSV input (a Parquet input's parts are its row groups).
+    #[arg(long, default_value_t = 65_536)]
+    pub csv_chunk_rows: usize,
+    /// No progress bar (it is also hidden when standard error is not a terminal).
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// ONNX Runtime shared library (libonnxruntime.so.*), as for `ballast serve`.
+    #[arg(long, env = "BALLAST_ONNXRUNTIME_LIBRARY")]
+    pub onnxruntime_library: Option<PathBuf>,
+    /// Benchmarking: also time the engine alone over the same input tensors, before and after
+    /// the run, and report the ratio (bench/batch_scoring.sh).
+    #[arg(long, hide = true)]
+    pub compare_engine: bool,
 }
 
 #[derive(Args, Debug)]

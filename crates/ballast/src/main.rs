@@ -1,6 +1,7 @@
 //! `ballast`: parse the command line, load configuration, then serve, demo or bench.
 //! Everything of substance lives in the library crates; this file only wires them.
 
+mod batch;
 mod bench;
 mod cli;
 mod config;
@@ -175,6 +176,10 @@ fn main() -> ExitCode {
             Command::Profile(a) => profile(a).map_err(report),
             Command::Alerts(a) => alerts(a).await.map_err(report),
             Command::Logs(a) => logs_cli::run(a).await.map_err(report),
+            Command::Batch(a) => {
+                logging::init(config::LogFormat::Text, "warn");
+                batch::run(a).await.map_err(report)
+            }
             // Exit 2 when changes are pending (as `terraform plan -detailed-exitcode`), so CI can
             // gate on drift; 1 stays for errors.
             Command::Diff(a) => {
@@ -236,7 +241,12 @@ async fn alerts(a: cli::AlertsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints the error; a usage error (`batch::Usage`: bad arguments or inputs) exits 64.
 fn report(e: anyhow::Error) -> ExitCode {
     eprintln!("error: {e:#}");
-    ExitCode::FAILURE
+    if e.downcast_ref::<batch::Usage>().is_some() {
+        ExitCode::from(EXIT_BAD_CONFIG)
+    } else {
+        ExitCode::FAILURE
+    }
 }
