@@ -6,14 +6,19 @@
 //! - [`wasserstein`]: Wasserstein-1 on the samples (`scipy.stats.wasserstein_distance`).
 //! - [`binned`]: PSI and Jensen–Shannon on reference-quantile bins or categories.
 //! - [`chi2`]: chi-square on the 2×k category table (`scipy.stats.chi2_contingency`).
+//! - [`sort`]: a radix sort for the columns' values.
 //! - [`html`]: the self-contained HTML report.
 //!
-//! **Verdict** (Evidently's default choice of test and threshold, see `docs/drift.md`):
-//! numeric features with at most [`SMALL_SAMPLE`] reference values drift when the KS p-value is
-//! below 0.05, larger ones when the Wasserstein distance divided by the reference's standard
-//! deviation (floored at 0.001) is at least 0.1; categorical features with a small reference
-//! drift when the chi-square p-value is below 0.05, larger ones when the Jensen–Shannon
-//! distance (base 2) is at least `0.1 / sqrt(ln 2)` (Evidently's 0.1 in natural-log units).
+//! **Verdict** (Evidently's default tests and thresholds, see `docs/drift.md`): when either
+//! side has at most [`SMALL_SAMPLE`] values, a p-value decides — numeric features drift when
+//! the KS p-value is below 0.05, categorical ones when the chi-square p-value is; when both
+//! sides are larger, p-values flag negligible differences, so a distance decides — numeric
+//! features drift when the Wasserstein distance divided by the reference's standard deviation
+//! (floored at 0.001) is at least 0.1, categorical ones when the Jensen–Shannon distance
+//! (base 2) is at least `0.1 / sqrt(ln 2)` (Evidently's 0.1 in natural-log units). Evidently
+//! looks at the reference's size alone; with a large reference and a small current batch its
+//! distance rule raises false alarms (the normed Wasserstein of 100 values from the same
+//! distribution is often above 0.1), so the smaller side decides here.
 //! A feature with no values on a side is not tested (`reason`), and not counted in
 //! `drifted_share`.
 
@@ -22,6 +27,7 @@ pub mod chi2;
 pub mod html;
 pub mod ks;
 pub mod read;
+pub mod sort;
 pub mod wasserstein;
 
 use std::collections::BTreeMap;
@@ -32,8 +38,8 @@ use serde::Serialize;
 
 use read::{ColumnValues, Format, Source, Values};
 
-/// A reference at most this large is judged by a p-value; above, p-values flag trivial
-/// differences, so a distance threshold decides (Evidently's rule).
+/// A feature with at most this many values on either side is judged by a p-value; above,
+/// p-values flag trivial differences, so a distance threshold decides (Evidently's 1000).
 pub const SMALL_SAMPLE: usize = 1000;
 /// Significance level of the p-value verdicts.
 pub const P_VALUE_THRESHOLD: f64 = 0.05;
@@ -267,15 +273,14 @@ pub fn feature(
         plot: Plot::default(),
     };
     match (reference.values, current.values) {
-        (Values::Numeric(mut a), Values::Numeric(mut b)) => {
+        (Values::Numeric(a), Values::Numeric(b)) => {
             f.reference_count = a.len() as u64;
             f.current_count = b.len() as u64;
             if let Some(reason) = untestable(a.len(), b.len()) {
                 f.reason = Some(reason);
                 return f;
             }
-            sort(&mut a);
-            sort(&mut b);
+            let (a, b) = (sort::sorted(a), sort::sorted(b));
             numeric(&mut f, &a, &b);
         }
         (Values::Categorical(a), Values::Categorical(b)) => {
@@ -302,10 +307,6 @@ fn untestable(reference: usize, current: usize) -> Option<String> {
     }
 }
 
-fn sort(v: &mut [f64]) {
-    v.sort_unstable_by(f64::total_cmp);
-}
-
 fn numeric(f: &mut Feature, a: &[f64], b: &[f64]) {
     let ks = ks::ks_2samp(a, b);
     let w = wasserstein::wasserstein(a, b);
@@ -320,7 +321,7 @@ fn numeric(f: &mut Feature, a: &[f64], b: &[f64]) {
         psi: Some(crate::stats::psi(&ra, &cb)),
         jensen_shannon: Some(crate::stats::jensen_shannon(&ra, &cb)),
     };
-    f.verdict = if a.len() <= SMALL_SAMPLE {
+    f.verdict = if a.len().min(b.len()) <= SMALL_SAMPLE {
         ks.map(|k| Verdict {
             test: "ks_p_value",
             value: k.p_value,
@@ -360,8 +361,8 @@ fn categorical(f: &mut Feature, a: &BTreeMap<String, u64>, b: &BTreeMap<String, 
         jensen_shannon: Some(js),
         ..Tests::default()
     };
-    let n_ref: u64 = ra.iter().sum();
-    f.verdict = Some(if n_ref as usize <= SMALL_SAMPLE {
+    let smaller = ra.iter().sum::<u64>().min(cb.iter().sum());
+    f.verdict = Some(if smaller <= SMALL_SAMPLE as u64 {
         Verdict {
             test: "chi2_p_value",
             value: chi.p_value,
