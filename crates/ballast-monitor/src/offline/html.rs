@@ -68,10 +68,10 @@ pub fn render(report: &Report) -> String {
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>Drift report</title><style>{STYLE}</style></head><body>\n"
     );
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<header><h1>Data drift: {} of {} features drifted</h1>\
-         <div class=\"files\">reference <b>{}</b> ({} rows) &nbsp;→&nbsp; current <b>{}</b> ({} rows)</div></header>\n",
+         <div class=\"files\">reference <b>{}</b> ({} rows) &nbsp;→&nbsp; current <b>{}</b> ({} rows)</div></header>",
         report.drifted_features,
         report.tested_features,
         escape(&report.reference.display().to_string()),
@@ -85,13 +85,13 @@ pub fn render(report: &Report) -> String {
         "ok"
     };
     let skipped = report.features.len() - report.tested_features;
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<div class=\"cards\">\
          <div class=\"card {share_class}\"><div>drifted share</div><div class=\"v\">{:.0}%</div></div>\
          <div class=\"card\"><div>features tested</div><div class=\"v\">{}</div></div>\
          <div class=\"card {share_class}\"><div>drifted</div><div class=\"v\">{}</div></div>\
-         <div class=\"card\"><div>not tested</div><div class=\"v\">{skipped}</div></div></div>\n",
+         <div class=\"card\"><div>not tested</div><div class=\"v\">{skipped}</div></div></div>",
         report.drifted_share * 100.0,
         report.tested_features,
         report.drifted_features,

@@ -241,6 +241,8 @@ pub fn kolmogn_sf(n: u64, x: f64) -> f64 {
 
 /// `log(n! / n^n)` by Stirling's series with `n log n` removed up front.
 fn log_nfactorial_div_n_pow_n(n: f64) -> f64 {
+    // scipy's digits, kept as written there.
+    #[allow(clippy::excessive_precision)]
     const STIRLING: [f64; 8] = [
         -2.955065359477124183e-2,
         6.4102564102564102564e-3,

@@ -208,12 +208,21 @@ pub fn compare(
         // One column (both sides) in memory per worker.
         plan.par_iter()
             .map(|(name, kind, i, j)| {
-                let rv = read::load(&r, &[(*i, *kind)])?;
-                let cv = read::load(&c, &[(*j, *kind)])?;
-                let (Some(rv), Some(cv)) = (rv.into_iter().next(), cv.into_iter().next()) else {
-                    unreachable_empty()
+                let one = |source: &Source, index: usize| {
+                    read::load(source, &[(index, *kind)])?.pop().ok_or_else(|| {
+                        OfflineError::Parquet {
+                            path: source.path.clone(),
+                            message: format!("column '{name}' was not read"),
+                        }
+                    })
                 };
-                Ok(feature(name, *kind, rv, cv, current_rows))
+                Ok(feature(
+                    name,
+                    *kind,
+                    one(&r, *i)?,
+                    one(&c, *j)?,
+                    current_rows,
+                ))
             })
             .collect::<Result<_, OfflineError>>()?
     } else {
@@ -240,11 +249,6 @@ pub fn compare(
             drifted as f64 / tested as f64
         },
     })
-}
-
-#[allow(clippy::panic)]
-fn unreachable_empty() -> ! {
-    panic!("read::load returns one column per column asked")
 }
 
 /// The tests of one feature from both sides' values.
@@ -452,18 +456,4 @@ fn categorical_plot(cats: &[&String], ra: &[u64], cb: &[u64]) -> Plot {
         }
     }
     plot
-}
-
-/// The source a caller asked about, for error messages that name it.
-pub fn describe(source: &Source) -> String {
-    format!(
-        "{} ({}, {} rows, {} columns)",
-        source.path.display(),
-        match source.format {
-            Format::Csv => "CSV",
-            Format::Parquet => "Parquet",
-        },
-        source.rows,
-        source.columns.len()
-    )
 }

@@ -280,7 +280,7 @@ pub fn load(source: &Source, wanted: &[(usize, Kind)]) -> Result<Vec<ColumnValue
 fn load_csv(source: &Source, wanted: &[(usize, Kind)]) -> Result<Vec<ColumnValues>, OfflineError> {
     let path = &source.path;
     let mut out: Vec<ColumnValues> = wanted.iter().map(|(_, k)| ColumnValues::new(*k)).collect();
-    if let Some(rows) = usize::try_from(source.rows).ok() {
+    if let Ok(rows) = usize::try_from(source.rows) {
         for c in &mut out {
             if let Values::Numeric(v) = &mut c.values {
                 v.reserve(rows);
@@ -320,7 +320,7 @@ fn load_parquet(
         .build()
         .map_err(|e| parquet_error(path, e))?;
     let mut out: Vec<ColumnValues> = wanted.iter().map(|(_, k)| ColumnValues::new(*k)).collect();
-    if let Some(rows) = usize::try_from(source.rows).ok() {
+    if let Ok(rows) = usize::try_from(source.rows) {
         for c in &mut out {
             if let Values::Numeric(v) = &mut c.values {
                 v.reserve(rows);
@@ -348,18 +348,18 @@ where
 {
     use num_like::AsF64;
     let a = array.as_primitive::<T>();
-    if a.null_count() == 0 {
-        if let Values::Numeric(v) = &mut col.values {
-            for x in a.values().iter() {
-                let x = x.as_f64();
-                if x.is_finite() {
-                    v.push(x + 0.0);
-                } else {
-                    col.missing += 1;
-                }
+    if a.null_count() == 0
+        && let Values::Numeric(v) = &mut col.values
+    {
+        for x in a.values().iter() {
+            let x = x.as_f64();
+            if x.is_finite() {
+                v.push(x + 0.0);
+            } else {
+                col.missing += 1;
             }
-            return;
         }
+        return;
     }
     for x in a.iter() {
         col.push_number(x.map(|x| x.as_f64()));
