@@ -8,10 +8,12 @@
 //! - [`online`]: live requests counted in the reference's bins per window, with quality
 //!   counters, and the verdict per feature.
 //! - [`monitor`]: the observer on the serving tap that keeps those windows per version.
+//! - [`offline`]: offline drift between two files (`ballast drift`), equal to scipy's tests.
 //! - [`alerts`]: rules on those windows, their states, and signed delivery.
 
 pub mod alerts;
 pub mod monitor;
+pub mod offline;
 pub mod online;
 pub mod profile;
 pub mod stats;

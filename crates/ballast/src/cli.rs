@@ -47,6 +47,10 @@ pub enum Command {
     /// Score Parquet or CSV files with a registered model into Parquet parts, resumably:
     /// killed and run again with the same arguments, it skips the parts already written.
     Batch(BatchArgs),
+    /// Offline data drift of a current file against a reference (CSV or Parquet): per feature
+    /// KS, Wasserstein, PSI, Jensen–Shannon (numeric) or chi-square (categorical), equal to
+    /// scipy, and a verdict. Exits 0 whatever the verdict, 64 on unusable input.
+    Drift(DriftArgs),
 }
 
 #[derive(Args, Debug)]
@@ -91,6 +95,25 @@ pub struct BatchArgs {
     /// the run, and report the ratio (bench/batch_scoring.sh).
     #[arg(long, hide = true)]
     pub compare_engine: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DriftArgs {
+    /// The reference data: CSV with a header row, or Parquet.
+    #[arg(long)]
+    pub reference: PathBuf,
+    /// The data to compare with the reference: CSV or Parquet, with every reference column.
+    #[arg(long)]
+    pub current: PathBuf,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write a self-contained HTML report (summary, verdicts, distributions) here.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Columns to test as categories even when their values are numbers (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    pub categorical: Vec<String>,
 }
 
 #[derive(Args, Debug)]

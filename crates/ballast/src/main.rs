@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod demo;
 mod demo_logs;
+mod drift_cli;
 mod logging;
 mod logs_cli;
 #[cfg(test)]
@@ -180,6 +181,13 @@ fn main() -> ExitCode {
                 logging::init(config::LogFormat::Text, "warn");
                 batch::run(a).await.map_err(report)
             }
+            Command::Drift(a) => drift_cli::run(a).map_err(|e| match e {
+                drift_cli::DriftError::Input(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_BAD_CONFIG)
+                }
+                drift_cli::DriftError::Other(e) => report(e),
+            }),
             // Exit 2 when changes are pending (as `terraform plan -detailed-exitcode`), so CI can
             // gate on drift; 1 stays for errors.
             Command::Diff(a) => {
