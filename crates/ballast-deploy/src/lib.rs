@@ -224,10 +224,13 @@ impl Deployer {
     /// Rollouts are judged on a loop of their own: a reconcile can take as long as an artifact
     /// download and a warm-up, and a rollback must not wait for that. A decision wakes the
     /// reconcile loop, which applies the new traffic policy.
-    /// Both loops run in this one task (joined, not spawned): its owner waits for both.
+    /// The judge runs as a task of its own (a worker of its own on a multi-threaded runtime),
+    /// joined before this returns: the caller's task owns both.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
-        let judging = self.clone().judge_loop(stop.clone());
-        tokio::join!(judging, self.clone().reconcile_loop(stop));
+        #[allow(clippy::disallowed_methods)] // joined just below
+        let judging = tokio::spawn(self.clone().judge_loop(stop.clone()));
+        self.clone().reconcile_loop(stop).await;
+        let _ = judging.await;
         // Stopped: let go of the versions it loaded, so that once the repository unloads them
         // at shutdown nothing keeps their engine threads alive.
         self.state.lock().await.loaded.clear();
