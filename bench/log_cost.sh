@@ -37,6 +37,7 @@ TICK=$(getconf CLK_TCK)
 
 start_server() { # mode
   HP=$(free_port); GP=$(free_port)
+  while [ "$GP" = "$HP" ]; do GP=$(free_port); done
   local extra=()
   [ "$1" = off ] && extra=(--no-prediction-log)
   rm -rf "$OUT/data-$1"
