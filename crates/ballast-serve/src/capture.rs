@@ -104,11 +104,6 @@ impl VersionLog {
     /// Logs a shadow mirror's run on this (candidate) version: sampled, never waited for
     /// (nobody is answered from it), dropped and counted when the log is full.
     pub fn mirrored(&self, record: Record) {
-        self.refused(record);
-    }
-
-    /// Logs a request refused before it was admitted (not waited for; dropped when full).
-    pub fn refused(&self, record: Record) {
         if self.sample < 1.0 && rand::random::<f64>() >= self.sample {
             return;
         }

@@ -45,23 +45,29 @@ struct Server {
 }
 
 fn spawn(repo: &Path, data: &Path) -> Child {
-    spawn_with(repo, data, &["--no-monitor"])
+    spawn_with(Some(repo), data, &["--no-monitor"])
 }
 
-fn spawn_with(repo: &Path, data: &Path, extra: &[&str]) -> Child {
-    Command::new(BIN)
+/// `ballast serve` over `repo` (`None`: the registry in `data`) with JSON logs.
+fn spawn_with(repo: Option<&Path>, data: &Path, extra: &[&str]) -> Child {
+    let mut serve = Command::new(BIN);
+    serve
         .args([
             "serve",
             "--http-port",
             "0",
             "--grpc-port",
             "0",
+            "--admin-port",
+            "0",
             "--log-format",
             "json",
         ])
-        .args(extra)
-        .arg("--model-repository")
-        .arg(repo)
+        .args(extra);
+    if let Some(repo) = repo {
+        serve.arg("--model-repository").arg(repo);
+    }
+    serve
         .arg("--data-dir")
         .arg(data)
         .stderr(Stdio::piped())
@@ -306,7 +312,7 @@ fn sigterm_under_load_keeps_every_acknowledged_record_and_stops_everything_in_or
     let repo = repository("");
     let data = tempfile::tempdir().unwrap();
     // The monitor on: its observer thread is one of those that must stop.
-    let server = started(spawn_with(repo.path(), data.path(), &[]));
+    let server = started(spawn_with(Some(repo.path()), data.path(), &[]));
     let url = format!("http://{}/v2/models/fraud/infer", server.http);
     let acked = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -480,26 +486,7 @@ fn shadow_mirrors_are_logged_as_the_candidates_runs() {
         data.path(),
         &["policy", "set", "fraud", "--shadow", "2:100"],
     );
-    let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--http-port",
-            "0",
-            "--grpc-port",
-            "0",
-            "--admin-port",
-            "0",
-            "--log-format",
-            "json",
-            "--no-monitor",
-            "--data-dir",
-        ])
-        .arg(data.path())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = started(child);
+    let server = started(spawn_with(None, data.path(), &["--no-monitor"]));
     let url = format!("http://{}/v2/models/fraud/infer", server.http);
     let rt = runtime();
     rt.block_on(async {

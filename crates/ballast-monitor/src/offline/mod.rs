@@ -123,6 +123,39 @@ pub struct Verdict {
     pub test: &'static str,
     pub value: f64,
     pub threshold: f64,
+    /// A p-value drifts below its threshold, a distance at or above it.
+    #[serde(skip)]
+    p_value: bool,
+}
+
+impl Verdict {
+    /// A test's p-value, held to [`P_VALUE_THRESHOLD`].
+    fn p_value(test: &'static str, value: f64) -> Self {
+        Self {
+            test,
+            value,
+            threshold: P_VALUE_THRESHOLD,
+            p_value: true,
+        }
+    }
+
+    /// A distance held to `threshold`.
+    fn distance(test: &'static str, value: f64, threshold: f64) -> Self {
+        Self {
+            test,
+            value,
+            threshold,
+            p_value: false,
+        }
+    }
+
+    pub fn drifted(&self) -> bool {
+        if self.p_value {
+            self.value < self.threshold
+        } else {
+            self.value >= self.threshold
+        }
+    }
 }
 
 /// What the HTML report draws: both sides' shares in the same bins.
@@ -326,22 +359,11 @@ fn numeric(f: &mut Feature, a: &[f64], b: &[f64]) {
         jensen_shannon: Some(crate::stats::jensen_shannon(&ra, &cb)),
     };
     f.verdict = if a.len().min(b.len()) <= SMALL_SAMPLE {
-        ks.map(|k| Verdict {
-            test: "ks_p_value",
-            value: k.p_value,
-            threshold: P_VALUE_THRESHOLD,
-        })
+        ks.map(|k| Verdict::p_value("ks_p_value", k.p_value))
     } else {
-        normed.map(|v| Verdict {
-            test: "wasserstein_normed",
-            value: v,
-            threshold: WASSERSTEIN_NORMED_THRESHOLD,
-        })
+        normed.map(|v| Verdict::distance("wasserstein_normed", v, WASSERSTEIN_NORMED_THRESHOLD))
     };
-    f.drifted = f.verdict.as_ref().is_some_and(|v| match v.test {
-        "ks_p_value" => v.value < v.threshold,
-        _ => v.value >= v.threshold,
-    });
+    f.drifted = f.verdict.as_ref().is_some_and(Verdict::drifted);
     f.plot = numeric_plot(a, b);
 }
 
@@ -367,22 +389,11 @@ fn categorical(f: &mut Feature, a: &BTreeMap<String, u64>, b: &BTreeMap<String, 
     };
     let smaller = ra.iter().sum::<u64>().min(cb.iter().sum());
     f.verdict = Some(if smaller <= SMALL_SAMPLE as u64 {
-        Verdict {
-            test: "chi2_p_value",
-            value: chi.p_value,
-            threshold: P_VALUE_THRESHOLD,
-        }
+        Verdict::p_value("chi2_p_value", chi.p_value)
     } else {
-        Verdict {
-            test: "jensen_shannon",
-            value: js,
-            threshold: JS_THRESHOLD,
-        }
+        Verdict::distance("jensen_shannon", js, JS_THRESHOLD)
     });
-    f.drifted = f.verdict.as_ref().is_some_and(|v| match v.test {
-        "chi2_p_value" => v.value < v.threshold,
-        _ => v.value >= v.threshold,
-    });
+    f.drifted = f.verdict.as_ref().is_some_and(Verdict::drifted);
     f.plot = categorical_plot(&cats, &ra, &cb);
 }
 
